@@ -1,0 +1,96 @@
+//! # machina-async-std
+//!
+//! Machina on [async-std](https://docs.rs/async-std): a [`Runtime`] over
+//! `async_std::task::spawn`, `async_std::task::spawn_blocking` and the
+//! async-io timers async-std itself sleeps on.
+//!
+//! **async-std is discontinued upstream** (its authors recommend smol).
+//! This adapter stays for programs that already run on async-std; new
+//! programs should use `machina-smol` or `machina-tokio`.
+//!
+//! This crate re-exports [`machina_core`]; depend on it alone.
+//!
+//! ```
+//! let rt = machina_async_std::runtime();
+//! let value = async_std::task::block_on(async move {
+//!     rt.spawn(async { 6 * 7 }).unwrap().await.unwrap()
+//! });
+//! assert_eq!(value, 42);
+//! ```
+
+#![forbid(unsafe_code)]
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+pub use machina_core;
+pub use machina_core::*;
+
+use machina_core::rt::{BlockingFn, BoxFuture, Sleep, Spawn, SpawnError, Timer};
+
+/// A [`Runtime`] on async-std's global executor.
+pub fn runtime() -> Runtime {
+    Runtime::new(
+        "async-std",
+        Arc::new(AsyncStdSpawner::new()),
+        Arc::new(AsyncStdTimer::new()),
+    )
+}
+
+/// The [`Spawn`] half of the async-std adapter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsyncStdSpawner {
+    _private: (),
+}
+
+impl AsyncStdSpawner {
+    /// A spawner onto async-std's global executor.
+    pub fn new() -> Self {
+        AsyncStdSpawner { _private: () }
+    }
+}
+
+impl Spawn for AsyncStdSpawner {
+    fn spawn_detached(&self, task: BoxFuture) -> Result<(), SpawnError> {
+        // Dropping async-std's JoinHandle detaches the task.
+        drop(async_std::task::spawn(task));
+        Ok(())
+    }
+
+    fn spawn_blocking(&self, f: BlockingFn) -> Result<(), SpawnError> {
+        drop(async_std::task::spawn_blocking(f));
+        Ok(())
+    }
+}
+
+/// The [`Timer`] half of the async-std adapter. async-std has no
+/// `sleep_until`; its `sleep` is an [`async_io::Timer`], which this uses
+/// directly with an absolute deadline.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsyncStdTimer {
+    _private: (),
+}
+
+impl AsyncStdTimer {
+    /// A timer on async-io's reactor, as async-std uses.
+    pub fn new() -> Self {
+        AsyncStdTimer { _private: () }
+    }
+}
+
+impl Timer for AsyncStdTimer {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        let timer = async_io::Timer::at(deadline);
+        Box::pin(async move {
+            timer.await;
+        })
+    }
+
+    fn system_now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}

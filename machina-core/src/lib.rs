@@ -1,0 +1,50 @@
+//! # machina-core
+//!
+//! The runtime-agnostic heart of Machina, a framework for bots and
+//! long-running async services: programs that run forever, on a schedule,
+//! within rate limits, and survive failure.
+//!
+//! This crate names no async runtime. It is written against the small
+//! [`rt::Spawn`] and [`rt::Timer`] traits, bundled in an [`rt::Runtime`]
+//! handle; the adapter crates `machina-tokio`, `machina-smol` and
+//! `machina-async-std` provide that handle for their executor and re-export
+//! this crate, so application code depends on one adapter only.
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | [`rt`] | the runtime boundary: spawn, join handles, clock, sleep, timeout, interval, seeded RNG |
+//! | `testing` (feature `test-util`) | [`MockRuntime`](testing::MockRuntime): a deterministic executor with a virtual clock |
+//!
+//! ## Testing on virtual time
+//!
+//! With the `test-util` feature, any code written against [`rt::Runtime`]
+//! runs on the mock runtime, where a simulated day takes milliseconds and
+//! every instant is exact:
+//!
+//! ```
+//! use machina_core::testing::MockRuntime;
+//! use std::time::Duration;
+//!
+//! let mock = MockRuntime::new();
+//! let rt = mock.runtime();
+//! let day = mock.block_on(async move {
+//!     let start = rt.now();
+//!     rt.sleep(Duration::from_secs(86_400)).await;
+//!     rt.now() - start
+//! }).unwrap();
+//! assert_eq!(day, Duration::from_secs(86_400));
+//! ```
+//!
+//! ## When not to use it
+//!
+//! If a program needs only one executor and no schedules, limits or
+//! supervision, the executor's own primitives are simpler.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod rt;
+#[cfg(feature = "test-util")]
+pub mod testing;
+
+pub use rt::{JoinError, JoinHandle, MissedTick, Runtime};

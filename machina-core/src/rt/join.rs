@@ -1,0 +1,386 @@
+//! Join handles: the one implementation of awaiting, aborting and detaching
+//! a spawned task, shared by every executor.
+//!
+//! [`Runtime::spawn`](super::Runtime::spawn) wraps each task in a
+//! [`TaskCell`] that catches panics, honours aborts and hands the outcome to
+//! the [`JoinHandle`] through one shared [`JoinState`]. Executors only ever
+//! see a detached `BoxFuture`, so the semantics cannot differ between them.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use futures::task::AtomicWaker;
+use pin_project::{pin_project, pinned_drop};
+
+/// Why a task produced no value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The task was aborted, or its executor dropped it before it finished.
+    #[error("task was cancelled before it finished")]
+    Cancelled,
+    /// The task panicked; the payload is kept.
+    #[error("task panicked: {0}")]
+    Panicked(PanicPayload),
+}
+
+impl JoinError {
+    /// Whether the task was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, JoinError::Cancelled)
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panicked(_))
+    }
+
+    /// The panic payload, if the task panicked.
+    pub fn panic_payload(&self) -> Option<&PanicPayload> {
+        match self {
+            JoinError::Panicked(p) => Some(p),
+            JoinError::Cancelled => None,
+        }
+    }
+}
+
+/// What a task panicked with: its message, and the original payload for
+/// [`std::panic::resume_unwind`].
+pub struct PanicPayload {
+    message: String,
+    // A Mutex makes the payload `Sync`, so `JoinError` fits in a
+    // `Box<dyn Error + Send + Sync>`.
+    payload: Mutex<Option<Box<dyn Any + Send + 'static>>>,
+}
+
+impl PanicPayload {
+    pub(crate) fn new(payload: Box<dyn Any + Send + 'static>) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "non-string panic payload".to_owned()
+        };
+        PanicPayload {
+            message,
+            payload: Mutex::new(Some(payload)),
+        }
+    }
+
+    /// The panic message (`"non-string panic payload"` for other payloads).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The original payload, to re-raise it with
+    /// [`std::panic::resume_unwind`].
+    pub fn into_inner(self) -> Box<dyn Any + Send + 'static> {
+        let message = self.message;
+        self.payload
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|| Box::new(message))
+    }
+}
+
+impl fmt::Debug for PanicPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PanicPayload").field(&self.message).finish()
+    }
+}
+
+impl fmt::Display for PanicPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The state one task shares with its join handle and abort handles.
+pub(crate) struct JoinState<T> {
+    aborted: AtomicBool,
+    finished: AtomicBool,
+    result: Mutex<Option<Result<T, JoinError>>>,
+    join_waker: AtomicWaker,
+    task_waker: AtomicWaker,
+}
+
+impl<T> JoinState<T> {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(JoinState {
+            aborted: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
+            result: Mutex::new(None),
+            join_waker: AtomicWaker::new(),
+            task_waker: AtomicWaker::new(),
+        })
+    }
+
+    /// Records the outcome; only the first call counts.
+    pub(crate) fn complete(&self, outcome: Result<T, JoinError>) {
+        {
+            let mut slot = lock(&self.result);
+            if self.finished.load(Ordering::Acquire) {
+                return;
+            }
+            *slot = Some(outcome);
+            self.finished.store(true, Ordering::Release);
+        }
+        self.join_waker.wake();
+    }
+
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+}
+
+/// Type-erased control over a task, for [`AbortHandle`].
+trait TaskControl: Send + Sync {
+    fn abort(&self);
+    fn is_finished(&self) -> bool;
+}
+
+impl<T: Send> TaskControl for JoinState<T> {
+    fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        self.task_waker.wake();
+    }
+
+    fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+}
+
+/// The future an executor actually runs: the user's future, with panics
+/// caught and aborts honoured.
+#[pin_project(PinnedDrop)]
+pub(crate) struct TaskCell<F: Future> {
+    #[pin]
+    future: F,
+    state: Arc<JoinState<F::Output>>,
+    done: bool,
+}
+
+impl<F: Future> TaskCell<F> {
+    pub(crate) fn new(future: F, state: Arc<JoinState<F::Output>>) -> Self {
+        TaskCell {
+            future,
+            state,
+            done: false,
+        }
+    }
+}
+
+impl<F: Future> Future for TaskCell<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        if *this.done {
+            return Poll::Ready(());
+        }
+        this.state.task_waker.register(cx.waker());
+        // Checked after registering, so an abort racing with this poll
+        // either is seen here or wakes the task again.
+        if this.state.is_aborted() {
+            *this.done = true;
+            this.state.complete(Err(JoinError::Cancelled));
+            return Poll::Ready(());
+        }
+        let future = this.future;
+        let outcome = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(value)) => Ok(value),
+            Err(payload) => Err(JoinError::Panicked(PanicPayload::new(payload))),
+        };
+        *this.done = true;
+        this.state.complete(outcome);
+        Poll::Ready(())
+    }
+}
+
+#[pinned_drop]
+impl<F: Future> PinnedDrop for TaskCell<F> {
+    fn drop(self: Pin<&mut Self>) {
+        let this = self.project();
+        if !*this.done {
+            // The executor dropped the task before it finished (shutdown, or
+            // it refused the task): the join handle must not hang.
+            this.state.complete(Err(JoinError::Cancelled));
+        }
+    }
+}
+
+/// Blocking work with the same outcome reporting as [`TaskCell`].
+pub(crate) struct BlockingCell<F, T> {
+    work: Option<F>,
+    state: Arc<JoinState<T>>,
+}
+
+impl<F: FnOnce() -> T, T> BlockingCell<F, T> {
+    pub(crate) fn new(work: F, state: Arc<JoinState<T>>) -> Self {
+        BlockingCell {
+            work: Some(work),
+            state,
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        let Some(work) = self.work.take() else { return };
+        if self.state.is_aborted() {
+            self.state.complete(Err(JoinError::Cancelled));
+            return;
+        }
+        let outcome = catch_unwind(AssertUnwindSafe(work))
+            .map_err(|payload| JoinError::Panicked(PanicPayload::new(payload)));
+        self.state.complete(outcome);
+    }
+}
+
+impl<F, T> Drop for BlockingCell<F, T> {
+    fn drop(&mut self) {
+        if self.work.is_some() {
+            self.state.complete(Err(JoinError::Cancelled));
+        }
+    }
+}
+
+/// An owned permission to await a spawned task.
+///
+/// Awaiting it gives the task's value, or a [`JoinError`] that tells a
+/// cancelled task from a panicked one. Dropping it **detaches** the task,
+/// which keeps running, unless [`abort_on_drop`](JoinHandle::abort_on_drop)
+/// was asked for. The semantics are the same on every runtime.
+///
+/// # Examples
+///
+/// ```
+/// use machina_core::testing::MockRuntime;
+///
+/// let mock = MockRuntime::new();
+/// let rt = mock.runtime();
+/// let value = mock.block_on(async move {
+///     let handle = rt.spawn(async { 40 + 2 }).unwrap();
+///     handle.await.unwrap()
+/// });
+/// assert_eq!(value.unwrap(), 42);
+/// ```
+#[must_use = "dropping a JoinHandle detaches the task; call .detach() to say so"]
+pub struct JoinHandle<T> {
+    state: Arc<JoinState<T>>,
+    abort_on_drop: bool,
+}
+
+impl<T: Send + 'static> JoinHandle<T> {
+    pub(crate) fn new(state: Arc<JoinState<T>>) -> Self {
+        JoinHandle {
+            state,
+            abort_on_drop: false,
+        }
+    }
+
+    /// Asks the task to stop. Its future is dropped at the next
+    /// opportunity and awaiting the handle gives [`JoinError::Cancelled`],
+    /// unless the task had already finished. Blocking work that has already
+    /// started runs to its end; its value is then delivered.
+    pub fn abort(&self) {
+        TaskControl::abort(&*self.state);
+    }
+
+    /// Whether the task has finished (with a value, a panic or a
+    /// cancellation).
+    pub fn is_finished(&self) -> bool {
+        self.state.finished.load(Ordering::Acquire)
+    }
+
+    /// Makes dropping this handle abort the task, instead of detaching it.
+    pub fn abort_on_drop(mut self) -> Self {
+        self.abort_on_drop = true;
+        self
+    }
+
+    /// A cloneable handle that can abort the task without owning its result.
+    pub fn abort_handle(&self) -> AbortHandle {
+        AbortHandle {
+            control: self.state.clone(),
+        }
+    }
+
+    /// Lets the task run on without anyone awaiting it (the same as
+    /// dropping the handle, but says so).
+    pub fn detach(mut self) {
+        self.abort_on_drop = false;
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let state = &self.state;
+        if !state.finished.load(Ordering::Acquire) {
+            state.join_waker.register(cx.waker());
+            if !state.finished.load(Ordering::Acquire) {
+                return Poll::Pending;
+            }
+        }
+        match lock(&state.result).take() {
+            Some(outcome) => Poll::Ready(outcome),
+            None => panic!("JoinHandle polled again after it returned the task's outcome"),
+        }
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        if self.abort_on_drop {
+            self.state.aborted.store(true, Ordering::Release);
+            self.state.task_waker.wake();
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.state.finished.load(Ordering::Acquire))
+            .field("abort_on_drop", &self.abort_on_drop)
+            .finish()
+    }
+}
+
+/// A cloneable handle that aborts a task; see [`JoinHandle::abort`].
+#[derive(Clone)]
+pub struct AbortHandle {
+    control: Arc<dyn TaskControl>,
+}
+
+impl AbortHandle {
+    /// Asks the task to stop; see [`JoinHandle::abort`].
+    pub fn abort(&self) {
+        self.control.abort();
+    }
+
+    /// Whether the task has finished.
+    pub fn is_finished(&self) -> bool {
+        self.control.is_finished()
+    }
+}
+
+impl fmt::Debug for AbortHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AbortHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

@@ -1,0 +1,57 @@
+//! The runtime boundary: the only place where Machina meets an executor.
+//!
+//! An adapter implements two small object-safe traits, [`Spawn`] and
+//! [`Timer`], and wraps them in a [`Runtime`]. Everything else in Machina
+//! (schedulers, limiters, retry, services) is written against `Runtime`, so
+//! it runs unchanged on tokio, smol, async-std and the deterministic mock
+//! runtime ([`crate::testing`]).
+//!
+//! What this module does not own: executors themselves (the adapter crates
+//! and `testing` do) and any policy (those live in their own modules and are
+//! fed `Runtime::now()`).
+//!
+//! Guarantees, the same on every executor:
+//! - awaiting a [`JoinHandle`] gives `Result<T, JoinError>`; a panic is
+//!   caught and reported as [`JoinError::Panicked`], and never takes the
+//!   executor down; an aborted task reports [`JoinError::Cancelled`];
+//! - dropping a `JoinHandle` detaches the task;
+//! - time is read only through [`Runtime::now`], randomness drawn only from
+//!   [`Runtime::rng`].
+
+mod interval;
+mod join;
+mod rng;
+mod runtime;
+mod spawn;
+mod system;
+mod timeout;
+mod timer;
+
+pub use interval::{Interval, IntervalError, MissedTick};
+pub use join::{AbortHandle, JoinError, JoinHandle, PanicPayload};
+pub use rng::RuntimeRng;
+pub use runtime::Runtime;
+pub use spawn::{BlockingFn, BoxFuture, Spawn, SpawnError};
+pub use system::SystemTimer;
+pub use timeout::{Elapsed, Timeout};
+pub use timer::{Sleep, Timer};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Compile-time proof that the boundary traits are object-safe and that
+    // the handle types can cross threads.
+    #[allow(dead_code, reason = "only type-checked")]
+    fn object_safe(_: &dyn Spawn, _: &dyn Timer) {}
+    #[allow(dead_code, reason = "only type-checked")]
+    fn send_sync<T: Send + Sync>() {}
+    #[allow(dead_code, reason = "only type-checked")]
+    fn handles_are_send_sync() {
+        send_sync::<Runtime>();
+        send_sync::<JoinHandle<()>>();
+        send_sync::<AbortHandle>();
+        send_sync::<JoinError>();
+        send_sync::<Interval>();
+    }
+}

@@ -1,0 +1,249 @@
+//! [`Runtime`]: the cheap, cloneable handle through which all Machina code
+//! spawns tasks, reads the clock, sleeps and draws random numbers.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::interval::{Interval, IntervalError, MissedTick};
+use super::join::{BlockingCell, JoinHandle, JoinState, TaskCell};
+use super::rng::RuntimeRng;
+use super::spawn::{Spawn, SpawnError};
+use super::timeout::Timeout;
+use super::timer::{Sleep, Timer, instant_after};
+
+/// A handle to an executor and its clock.
+///
+/// Every adapter crate (`machina-tokio`, `machina-smol`,
+/// `machina-async-std`) and the mock runtime hands out a `Runtime`; code
+/// written against it runs unchanged on each. Cloning is one reference
+/// count.
+///
+/// # Examples
+///
+/// ```
+/// use machina_core::testing::MockRuntime;
+/// use std::time::Duration;
+///
+/// let mock = MockRuntime::new();
+/// let rt = mock.runtime();
+/// let waited = mock.block_on({
+///     let rt = rt.clone();
+///     async move {
+///         let start = rt.now();
+///         rt.sleep(Duration::from_secs(3600)).await; // virtual: instant
+///         rt.now() - start
+///     }
+/// }).unwrap();
+/// assert_eq!(waited, Duration::from_secs(3600));
+/// ```
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    spawner: Arc<dyn Spawn>,
+    timer: Arc<dyn Timer>,
+    rng: RuntimeRng,
+    label: Cow<'static, str>,
+}
+
+impl Runtime {
+    /// A runtime over `spawner` and `timer`, with a random generator seeded
+    /// from OS entropy. `label` names the executor in logs and `Debug`.
+    pub fn new(
+        label: impl Into<Cow<'static, str>>,
+        spawner: Arc<dyn Spawn>,
+        timer: Arc<dyn Timer>,
+    ) -> Self {
+        Runtime::with_rng(label, spawner, timer, RuntimeRng::from_entropy())
+    }
+
+    /// A runtime with the given random generator.
+    pub fn with_rng(
+        label: impl Into<Cow<'static, str>>,
+        spawner: Arc<dyn Spawn>,
+        timer: Arc<dyn Timer>,
+        rng: RuntimeRng,
+    ) -> Self {
+        Runtime {
+            inner: Arc::new(Inner {
+                spawner,
+                timer,
+                rng,
+                label: label.into(),
+            }),
+        }
+    }
+
+    /// The same executor and clock, with a random generator fixed by `seed`.
+    pub fn with_rng_seed(&self, seed: u64) -> Self {
+        Runtime::with_rng(
+            self.inner.label.clone(),
+            self.inner.spawner.clone(),
+            self.inner.timer.clone(),
+            RuntimeRng::from_seed(seed),
+        )
+    }
+
+    /// The executor's name, such as `"tokio"` or `"mock"`.
+    pub fn label(&self) -> &str {
+        &self.inner.label
+    }
+
+    /// The spawner behind this runtime.
+    pub fn spawner(&self) -> &Arc<dyn Spawn> {
+        &self.inner.spawner
+    }
+
+    /// The timer behind this runtime.
+    pub fn timer(&self) -> &Arc<dyn Timer> {
+        &self.inner.timer
+    }
+
+    /// The runtime's random generator; see [`RuntimeRng`].
+    pub fn rng(&self) -> &RuntimeRng {
+        &self.inner.rng
+    }
+
+    /// Spawns `future` as a task; see [`JoinHandle`] for what awaiting,
+    /// aborting and dropping the handle do.
+    ///
+    /// # Errors
+    /// [`SpawnError`] when the executor is gone or refuses the task.
+    pub fn spawn<F>(&self, future: F) -> Result<JoinHandle<F::Output>, SpawnError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let state = JoinState::new();
+        self.inner
+            .spawner
+            .spawn_detached(Box::pin(TaskCell::new(future, state.clone())))?;
+        Ok(JoinHandle::new(state))
+    }
+
+    /// Spawns `future` under a name shown in logs and deadlock reports.
+    ///
+    /// # Errors
+    /// [`SpawnError`] when the executor is gone or refuses the task.
+    pub fn spawn_named<F>(
+        &self,
+        name: &str,
+        future: F,
+    ) -> Result<JoinHandle<F::Output>, SpawnError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let state = JoinState::new();
+        self.inner
+            .spawner
+            .spawn_detached_named(name, Box::pin(TaskCell::new(future, state.clone())))?;
+        Ok(JoinHandle::new(state))
+    }
+
+    /// Runs blocking work off the async threads (on the mock runtime: as a
+    /// task of its own, so that it stays deterministic). A panic in `work`
+    /// becomes [`JoinError::Panicked`](super::JoinError::Panicked).
+    ///
+    /// # Errors
+    /// [`SpawnError`] when the executor is gone or refuses the work.
+    pub fn spawn_blocking<F, T>(&self, work: F) -> Result<JoinHandle<T>, SpawnError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let state = JoinState::new();
+        let cell = BlockingCell::new(work, state.clone());
+        self.inner
+            .spawner
+            .spawn_blocking(Box::new(move || cell.run()))?;
+        Ok(JoinHandle::new(state))
+    }
+
+    /// The current instant on this runtime's clock.
+    pub fn now(&self) -> Instant {
+        self.inner.timer.now()
+    }
+
+    /// Calendar time on this runtime's clock (virtual on the mock runtime).
+    pub fn system_now(&self) -> SystemTime {
+        self.inner.timer.system_now()
+    }
+
+    /// How late a timer may fire and still count as on time; see
+    /// [`Timer::lateness_tolerance`].
+    pub fn lateness_tolerance(&self) -> Duration {
+        self.inner.timer.lateness_tolerance()
+    }
+
+    /// Completes after `duration`. A huge duration sleeps "forever" (about
+    /// 30 years) rather than overflowing.
+    pub fn sleep(&self, duration: Duration) -> Sleep {
+        self.sleep_until(instant_after(self.now(), duration))
+    }
+
+    /// Completes at `deadline`; at once if it has passed.
+    pub fn sleep_until(&self, deadline: Instant) -> Sleep {
+        self.inner.timer.sleep_until(deadline)
+    }
+
+    /// Runs `future` for at most `limit`; see [`Timeout`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let outcome = mock.block_on({
+    ///     let rt = rt.clone();
+    ///     async move { rt.timeout(Duration::from_secs(1), rt.sleep(Duration::from_secs(2))).await }
+    /// }).unwrap();
+    /// assert_eq!(outcome.unwrap_err().limit(), Duration::from_secs(1));
+    /// ```
+    pub fn timeout<F: Future>(&self, limit: Duration, future: F) -> Timeout<F> {
+        Timeout::new(future, self.sleep(limit), limit)
+    }
+
+    /// Runs `future` until `deadline` at most; see [`Timeout`].
+    pub fn timeout_at<F: Future>(&self, deadline: Instant, future: F) -> Timeout<F> {
+        let limit = deadline.saturating_duration_since(self.now());
+        Timeout::new(future, self.sleep_until(deadline), limit)
+    }
+
+    /// Ticks every `period`, the first tick at once; see [`Interval`].
+    ///
+    /// # Errors
+    /// [`IntervalError::ZeroPeriod`] for a zero period.
+    pub fn interval(&self, period: Duration, missed: MissedTick) -> Result<Interval, IntervalError> {
+        Interval::new(self.clone(), self.now(), period, missed)
+    }
+
+    /// Ticks every `period`, the first tick at `start`; see [`Interval`].
+    ///
+    /// # Errors
+    /// [`IntervalError::ZeroPeriod`] for a zero period.
+    pub fn interval_at(
+        &self,
+        start: Instant,
+        period: Duration,
+        missed: MissedTick,
+    ) -> Result<Interval, IntervalError> {
+        Interval::new(self.clone(), start, period, missed)
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("label", &self.inner.label)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,65 @@
+//! The timing half of the runtime boundary: the [`Timer`] trait an adapter
+//! implements.
+//!
+//! Every reading of time in Machina goes through a `Timer`, so that the mock
+//! runtime can substitute a virtual clock. Intervals, timeouts and policies
+//! are built on top of it elsewhere.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A timer future: completes once its deadline has been reached.
+///
+/// Dropping it before then unregisters it.
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// The clock of an executor, as the core sees it.
+///
+/// There is deliberately no default for [`now`](Timer::now): a timer that
+/// forgot to implement it would silently mix wall-clock and virtual time.
+///
+/// # Examples
+///
+/// ```
+/// use machina_core::rt::{SystemTimer, Timer};
+/// use std::time::Duration;
+///
+/// let timer = SystemTimer::new();
+/// let start = timer.now();
+/// futures::executor::block_on(timer.sleep_until(start + Duration::from_millis(5)));
+/// assert!(timer.now() >= start + Duration::from_millis(5));
+/// ```
+pub trait Timer: Send + Sync + 'static {
+    /// The current monotonic instant.
+    fn now(&self) -> Instant;
+
+    /// A future that completes at (or, on a real clock, just after)
+    /// `deadline`. A deadline in the past completes at once.
+    fn sleep_until(&self, deadline: Instant) -> Sleep;
+
+    /// Calendar time, for schedules such as cron. Virtual on the mock
+    /// runtime, where it starts at a date the test chooses and moves with
+    /// the virtual clock.
+    fn system_now(&self) -> SystemTime;
+
+    /// How late a timer may fire and still count as on time.
+    ///
+    /// [`Interval`](super::Interval) uses it to tell a delivery delay of the
+    /// executor from a genuinely missed tick. Real executors deliver timers
+    /// some hundreds of microseconds late; the default is 5 ms. The mock
+    /// runtime is exact and returns zero.
+    fn lateness_tolerance(&self) -> Duration {
+        Duration::from_millis(5)
+    }
+}
+
+/// `instant + duration`, or a far-future instant (about 30 years on) where
+/// the sum would overflow. Used for "sleep forever"-like deadlines.
+pub(crate) fn instant_after(instant: Instant, duration: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(60 * 60 * 24 * 365 * 30);
+    instant
+        .checked_add(duration)
+        .or_else(|| instant.checked_add(FAR))
+        .unwrap_or(instant)
+}

@@ -1,0 +1,142 @@
+//! # machina-smol
+//!
+//! Machina on [smol](https://github.com/smol-rs/smol): a [`Runtime`] whose
+//! tasks run on smol's global executor or on an
+//! [`async_executor::Executor`] you drive, whose timers are
+//! [`async_io::Timer`]s and whose blocking work runs on the [`blocking`]
+//! pool.
+//!
+//! This crate re-exports [`machina_core`]; depend on it alone.
+//!
+//! ```
+//! use std::sync::Arc;
+//!
+//! let executor = Arc::new(async_executor::Executor::new());
+//! let rt = machina_smol::runtime_on(&executor);
+//! let value = smol::block_on(executor.run(async move {
+//!     rt.spawn(async { 6 * 7 }).unwrap().await.unwrap()
+//! }));
+//! assert_eq!(value, 42);
+//! ```
+//!
+//! The runtime holds only a weak reference to an executor you pass in: once
+//! you drop the executor, spawning fails with
+//! [`SpawnError::Shutdown`](machina_core::rt::SpawnError::Shutdown).
+
+#![forbid(unsafe_code)]
+
+use std::sync::{Arc, Weak};
+use std::time::{Instant, SystemTime};
+
+pub use machina_core;
+pub use machina_core::*;
+
+use async_executor::Executor;
+use machina_core::rt::{BlockingFn, BoxFuture, Sleep, Spawn, SpawnError, Timer};
+
+/// A [`Runtime`] on smol's global executor (`smol::spawn`), which runs on
+/// its own threads (`SMOL_THREADS`, one by default).
+pub fn runtime() -> Runtime {
+    Runtime::new("smol", Arc::new(SmolSpawner::global()), Arc::new(SmolTimer::new()))
+}
+
+/// A [`Runtime`] on `executor`. Tasks run wherever the executor is driven
+/// (`executor.run(..)`); the runtime does not keep it alive.
+pub fn runtime_on(executor: &Arc<Executor<'static>>) -> Runtime {
+    Runtime::new(
+        "smol",
+        Arc::new(SmolSpawner::on(executor)),
+        Arc::new(SmolTimer::new()),
+    )
+}
+
+/// The [`Spawn`] half of the smol adapter.
+#[derive(Debug, Clone)]
+pub struct SmolSpawner {
+    target: Target,
+}
+
+#[derive(Debug, Clone)]
+enum Target {
+    Global,
+    Executor(Weak<Executor<'static>>),
+}
+
+impl SmolSpawner {
+    /// Spawns on smol's global executor.
+    pub fn global() -> Self {
+        SmolSpawner {
+            target: Target::Global,
+        }
+    }
+
+    /// Spawns on `executor`, for as long as it is alive.
+    pub fn on(executor: &Arc<Executor<'static>>) -> Self {
+        SmolSpawner {
+            target: Target::Executor(Arc::downgrade(executor)),
+        }
+    }
+}
+
+impl Spawn for SmolSpawner {
+    fn spawn_detached(&self, task: BoxFuture) -> Result<(), SpawnError> {
+        match &self.target {
+            Target::Global => smol::spawn(task).detach(),
+            Target::Executor(executor) => executor
+                .upgrade()
+                .ok_or(SpawnError::Shutdown { executor: "smol" })?
+                .spawn(task)
+                .detach(),
+        }
+        Ok(())
+    }
+
+    fn spawn_blocking(&self, f: BlockingFn) -> Result<(), SpawnError> {
+        blocking::unblock(f).detach();
+        Ok(())
+    }
+}
+
+/// The [`Timer`] half of the smol adapter: [`async_io::Timer`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SmolTimer {
+    _private: (),
+}
+
+impl SmolTimer {
+    /// A timer on async-io's reactor.
+    pub fn new() -> Self {
+        SmolTimer { _private: () }
+    }
+}
+
+impl Timer for SmolTimer {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        let timer = async_io::Timer::at(deadline);
+        Box::pin(async move {
+            timer.await;
+        })
+    }
+
+    fn system_now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spawn_after_the_executor_is_dropped_is_an_error() {
+        let executor = Arc::new(Executor::new());
+        let rt = runtime_on(&executor);
+        drop(executor);
+        let err = rt.spawn(async {}).unwrap_err();
+        assert!(matches!(err, SpawnError::Shutdown { executor: "smol" }));
+    }
+}

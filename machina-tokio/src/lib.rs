@@ -1,0 +1,189 @@
+//! # machina-tokio
+//!
+//! Machina on [tokio](https://tokio.rs): a [`Runtime`] whose tasks run on a
+//! tokio runtime, whose blocking work runs on tokio's blocking pool and
+//! whose clock is `tokio::time` — so `#[tokio::test(start_paused = true)]`
+//! drives Machina's timers too.
+//!
+//! This crate re-exports [`machina_core`]; depend on it alone.
+//!
+//! ```
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let tokio_rt = tokio::runtime::Builder::new_current_thread().enable_time().build()?;
+//! tokio_rt.block_on(async {
+//!     let rt = machina_tokio::runtime()?;
+//!     let handle = rt.spawn(async { 2 + 2 })?;
+//!     assert_eq!(handle.await?, 4);
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
+//! A spawn after the tokio runtime has shut down does not panic: tokio drops
+//! the task, and its join handle reports
+//! [`JoinError::Cancelled`](machina_core::rt::JoinError::Cancelled).
+
+#![forbid(unsafe_code)]
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+pub use machina_core;
+pub use machina_core::*;
+
+use machina_core::rt::{BlockingFn, BoxFuture, Sleep, Spawn, SpawnError, Timer};
+use tokio::runtime::Handle;
+
+/// Why a tokio-backed [`Runtime`] could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokioAdapterError {
+    /// Called outside a tokio runtime.
+    #[error(
+        "no tokio runtime is running on this thread: call machina_tokio::runtime() from inside one, or pass a Handle to machina_tokio::runtime_from"
+    )]
+    NoRuntime,
+    /// The tokio runtime was built without its time driver.
+    #[error(
+        "the tokio runtime has no timer: build it with .enable_time() (or .enable_all())"
+    )]
+    TimerDisabled,
+}
+
+/// A [`Runtime`] on the tokio runtime this thread is running in.
+///
+/// # Errors
+/// [`TokioAdapterError::NoRuntime`] outside a tokio runtime,
+/// [`TokioAdapterError::TimerDisabled`] when its time driver is off.
+pub fn runtime() -> Result<Runtime, TokioAdapterError> {
+    let handle = Handle::try_current().map_err(|_| TokioAdapterError::NoRuntime)?;
+    runtime_from(handle)
+}
+
+/// A [`Runtime`] on the tokio runtime behind `handle`.
+///
+/// # Errors
+/// [`TokioAdapterError::TimerDisabled`] when its time driver is off.
+pub fn runtime_from(handle: Handle) -> Result<Runtime, TokioAdapterError> {
+    check_timer(&handle)?;
+    Ok(Runtime::new(
+        "tokio",
+        Arc::new(TokioSpawner {
+            handle: handle.clone(),
+        }),
+        Arc::new(TokioTimer { handle }),
+    ))
+}
+
+/// tokio has no query for "is the time driver enabled"; making a sleep
+/// panics when it is not, so that is the probe.
+fn check_timer(handle: &Handle) -> Result<(), TokioAdapterError> {
+    let _entered = handle.enter();
+    catch_unwind(AssertUnwindSafe(|| drop(tokio::time::sleep(Duration::ZERO))))
+        .map_err(|_| TokioAdapterError::TimerDisabled)
+}
+
+/// The [`Spawn`] half of the tokio adapter.
+#[derive(Debug, Clone)]
+pub struct TokioSpawner {
+    handle: Handle,
+}
+
+impl TokioSpawner {
+    /// A spawner onto the runtime behind `handle`.
+    pub fn new(handle: Handle) -> Self {
+        TokioSpawner { handle }
+    }
+}
+
+impl Spawn for TokioSpawner {
+    fn spawn_detached(&self, task: BoxFuture) -> Result<(), SpawnError> {
+        // Dropping tokio's JoinHandle detaches the task.
+        drop(self.handle.spawn(task));
+        Ok(())
+    }
+
+    fn spawn_blocking(&self, f: BlockingFn) -> Result<(), SpawnError> {
+        drop(self.handle.spawn_blocking(f));
+        Ok(())
+    }
+}
+
+/// The [`Timer`] half of the tokio adapter: `tokio::time`, so a paused
+/// tokio clock is Machina's clock too.
+#[derive(Debug, Clone)]
+pub struct TokioTimer {
+    handle: Handle,
+}
+
+impl TokioTimer {
+    /// A timer on the time driver of the runtime behind `handle` (which
+    /// must have one; see [`runtime_from`]).
+    pub fn new(handle: Handle) -> Self {
+        TokioTimer { handle }
+    }
+}
+
+impl Timer for TokioTimer {
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        // Entering binds the sleep to this runtime's time driver, so it can
+        // be made (and polled) from any thread.
+        let _entered = self.handle.enter();
+        Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+
+    fn system_now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_a_runtime_is_a_clear_error() {
+        assert!(matches!(runtime(), Err(TokioAdapterError::NoRuntime)));
+    }
+
+    #[test]
+    fn a_runtime_without_timers_is_a_clear_error() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let err = runtime_from(rt.handle().clone()).unwrap_err();
+        assert!(matches!(err, TokioAdapterError::TimerDisabled));
+        assert!(err.to_string().contains("enable_time"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paused_tokio_clock_drives_machina() {
+        let rt = runtime().unwrap();
+        let start = rt.now();
+        rt.sleep(Duration::from_secs(3600)).await;
+        assert!(rt.now() - start >= Duration::from_secs(3600));
+        assert!(rt.now() - start < Duration::from_secs(3601));
+    }
+
+    #[test]
+    fn spawn_after_shutdown_reports_cancelled() {
+        let tokio_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let rt = runtime_from(tokio_rt.handle().clone()).unwrap();
+        drop(tokio_rt);
+        let handle = rt.spawn(async { 1 }).unwrap();
+        let outcome = futures_executor_block_on(handle);
+        assert!(outcome.unwrap_err().is_cancelled());
+    }
+
+    /// A minimal block_on for the test above (the tokio runtime is gone).
+    fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
+        let other = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        other.block_on(f)
+    }
+}
