@@ -52,6 +52,9 @@ mod tests {
         send_sync::<JoinHandle<()>>();
         send_sync::<AbortHandle>();
         send_sync::<JoinError>();
-        send_sync::<Interval>();
+        send::<Interval>();
+        send::<Sleep>();
     }
+    #[allow(dead_code, reason = "only type-checked")]
+    fn send<T: Send>() {}
 }

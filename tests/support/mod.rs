@@ -1,0 +1,229 @@
+//! The cross-runtime harness: one test body, run on the mock runtime and on
+//! every adapter.
+//!
+//! [`cross_runtime!`] turns each `async fn name(rt: Runtime, env: Env)` into
+//! a module `name` with one `#[test]` per runtime: `mock`, `tokio_mt`,
+//! `tokio_ct`, `smol` and `async_std`. `cargo test smol` runs one runtime's
+//! share. Bodies assert exact instants on the mock runtime and coarse ones
+//! elsewhere through [`Env`].
+
+#![allow(dead_code, reason = "each test binary uses its own share of the harness")]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use machina_core::rt::Runtime;
+use machina_core::testing::MockRuntime;
+
+/// How long a body may run on a real runtime before the harness fails it
+/// instead of hanging CI.
+const REAL_RUNTIME_WATCHDOG: Duration = Duration::from_secs(60);
+
+/// How long virtual time may run on the mock runtime.
+const MOCK_TIME_LIMIT: Duration = Duration::from_secs(60 * 60 * 24 * 365);
+
+/// Which runtime a body is running on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// `machina_core::testing::MockRuntime`.
+    Mock,
+    /// tokio's multi-thread runtime, two workers.
+    TokioMultiThread,
+    /// tokio's current-thread runtime.
+    TokioCurrentThread,
+    /// smol: an `async_executor::Executor` driven by the test thread.
+    Smol,
+    /// async-std's global executor.
+    AsyncStd,
+}
+
+/// What a body knows about where it runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Env {
+    /// The runtime.
+    pub(crate) kind: Kind,
+}
+
+impl Env {
+    /// Whether time is virtual (exact) rather than real (coarse).
+    pub(crate) fn is_virtual(&self) -> bool {
+        self.kind == Kind::Mock
+    }
+
+    /// On the mock runtime `actual == expected`; on a real one
+    /// `actual >= expected` (and not absurdly late).
+    #[track_caller]
+    pub(crate) fn assert_elapsed(&self, actual: Duration, expected: Duration) {
+        if self.is_virtual() {
+            assert_eq!(actual, expected, "exact virtual time");
+        } else {
+            assert!(actual >= expected, "{actual:?} should be at least {expected:?}");
+            assert!(
+                actual < expected + Duration::from_secs(5),
+                "{actual:?} is far past {expected:?}"
+            );
+        }
+    }
+
+    /// On the mock runtime `actual == expected`; on a real one `actual`
+    /// lies in `[expected, expected + slack]`.
+    #[track_caller]
+    pub(crate) fn assert_about(&self, actual: Duration, expected: Duration, slack: Duration) {
+        if self.is_virtual() {
+            assert_eq!(actual, expected, "exact virtual time");
+        } else {
+            assert!(
+                actual >= expected && actual <= expected + slack,
+                "{actual:?} should be within [{expected:?}, {expected:?} + {slack:?}]"
+            );
+        }
+    }
+}
+
+/// Runs `body` on the mock runtime.
+pub(crate) fn run_mock<F, Fut>(body: F)
+where
+    F: FnOnce(Runtime, Env) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mock = MockRuntime::builder().time_limit(MOCK_TIME_LIMIT).build();
+    let rt = mock.runtime();
+    mock.block_on(body(rt, Env { kind: Kind::Mock }))
+        .expect("the body finished on the mock runtime");
+}
+
+/// Runs `body` on a fresh thread, failing the test if it takes longer than
+/// the watchdog allows, and re-raising its panic if it panics.
+fn with_watchdog(run: impl FnOnce() + Send + 'static) {
+    let (done_tx, done_rx) = mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        run();
+        let _ = done_tx.send(());
+    });
+    match done_rx.recv_timeout(REAL_RUNTIME_WATCHDOG) {
+        Ok(()) => worker.join().expect("body thread"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            panic!("the body did not finish within {REAL_RUNTIME_WATCHDOG:?} on a real runtime")
+        }
+    }
+}
+
+/// Runs `body` on a tokio multi-thread runtime with two workers.
+pub(crate) fn run_tokio_mt<F, Fut>(body: F)
+where
+    F: FnOnce(Runtime, Env) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    with_watchdog(move || {
+        let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        tokio_rt.block_on(async move {
+            let rt = machina_tokio::runtime().expect("inside tokio");
+            body(rt, Env { kind: Kind::TokioMultiThread }).await;
+        });
+    });
+}
+
+/// Runs `body` on a tokio current-thread runtime.
+pub(crate) fn run_tokio_ct<F, Fut>(body: F)
+where
+    F: FnOnce(Runtime, Env) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    with_watchdog(move || {
+        let tokio_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        tokio_rt.block_on(async move {
+            let rt = machina_tokio::runtime().expect("inside tokio");
+            body(rt, Env { kind: Kind::TokioCurrentThread }).await;
+        });
+    });
+}
+
+/// Runs `body` on a smol executor driven by the test's thread.
+pub(crate) fn run_smol<F, Fut>(body: F)
+where
+    F: FnOnce(Runtime, Env) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    with_watchdog(move || {
+        let executor = Arc::new(async_executor::Executor::new());
+        let rt = machina_smol::runtime_on(&executor);
+        smol::block_on(executor.run(body(rt, Env { kind: Kind::Smol })));
+    });
+}
+
+/// Runs `body` on async-std.
+pub(crate) fn run_async_std<F, Fut>(body: F)
+where
+    F: FnOnce(Runtime, Env) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    with_watchdog(move || {
+        let rt = machina_async_std::runtime();
+        async_std::task::block_on(body(rt, Env { kind: Kind::AsyncStd }));
+    });
+}
+
+/// Declares behaviour tests that run on every runtime from one body.
+///
+/// ```ignore
+/// cross_runtime! {
+///     async fn spawn_and_join(rt: Runtime, env: Env) {
+///         assert_eq!(rt.spawn(async { 1 }).unwrap().await.unwrap(), 1);
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! cross_runtime {
+    ($(
+        $(#[doc = $doc:literal])*
+        async fn $name:ident($rt:ident : Runtime, $env:ident : Env) $body:block
+    )*) => {$(
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports, reason = "bodies use what they need")]
+            use super::*;
+
+            #[allow(unused_variables, reason = "not every body needs its Env")]
+            async fn body($rt: Runtime, $env: Env) $body
+
+            #[test]
+            fn mock() {
+                $crate::support::run_mock(body);
+            }
+
+            #[test]
+            fn tokio_mt() {
+                $crate::support::run_tokio_mt(body);
+            }
+
+            #[test]
+            fn tokio_ct() {
+                $crate::support::run_tokio_ct(body);
+            }
+
+            #[test]
+            fn smol() {
+                $crate::support::run_smol(body);
+            }
+
+            #[test]
+            fn async_std() {
+                $crate::support::run_async_std(body);
+            }
+        }
+    )*};
+}
