@@ -21,7 +21,7 @@
 //!
 //! The runtime holds only a weak reference to an executor you pass in: once
 //! you drop the executor, spawning fails with
-//! [`SpawnError::Shutdown`](machina_core::rt::SpawnError::Shutdown).
+//! [`SpawnError::Shutdown`](machina_core::rt::SpawnError).
 
 #![forbid(unsafe_code)]
 
@@ -37,7 +37,11 @@ use machina_core::rt::{BlockingFn, BoxFuture, Sleep, Spawn, SpawnError, Timer};
 /// A [`Runtime`] on smol's global executor (`smol::spawn`), which runs on
 /// its own threads (`SMOL_THREADS`, one by default).
 pub fn runtime() -> Runtime {
-    Runtime::new("smol", Arc::new(SmolSpawner::global()), Arc::new(SmolTimer::new()))
+    Runtime::new(
+        "smol",
+        Arc::new(SmolSpawner::global()),
+        Arc::new(SmolTimer::new()),
+    )
 }
 
 /// A [`Runtime`] on `executor`. Tasks run wherever the executor is driven

@@ -21,7 +21,7 @@
 //!
 //! A spawn after the tokio runtime has shut down does not panic: tokio drops
 //! the task, and its join handle reports
-//! [`JoinError::Cancelled`](machina_core::rt::JoinError::Cancelled).
+//! [`JoinError::Cancelled`].
 
 #![forbid(unsafe_code)]
 
@@ -45,9 +45,7 @@ pub enum TokioAdapterError {
     )]
     NoRuntime,
     /// The tokio runtime was built without its time driver.
-    #[error(
-        "the tokio runtime has no timer: build it with .enable_time() (or .enable_all())"
-    )]
+    #[error("the tokio runtime has no timer: build it with .enable_time() (or .enable_all())")]
     TimerDisabled,
 }
 
@@ -80,8 +78,10 @@ pub fn runtime_from(handle: Handle) -> Result<Runtime, TokioAdapterError> {
 /// panics when it is not, so that is the probe.
 fn check_timer(handle: &Handle) -> Result<(), TokioAdapterError> {
     let _entered = handle.enter();
-    catch_unwind(AssertUnwindSafe(|| drop(tokio::time::sleep(Duration::ZERO))))
-        .map_err(|_| TokioAdapterError::TimerDisabled)
+    catch_unwind(AssertUnwindSafe(|| {
+        drop(tokio::time::sleep(Duration::ZERO))
+    }))
+    .map_err(|_| TokioAdapterError::TimerDisabled)
 }
 
 /// The [`Spawn`] half of the tokio adapter.
@@ -153,7 +153,9 @@ mod tests {
 
     #[test]
     fn a_runtime_without_timers_is_a_clear_error() {
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let err = runtime_from(rt.handle().clone()).unwrap_err();
         assert!(matches!(err, TokioAdapterError::TimerDisabled));
         assert!(err.to_string().contains("enable_time"));
@@ -183,7 +185,9 @@ mod tests {
 
     /// A minimal block_on for the test above (the tokio runtime is gone).
     fn futures_executor_block_on<F: std::future::Future>(f: F) -> F::Output {
-        let other = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let other = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         other.block_on(f)
     }
 }

@@ -88,7 +88,7 @@ cross_runtime! {
     /// A panic becomes Panicked with its message; the runtime lives on.
     async fn panic_reports_panicked_and_runtime_survives(rt: Runtime, env: Env) {
         let handle = rt.spawn(async { panic!("boom in a task") }).unwrap();
-        let err: JoinError = handle.await.map(|()| ()).unwrap_err();
+        let err: JoinError = handle.await.unwrap_err();
         assert!(err.is_panic());
         assert_eq!(err.panic_payload().unwrap().message(), "boom in a task");
         assert!(err.to_string().contains("boom in a task"));
@@ -195,7 +195,8 @@ cross_runtime! {
         env.assert_elapsed(ends[2], Duration::from_millis(40));
 
         let before = rt.now();
-        rt.sleep_until(before - Duration::from_millis(1).min(before - before)).await;
+        let past = before.checked_sub(Duration::from_secs(1)).unwrap_or(before);
+        rt.sleep_until(past).await;
         rt.sleep(Duration::ZERO).await;
         env.assert_about(rt.now() - before, Duration::ZERO, Duration::from_millis(50));
         // An absurd duration does not overflow.
@@ -268,6 +269,27 @@ cross_runtime! {
         }
     }
 
+    /// `reset` restarts the grid from now, `interval_at` starts later, and
+    /// an interval is also a `Stream` of deadlines.
+    async fn interval_reset_start_and_stream(rt: Runtime, env: Env) {
+        use futures::StreamExt;
+        let p = Duration::from_millis(20);
+        let mut ticks = rt.interval(p, MissedTick::Burst).unwrap();
+        assert_eq!(ticks.period(), p);
+        assert_eq!(ticks.missed_tick(), MissedTick::Burst);
+        let start = ticks.tick().await;
+        rt.sleep(p / 2).await;
+        ticks.reset();
+        let after_reset = ticks.next().await.unwrap();
+        env.assert_elapsed(after_reset - start, p * 3 / 2);
+        assert_eq!(ticks.next_deadline() - after_reset, p);
+
+        let begin = rt.now();
+        let mut later = rt.interval_at(begin + p * 2, p, MissedTick::Skip).unwrap();
+        assert_eq!(later.tick().await - begin, p * 2);
+        env.assert_elapsed(rt.now() - begin, p * 2);
+    }
+
     /// A zero period is refused with a clear error.
     async fn interval_rejects_a_zero_period(rt: Runtime, env: Env) {
         let err = rt.interval(Duration::ZERO, MissedTick::Burst).unwrap_err();
@@ -292,7 +314,7 @@ cross_runtime! {
         assert_eq!(counter.load(Ordering::SeqCst), 1);
 
         let err = rt.spawn_blocking(|| panic!("blocking boom")).unwrap().await;
-        let err: JoinError = err.map(|()| ()).unwrap_err();
+        let err: JoinError = err.unwrap_err();
         assert_eq!(err.panic_payload().unwrap().message(), "blocking boom");
         assert_eq!(rt.spawn_blocking(|| 5).unwrap().await.unwrap(), 5);
     }

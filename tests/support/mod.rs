@@ -7,7 +7,10 @@
 //! share. Bodies assert exact instants on the mock runtime and coarse ones
 //! elsewhere through [`Env`].
 
-#![allow(dead_code, reason = "each test binary uses its own share of the harness")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own share of the harness"
+)]
 
 use std::future::Future;
 use std::sync::Arc;
@@ -59,7 +62,10 @@ impl Env {
         if self.is_virtual() {
             assert_eq!(actual, expected, "exact virtual time");
         } else {
-            assert!(actual >= expected, "{actual:?} should be at least {expected:?}");
+            assert!(
+                actual >= expected,
+                "{actual:?} should be at least {expected:?}"
+            );
             assert!(
                 actual < expected + Duration::from_secs(5),
                 "{actual:?} is far past {expected:?}"
@@ -129,7 +135,13 @@ where
             .expect("tokio runtime");
         tokio_rt.block_on(async move {
             let rt = machina_tokio::runtime().expect("inside tokio");
-            body(rt, Env { kind: Kind::TokioMultiThread }).await;
+            body(
+                rt,
+                Env {
+                    kind: Kind::TokioMultiThread,
+                },
+            )
+            .await;
         });
     });
 }
@@ -147,7 +159,13 @@ where
             .expect("tokio runtime");
         tokio_rt.block_on(async move {
             let rt = machina_tokio::runtime().expect("inside tokio");
-            body(rt, Env { kind: Kind::TokioCurrentThread }).await;
+            body(
+                rt,
+                Env {
+                    kind: Kind::TokioCurrentThread,
+                },
+            )
+            .await;
         });
     });
 }
@@ -173,7 +191,12 @@ where
 {
     with_watchdog(move || {
         let rt = machina_async_std::runtime();
-        async_std::task::block_on(body(rt, Env { kind: Kind::AsyncStd }));
+        async_std::task::block_on(body(
+            rt,
+            Env {
+                kind: Kind::AsyncStd,
+            },
+        ));
     });
 }
 

@@ -130,7 +130,9 @@ impl Interval {
             MissedTick::Skip => {
                 // The first grid point strictly after `now`.
                 let periods = late.as_nanos() / self.period.as_nanos() + 1;
-                let skip = self.period.saturating_mul(u32::try_from(periods).unwrap_or(u32::MAX));
+                let skip = self
+                    .period
+                    .saturating_mul(u32::try_from(periods).unwrap_or(u32::MAX));
                 instant_after(deadline, skip)
             }
         };
@@ -167,10 +169,7 @@ impl Interval {
 impl futures::Stream for Interval {
     type Item = Instant;
 
-    fn poll_next(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Instant>> {
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Instant>> {
         self.get_mut().poll_tick(cx).map(Some)
     }
 }

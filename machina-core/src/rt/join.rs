@@ -13,7 +13,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use futures::task::AtomicWaker;
 use pin_project::{pin_project, pinned_drop};
@@ -168,6 +168,9 @@ pub(crate) struct TaskCell<F: Future> {
     #[pin]
     future: F,
     state: Arc<JoinState<F::Output>>,
+    /// The waker last given to `state.task_waker`, kept so that a task
+    /// polled again with the same waker skips re-registering it.
+    registered: Option<Waker>,
     done: bool,
 }
 
@@ -176,6 +179,7 @@ impl<F: Future> TaskCell<F> {
         TaskCell {
             future,
             state,
+            registered: None,
             done: false,
         }
     }
@@ -189,7 +193,14 @@ impl<F: Future> Future for TaskCell<F> {
         if *this.done {
             return Poll::Ready(());
         }
-        this.state.task_waker.register(cx.waker());
+        if !this
+            .registered
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            this.state.task_waker.register(cx.waker());
+            *this.registered = Some(cx.waker().clone());
+        }
         // Checked after registering, so an abort racing with this poll
         // either is seen here or wakes the task again.
         if this.state.is_aborted() {

@@ -45,7 +45,7 @@ impl RuntimeRng {
     pub fn from_entropy() -> Self {
         let rng = SmallRng::try_from_rng(&mut SysRng).unwrap_or_else(|err| {
             tracing::warn!(%err, "no OS entropy for the runtime RNG; using a fixed seed");
-            SmallRng::seed_from_u64(0x6d61_6368_696e_61)
+            SmallRng::seed_from_u64(0x006d_6163_6869_6e61)
         });
         RuntimeRng {
             inner: Arc::new(Mutex::new(rng)),
@@ -62,7 +62,7 @@ impl RuntimeRng {
 
     /// A uniformly random `u64`.
     pub fn next_u64(&self) -> u64 {
-        self.with(|r| rand::Rng::next_u64(r))
+        self.with(rand::Rng::next_u64)
     }
 
     /// A uniformly random float in `[0, 1)`.
@@ -89,7 +89,11 @@ impl RuntimeRng {
     /// A uniformly random duration in `[low, high]` (nanosecond steps);
     /// the bounds may come in either order.
     pub fn duration_between(&self, low: Duration, high: Duration) -> Duration {
-        let (low, high) = if low <= high { (low, high) } else { (high, low) };
+        let (low, high) = if low <= high {
+            (low, high)
+        } else {
+            (high, low)
+        };
         let span = (high - low).as_nanos();
         let span = u64::try_from(span).unwrap_or(u64::MAX - 1);
         low + Duration::from_nanos(self.below(span + 1))
@@ -100,7 +104,7 @@ impl TryRng for RuntimeRng {
     type Error = Infallible;
 
     fn try_next_u32(&mut self) -> Result<u32, Infallible> {
-        Ok(self.with(|r| rand::Rng::next_u32(r)))
+        Ok(self.with(rand::Rng::next_u32))
     }
 
     fn try_next_u64(&mut self) -> Result<u64, Infallible> {
@@ -125,7 +129,10 @@ mod tests {
 
     #[test]
     fn same_seed_same_stream_and_different_seed_differs() {
-        let a: Vec<u64> = (0..8).map(|_| RuntimeRng::from_seed(1)).map(|r| r.next_u64()).collect();
+        let a: Vec<u64> = (0..8)
+            .map(|_| RuntimeRng::from_seed(1))
+            .map(|r| r.next_u64())
+            .collect();
         assert!(a.windows(2).all(|w| w[0] == w[1]));
         let r1 = RuntimeRng::from_seed(1);
         let r2 = RuntimeRng::from_seed(2);
@@ -156,7 +163,10 @@ mod tests {
             assert!(d >= Duration::from_millis(2) && d <= Duration::from_millis(5));
         }
         assert_eq!(r.below(0), 0);
-        assert_eq!(r.duration_between(Duration::from_secs(1), Duration::from_secs(1)), Duration::from_secs(1));
+        assert_eq!(
+            r.duration_between(Duration::from_secs(1), Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]

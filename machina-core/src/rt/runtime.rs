@@ -130,11 +130,7 @@ impl Runtime {
     ///
     /// # Errors
     /// [`SpawnError`] when the executor is gone or refuses the task.
-    pub fn spawn_named<F>(
-        &self,
-        name: &str,
-        future: F,
-    ) -> Result<JoinHandle<F::Output>, SpawnError>
+    pub fn spawn_named<F>(&self, name: &str, future: F) -> Result<JoinHandle<F::Output>, SpawnError>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -222,7 +218,11 @@ impl Runtime {
     ///
     /// # Errors
     /// [`IntervalError::ZeroPeriod`] for a zero period.
-    pub fn interval(&self, period: Duration, missed: MissedTick) -> Result<Interval, IntervalError> {
+    pub fn interval(
+        &self,
+        period: Duration,
+        missed: MissedTick,
+    ) -> Result<Interval, IntervalError> {
         Interval::new(self.clone(), self.now(), period, missed)
     }
 

@@ -21,7 +21,9 @@ pub type BlockingFn = Box<dyn FnOnce() + Send + 'static>;
 #[non_exhaustive]
 pub enum SpawnError {
     /// The executor behind this runtime has been shut down or dropped.
-    #[error("cannot spawn: the {executor} executor has shut down; keep it alive for as long as tasks are spawned on it")]
+    #[error(
+        "cannot spawn: the {executor} executor has shut down; keep it alive for as long as tasks are spawned on it"
+    )]
     Shutdown {
         /// Which executor it was (`"mock"`, `"smol"`, ...).
         executor: &'static str,

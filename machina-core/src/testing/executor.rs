@@ -11,15 +11,17 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
+
+use futures::task::waker_ref;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::clock::{TimerQueue, VirtualClock};
 use super::error::MockError;
 use super::sleep::MockTimer;
-use super::task::{MockSpawner, Task};
+use super::task::{LOCAL, LocalQueue, MockSpawner, Task};
 use crate::rt::{Runtime, RuntimeRng};
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -30,12 +32,23 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// sleeps.
 pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
-    clock: Arc<VirtualClock>,
+    pub(crate) clock: VirtualClock,
     running: AtomicBool,
+    /// Numbers every entry into a ready queue, so that the shared queue and
+    /// the thread-local one merge back into one first-come first-served
+    /// order.
+    pub(crate) ready_seq: AtomicU64,
+}
+
+impl Shared {
+    /// This executor's identity on the thread-local ready queue.
+    pub(crate) fn id(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
 }
 
 pub(crate) struct State {
-    pub(crate) ready: VecDeque<Arc<Task>>,
+    pub(crate) ready: VecDeque<Queued>,
     pub(crate) timers: TimerQueue,
     pub(crate) live: HashMap<u64, Arc<Task>>,
     pub(crate) next_task_id: u64,
@@ -77,10 +90,7 @@ impl MockRuntimeBuilder {
 
     /// Builds the runtime.
     pub fn build(self) -> MockRuntime {
-        let start = self
-            .start
-            .unwrap_or(SystemTime::UNIX_EPOCH + DEFAULT_START);
-        let clock = Arc::new(VirtualClock::new(start));
+        let start = self.start.unwrap_or(SystemTime::UNIX_EPOCH + DEFAULT_START);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 ready: VecDeque::new(),
@@ -89,15 +99,15 @@ impl MockRuntimeBuilder {
                 next_task_id: 0,
                 closed: false,
             }),
-            clock: clock.clone(),
+            clock: VirtualClock::new(start),
             running: AtomicBool::new(false),
+            ready_seq: AtomicU64::new(0),
         });
         let spawner = Arc::new(MockSpawner {
-            shared: Arc::downgrade(&shared),
+            shared: shared.clone(),
         });
         let timer = Arc::new(MockTimer {
-            clock,
-            shared: Arc::downgrade(&shared),
+            shared: shared.clone(),
         });
         // Deterministic even without a seed: the generator starts from 0.
         let rng = RuntimeRng::from_seed(self.seed.unwrap_or(0));
@@ -162,6 +172,36 @@ pub struct MockRuntime {
     time_limit: Option<Duration>,
 }
 
+/// A ready queue entry: its place in line, and the task.
+pub(crate) type Queued = (u64, Arc<Task>);
+
+/// Buffers for one round of ready tasks, reused across rounds.
+#[derive(Default)]
+struct Batch {
+    /// Taken from the shared queue (spawns and wakes from other threads).
+    shared: VecDeque<Queued>,
+    /// Taken from this thread's queue.
+    local: Vec<Queued>,
+    /// Both, merged back into first-come first-served order.
+    tasks: Vec<Arc<Task>>,
+}
+
+impl Batch {
+    /// Merges the two queues (each already in order) by place in line.
+    fn merge(&mut self) {
+        let mut local = self.local.drain(..).peekable();
+        while let Some((seq, _)) = self.shared.front() {
+            while let Some((_, task)) = local.next_if(|(l, _)| l < seq) {
+                self.tasks.push(task);
+            }
+            if let Some((_, task)) = self.shared.pop_front() {
+                self.tasks.push(task);
+            }
+        }
+        self.tasks.extend(local.map(|(_, task)| task));
+    }
+}
+
 /// What happened when the executor looked for the next timer.
 enum NextTimer {
     Fired,
@@ -169,12 +209,49 @@ enum NextTimer {
     Empty,
 }
 
-/// Marks the runtime as running for the duration of a call.
-struct RunningGuard<'a>(&'a AtomicBool);
+/// Marks the runtime as running on this thread for the duration of a call:
+/// claims the thread-local ready queue, and on the way out hands whatever
+/// is left in it back to the shared queue and restores the previous owner.
+struct RunningGuard<'a> {
+    shared: &'a Arc<Shared>,
+    previous: Option<LocalQueue>,
+}
+
+impl<'a> RunningGuard<'a> {
+    fn enter(shared: &'a Arc<Shared>) -> Result<Self, MockError> {
+        if shared.running.swap(true, Ordering::AcqRel) {
+            return Err(MockError::AlreadyRunning);
+        }
+        let mine = LocalQueue {
+            owner: shared.id(),
+            tasks: Vec::new(),
+        };
+        let previous = LOCAL.with(|local| std::mem::replace(&mut *local.borrow_mut(), mine));
+        Ok(RunningGuard {
+            shared,
+            previous: Some(previous),
+        })
+    }
+}
 
 impl Drop for RunningGuard<'_> {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        let previous = self.previous.take().unwrap_or(LocalQueue {
+            owner: 0,
+            tasks: Vec::new(),
+        });
+        let mine = LOCAL.with(|local| std::mem::replace(&mut *local.borrow_mut(), previous));
+        if !mine.tasks.is_empty() {
+            let mut state = lock(&self.shared.state);
+            if !state.closed {
+                state.ready.extend(mine.tasks);
+                state
+                    .ready
+                    .make_contiguous()
+                    .sort_unstable_by_key(|(seq, _)| *seq);
+            }
+        }
+        self.shared.running.store(false, Ordering::Release);
     }
 }
 
@@ -258,10 +335,7 @@ impl MockRuntime {
     }
 
     fn enter(&self) -> Result<RunningGuard<'_>, MockError> {
-        if self.shared.running.swap(true, Ordering::AcqRel) {
-            return Err(MockError::AlreadyRunning);
-        }
-        Ok(RunningGuard(&self.shared.running))
+        RunningGuard::enter(&self.shared)
     }
 
     /// Runs `future` to completion on this runtime, together with every
@@ -279,12 +353,12 @@ impl MockRuntime {
         let waker = Waker::from(main.clone());
         let mut cx = Context::from_waker(&waker);
         let mut future = pin!(future);
-        let mut batch = VecDeque::new();
+        let mut batch = Batch::default();
         loop {
-            if main.woken.swap(false, Ordering::AcqRel) {
-                if let Poll::Ready(value) = future.as_mut().poll(&mut cx) {
-                    return Ok(value);
-                }
+            if main.woken.swap(false, Ordering::AcqRel)
+                && let Poll::Ready(value) = future.as_mut().poll(&mut cx)
+            {
+                return Ok(value);
             }
             if self.run_batch(&mut batch) > 0 || main.woken.load(Ordering::Acquire) {
                 continue;
@@ -324,14 +398,7 @@ impl MockRuntime {
             .clock
             .elapsed_nanos()
             .saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
-        if let Some(limit) = self.time_limit {
-            if u128::from(target) > limit.as_nanos() {
-                return Err(MockError::TimeLimit {
-                    limit,
-                    next: Duration::from_nanos(target),
-                });
-            }
-        }
+        self.check_time_limit(target)?;
         loop {
             self.run_until_idle();
             match self.fire_next_timers(Some(target))? {
@@ -344,26 +411,39 @@ impl MockRuntime {
         Ok(())
     }
 
+    /// Refuses to move virtual time to `nanos` past the time limit.
+    fn check_time_limit(&self, nanos: u64) -> Result<(), MockError> {
+        match self.time_limit {
+            Some(limit) if u128::from(nanos) > limit.as_nanos() => Err(MockError::TimeLimit {
+                limit,
+                next: Duration::from_nanos(nanos),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn run_until_idle(&self) {
-        let mut batch = VecDeque::new();
+        let mut batch = Batch::default();
         while self.run_batch(&mut batch) > 0 {}
     }
 
     /// Runs every task that is ready now; returns how many ran.
-    fn run_batch(&self, batch: &mut VecDeque<Arc<Task>>) -> usize {
+    fn run_batch(&self, batch: &mut Batch) -> usize {
         {
             let mut state = lock(&self.shared.state);
-            std::mem::swap(&mut state.ready, batch);
+            std::mem::swap(&mut state.ready, &mut batch.shared);
         }
+        LOCAL.with(|local| std::mem::swap(&mut local.borrow_mut().tasks, &mut batch.local));
+        batch.merge();
         if let Some(rng) = &self.shuffle {
-            let tasks = batch.make_contiguous();
+            let tasks = &mut batch.tasks;
             for i in (1..tasks.len()).rev() {
                 let j = rng.below(i as u64 + 1) as usize;
                 tasks.swap(i, j);
             }
         }
-        let count = batch.len();
-        for task in batch.drain(..) {
+        let count = batch.tasks.len();
+        for task in batch.tasks.drain(..) {
             self.poll_task(task);
         }
         count
@@ -371,7 +451,7 @@ impl MockRuntime {
 
     fn poll_task(&self, task: Arc<Task>) {
         task.queued.store(false, Ordering::Release);
-        let waker = Waker::from(task.clone());
+        let waker = waker_ref(&task);
         let mut cx = Context::from_waker(&waker);
         let mut slot = lock(&task.future);
         let Some(future) = slot.as_mut() else {
@@ -408,14 +488,7 @@ impl MockRuntime {
             if until.is_some_and(|until| deadline > until) {
                 return Ok(NextTimer::NoneBefore);
             }
-            if let Some(limit) = self.time_limit {
-                if u128::from(deadline) > limit.as_nanos() {
-                    return Err(MockError::TimeLimit {
-                        limit,
-                        next: Duration::from_nanos(deadline),
-                    });
-                }
-            }
+            self.check_time_limit(deadline)?;
             self.shared.clock.advance_to(deadline);
             state.timers.take_due(deadline, &mut due);
         }

@@ -18,3 +18,6 @@ mod task;
 
 pub use error::MockError;
 pub use executor::{MockRuntime, MockRuntimeBuilder};
+
+#[cfg(test)]
+mod tests;

@@ -4,35 +4,33 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::clock::{TimerKey, VirtualClock};
+use super::clock::TimerKey;
 use super::executor::{Shared, lock};
 use crate::rt::{Sleep, Timer};
 
 pub(crate) struct MockTimer {
-    pub(crate) clock: Arc<VirtualClock>,
-    pub(crate) shared: Weak<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Timer for MockTimer {
     fn now(&self) -> Instant {
-        self.clock.now()
+        self.shared.clock.now()
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {
         Box::pin(MockSleep {
-            clock: self.clock.clone(),
+            deadline: self.shared.clock.to_virtual(deadline),
             shared: self.shared.clone(),
-            deadline: self.clock.to_virtual(deadline),
             key: None,
         })
     }
 
     fn system_now(&self) -> SystemTime {
-        self.clock.system_now()
+        self.shared.clock.system_now()
     }
 
     fn lateness_tolerance(&self) -> Duration {
@@ -41,8 +39,7 @@ impl Timer for MockTimer {
 }
 
 struct MockSleep {
-    clock: Arc<VirtualClock>,
-    shared: Weak<Shared>,
+    shared: Arc<Shared>,
     /// Virtual nanoseconds.
     deadline: u64,
     /// Where this sleep is registered, once polled.
@@ -56,24 +53,25 @@ impl Future for MockSleep {
         // The executor fires every timer due at an instant before it lets
         // the clock pass it, so a deadline that has been reached means the
         // registration is already gone.
-        if self.clock.elapsed_nanos() >= self.deadline {
+        if self.shared.clock.elapsed_nanos() >= self.deadline {
             self.key = None;
             return Poll::Ready(());
         }
-        let Some(shared) = self.shared.upgrade() else {
-            // The executor is gone: nothing will ever poll this again.
-            return Poll::Pending;
-        };
+        let this = &mut *self;
         let stale = {
-            let mut state = lock(&shared.state);
-            match self.key {
+            let mut state = lock(&this.shared.state);
+            if state.closed {
+                // The runtime is gone: nothing will ever fire this.
+                return Poll::Pending;
+            }
+            match this.key {
                 Some(key) => {
                     let (key, stale) = state.timers.update(key, cx.waker());
-                    self.key = Some(key);
+                    this.key = Some(key);
                     stale
                 }
                 None => {
-                    self.key = Some(state.timers.insert(self.deadline, cx.waker().clone()));
+                    this.key = Some(state.timers.insert(this.deadline, cx.waker().clone()));
                     None
                 }
             }
@@ -86,12 +84,10 @@ impl Future for MockSleep {
 impl Drop for MockSleep {
     fn drop(&mut self) {
         let Some(key) = self.key else { return };
-        if self.clock.elapsed_nanos() >= self.deadline {
+        if self.shared.clock.elapsed_nanos() >= self.deadline {
             return;
         }
-        if let Some(shared) = self.shared.upgrade() {
-            let removed = lock(&shared.state).timers.remove(key);
-            drop(removed);
-        }
+        let removed = lock(&self.shared.state).timers.remove(key);
+        drop(removed);
     }
 }
