@@ -136,6 +136,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_global_executor_runs_tasks_timers_and_blocking_work() {
+        let rt = runtime();
+        let (value, slept, blocking) = smol::block_on(async {
+            let start = rt.now();
+            let value = rt.spawn(async { 6 * 7 }).unwrap().await.unwrap();
+            rt.sleep(std::time::Duration::from_millis(10)).await;
+            let slept = rt.now() - start;
+            let blocking = rt.spawn_blocking(|| "off the loop").unwrap().await.unwrap();
+            (value, slept, blocking)
+        });
+        assert_eq!(value, 42);
+        assert!(slept >= std::time::Duration::from_millis(10));
+        assert_eq!(blocking, "off the loop");
+        assert_eq!(rt.label(), "smol");
+    }
+
+    #[test]
     fn spawn_after_the_executor_is_dropped_is_an_error() {
         let executor = Arc::new(Executor::new());
         let rt = runtime_on(&executor);

@@ -168,9 +168,11 @@ pub(crate) struct TaskCell<F: Future> {
     #[pin]
     future: F,
     state: Arc<JoinState<F::Output>>,
-    /// The waker last given to `state.task_waker`, kept so that a task
-    /// polled again with the same waker skips re-registering it.
-    registered: Option<Waker>,
+    /// Identity (data and vtable addresses) of the waker last given to
+    /// `state.task_waker`, so that a task polled again with the same waker
+    /// skips re-registering it. `task_waker` holds a clone of that waker,
+    /// which keeps the addresses from being reused by another waker.
+    registered: Option<(usize, usize)>,
     done: bool,
 }
 
@@ -193,13 +195,10 @@ impl<F: Future> Future for TaskCell<F> {
         if *this.done {
             return Poll::Ready(());
         }
-        if !this
-            .registered
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
+        let identity = waker_identity(cx.waker());
+        if *this.registered != Some(identity) {
             this.state.task_waker.register(cx.waker());
-            *this.registered = Some(cx.waker().clone());
+            *this.registered = Some(identity);
         }
         // Checked after registering, so an abort racing with this poll
         // either is seen here or wakes the task again.
@@ -230,6 +229,14 @@ impl<F: Future> PinnedDrop for TaskCell<F> {
             this.state.complete(Err(JoinError::Cancelled));
         }
     }
+}
+
+/// What `Waker::will_wake` compares, as plain numbers.
+fn waker_identity(waker: &Waker) -> (usize, usize) {
+    (
+        waker.data() as usize,
+        std::ptr::from_ref(waker.vtable()) as usize,
+    )
 }
 
 /// Blocking work with the same outcome reporting as [`TaskCell`].
