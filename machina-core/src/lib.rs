@@ -43,6 +43,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod limit;
 pub mod rt;
 #[cfg(feature = "test-util")]
 pub mod testing;

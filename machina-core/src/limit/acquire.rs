@@ -1,0 +1,238 @@
+//! [`Acquire`]: waiting for a permit in one or several groups, fairly and
+//! cancel-safely.
+//!
+//! A waiter takes a ticket in each of its groups, all at once under all
+//! their locks (taken in one global order), so any two waiters that share
+//! groups are ordered the same way in each. A waiter starts only when it is
+//! first in line in every group and every group's policy admits it; then it
+//! takes a slot and a token in all of them together. Only a waiter first in
+//! line sleeps on the window's clock; the others wait to be woken when the
+//! waiter ahead of them leaves the queue, so one freed slot or token wakes
+//! one waiter.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use super::group::{GroupInner, GroupState};
+use super::permit::Permit;
+use super::policy::{Blocked, NotUntil};
+use super::sync::{Arc, MutexGuard, lock};
+use crate::rt::Sleep;
+
+/// The future of [`ConcurrentGroup::acquire`](super::ConcurrentGroup::acquire)
+/// and [`acquire_all`](super::acquire_all): resolves to a [`Permit`].
+#[must_use = "futures do nothing unless awaited"]
+pub struct Acquire {
+    /// Deduplicated, in lock order.
+    groups: Vec<Arc<GroupInner>>,
+    /// One ticket per group once queued; empty before.
+    tickets: Vec<u64>,
+    /// When this caller started waiting in the queue.
+    queued_at: Option<Instant>,
+    /// A wake-up for when the window opens, while first in line.
+    sleep: Option<(Instant, Sleep)>,
+    done: bool,
+}
+
+/// What one look at the groups found.
+enum Outcome {
+    Ready,
+    /// Blocked; if only clocks block (no slot, no waiter ahead), the instant
+    /// the last window opens.
+    Wait(Option<Instant>),
+}
+
+impl Acquire {
+    pub(crate) fn new(mut groups: Vec<Arc<GroupInner>>) -> Self {
+        groups.sort_by_key(GroupInner::lock_order);
+        groups.dedup_by_key(|g| g.lock_order());
+        Acquire {
+            groups,
+            tickets: Vec::new(),
+            queued_at: None,
+            sleep: None,
+            done: false,
+        }
+    }
+
+    fn lock_all(&self) -> Vec<MutexGuard<'_, GroupState>> {
+        self.groups.iter().map(|g| lock(&g.state)).collect()
+    }
+
+    /// Starts now in every group or none, ignoring the queue only if it is
+    /// empty.
+    pub(crate) fn try_now(mut self) -> Result<Permit, NotUntil> {
+        let Some(first) = self.groups.first() else {
+            return Ok(Permit::none());
+        };
+        let now = first.runtime.now();
+        let mut guards = self.lock_all();
+        for state in guards.iter_mut() {
+            if !state.waiters.is_empty() {
+                return Err(NotUntil {
+                    cause: Blocked::Queue,
+                    earliest: None,
+                });
+            }
+        }
+        for state in guards.iter_mut() {
+            if let Err(refused) = state.policy.check(now) {
+                state.stats.rejected += 1;
+                return Err(refused);
+            }
+        }
+        for state in guards.iter_mut() {
+            state.policy.commit(now);
+            state.stats.acquired += 1;
+        }
+        drop(guards);
+        self.done = true;
+        Ok(Permit::many(std::mem::take(&mut self.groups)))
+    }
+
+    /// One look at every group, under all their locks; takes the permit if
+    /// this caller may start, else queues it (or refreshes its waker).
+    fn attempt(&mut self, now: Instant, waker: &Waker) -> Outcome {
+        let queued = !self.tickets.is_empty();
+        let mut guards: Vec<MutexGuard<'_, GroupState>> =
+            self.groups.iter().map(|g| lock(&g.state)).collect();
+        let mut admitted = true;
+        let mut only_clocks_block = true;
+        let mut opens_at: Option<Instant> = None;
+        for (i, state) in guards.iter_mut().enumerate() {
+            let ahead = match self.tickets.get(i) {
+                Some(ticket) => state.waiters.first_key_value().map(|(t, _)| t) != Some(ticket),
+                None => !state.waiters.is_empty(),
+            };
+            if ahead {
+                admitted = false;
+                only_clocks_block = false;
+                continue;
+            }
+            if let Err(refused) = state.policy.check(now) {
+                admitted = false;
+                match (refused.cause, refused.earliest) {
+                    (Blocked::Window, Some(at)) => {
+                        opens_at = Some(opens_at.map_or(at, |prev: Instant| prev.max(at)));
+                    }
+                    _ => only_clocks_block = false,
+                }
+            }
+        }
+        if admitted {
+            let mut next_heads = Vec::new();
+            let waited = self.queued_at.map(|at| now.saturating_duration_since(at));
+            for (i, state) in guards.iter_mut().enumerate() {
+                state.policy.commit(now);
+                state.stats.acquired += 1;
+                if let Some(waited) = waited {
+                    state.stats.waited += 1;
+                    state.stats.wait_time += waited;
+                }
+                if let Some(ticket) = self.tickets.get(i) {
+                    state.waiters.remove(ticket);
+                    // The next in line may be able to start too.
+                    next_heads.extend(state.head_waker());
+                }
+            }
+            drop(guards);
+            self.tickets.clear();
+            next_heads.into_iter().for_each(Waker::wake);
+            return Outcome::Ready;
+        }
+        if queued {
+            for (state, ticket) in guards.iter_mut().zip(&self.tickets) {
+                if let Some(current) = state.waiters.get_mut(ticket) {
+                    if !current.will_wake(waker) {
+                        *current = waker.clone();
+                    }
+                }
+            }
+        } else {
+            for state in guards.iter_mut() {
+                let ticket = state.next_ticket;
+                state.next_ticket += 1;
+                state.waiters.insert(ticket, waker.clone());
+                self.tickets.push(ticket);
+            }
+            self.queued_at = Some(now);
+        }
+        Outcome::Wait(if only_clocks_block { opens_at } else { None })
+    }
+
+    fn permit(&mut self) -> Permit {
+        self.done = true;
+        Permit::many(std::mem::take(&mut self.groups))
+    }
+}
+
+impl Future for Acquire {
+    type Output = Permit;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit> {
+        let this = &mut *self;
+        assert!(!this.done, "Acquire polled after it returned its Permit");
+        let Some(runtime) = this.groups.first().map(|g| g.runtime.clone()) else {
+            this.done = true;
+            return Poll::Ready(Permit::none());
+        };
+        loop {
+            let now = runtime.now();
+            match this.attempt(now, cx.waker()) {
+                Outcome::Ready => {
+                    this.sleep = None;
+                    return Poll::Ready(this.permit());
+                }
+                Outcome::Wait(None) => {
+                    this.sleep = None;
+                    return Poll::Pending;
+                }
+                Outcome::Wait(Some(at)) => {
+                    let sleep = match &mut this.sleep {
+                        Some((deadline, sleep)) if *deadline == at => sleep,
+                        slot => &mut slot.insert((at, runtime.sleep_until(at))).1,
+                    };
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    // The window has opened: look again.
+                    this.sleep = None;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Acquire {
+    fn drop(&mut self) {
+        if self.done || self.tickets.is_empty() {
+            return;
+        }
+        let mut next_heads = Vec::new();
+        for (group, ticket) in self.groups.iter().zip(&self.tickets) {
+            let mut state = lock(&group.state);
+            let was_head = state.waiters.first_key_value().map(|(t, _)| t) == Some(ticket);
+            state.waiters.remove(ticket);
+            state.stats.abandoned += 1;
+            if was_head {
+                next_heads.extend(state.head_waker());
+            }
+        }
+        next_heads.into_iter().for_each(Waker::wake);
+    }
+}
+
+impl fmt::Debug for Acquire {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Acquire")
+            .field(
+                "groups",
+                &self.groups.iter().map(|g| &*g.name).collect::<Vec<_>>(),
+            )
+            .field("queued", &!self.tickets.is_empty())
+            .finish()
+    }
+}

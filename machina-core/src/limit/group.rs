@@ -1,0 +1,297 @@
+//! [`ConcurrentGroup`]: a [`GroupPolicy`] shared by many callers, with a
+//! first-come first-served queue of waiters.
+//!
+//! This file owns the shared state and the non-blocking paths; waiting is
+//! in `acquire.rs` and giving slots back is in `permit.rs`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use super::acquire::Acquire;
+use super::config::Limits;
+use super::error::{AcquireError, LimitError};
+use super::permit::Permit;
+use super::policy::{Blocked, GroupPolicy, NotUntil};
+use super::sync::{Arc, Mutex, lock};
+use crate::rt::Runtime;
+
+/// Counters of one group since it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct GroupStats {
+    /// Permits handed out.
+    pub acquired: u64,
+    /// Permits that had to wait in the queue first.
+    pub waited: u64,
+    /// Total time those waits took.
+    pub wait_time: Duration,
+    /// `try_acquire` calls refused.
+    pub rejected: u64,
+    /// Waits abandoned before a permit (cancelled or timed out).
+    pub abandoned: u64,
+}
+
+pub(crate) struct GroupState {
+    pub(crate) policy: GroupPolicy,
+    /// Waiters by ticket: the smallest ticket is served first.
+    pub(crate) waiters: BTreeMap<u64, Waker>,
+    pub(crate) next_ticket: u64,
+    pub(crate) stats: GroupStats,
+}
+
+impl GroupState {
+    /// The waker of the waiter now at the head of the queue, to wake once
+    /// the lock is released.
+    pub(crate) fn head_waker(&self) -> Option<Waker> {
+        self.waiters.first_key_value().map(|(_, w)| w.clone())
+    }
+}
+
+pub(crate) struct GroupInner {
+    pub(crate) name: Box<str>,
+    pub(crate) runtime: Runtime,
+    pub(crate) state: Mutex<GroupState>,
+}
+
+impl GroupInner {
+    /// The order in which groups are locked together: by address, which is
+    /// fixed for as long as anyone holds the group.
+    pub(crate) fn lock_order(self: &Arc<Self>) -> usize {
+        Arc::as_ptr(self) as usize
+    }
+}
+
+/// A named limit shared by the calls that belong to it: at most
+/// `max_in_flight` calls at once, and at most `max_starts` starts in any
+/// sliding `window` (see [`GroupPolicy`] for the window's exact meaning).
+///
+/// Waiters are served first come, first served: a freed slot or token
+/// goes to the oldest waiter, and a new caller cannot overtake the queue.
+/// Dropping a waiting [`Acquire`], dropping a [`Permit`] and panicking
+/// while holding one all give everything back.
+///
+/// Cloning is cheap; clones share one group.
+///
+/// # Examples
+///
+/// ```
+/// use machina_core::limit::{ConcurrentGroup, Limits};
+/// use machina_core::testing::MockRuntime;
+/// use std::time::Duration;
+///
+/// let mock = MockRuntime::new();
+/// let rt = mock.runtime();
+/// // exmachina's README group: 4 in flight, 3 starts per second.
+/// let group = ConcurrentGroup::new(
+///     &rt,
+///     "limit",
+///     Limits::new().max_in_flight(4).max_starts(3, Duration::from_secs(1)),
+/// ).unwrap();
+/// let starts = mock.block_on(async move {
+///     let t0 = rt.now();
+///     let mut starts = Vec::new();
+///     for _ in 0..5 {
+///         let permit = group.acquire().await;
+///         starts.push((rt.now() - t0).as_millis());
+///         drop(permit);
+///     }
+///     starts
+/// }).unwrap();
+/// assert_eq!(starts, [0, 0, 0, 1000, 1000]);
+/// ```
+#[derive(Clone)]
+pub struct ConcurrentGroup {
+    pub(crate) inner: Arc<GroupInner>,
+}
+
+impl ConcurrentGroup {
+    /// A group named `name` enforcing `limits`, waiting on `runtime`'s
+    /// clock.
+    ///
+    /// # Errors
+    /// [`LimitError`] for an empty name or limits that could never admit a
+    /// call.
+    pub fn new(
+        runtime: &Runtime,
+        name: impl Into<String>,
+        limits: Limits,
+    ) -> Result<Self, LimitError> {
+        let name = name.into();
+        if name.is_empty() {
+            return Err(LimitError::EmptyName);
+        }
+        limits.validate(&name)?;
+        let policy = GroupPolicy::new(limits)?;
+        Ok(ConcurrentGroup {
+            inner: Arc::new(GroupInner {
+                name: name.into_boxed_str(),
+                runtime: runtime.clone(),
+                state: Mutex::new(GroupState {
+                    policy,
+                    waiters: BTreeMap::new(),
+                    next_ticket: 0,
+                    stats: GroupStats::default(),
+                }),
+            }),
+        })
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The limits the group enforces.
+    pub fn limits(&self) -> Limits {
+        lock(&self.inner.state).policy.limits()
+    }
+
+    /// Starts a call now if both limits allow it and nobody is waiting.
+    ///
+    /// # Errors
+    /// [`NotUntil`]: what blocks, and the earliest instant a start could
+    /// succeed when a clock can tell.
+    pub fn try_acquire(&self) -> Result<Permit, NotUntil> {
+        let now = self.inner.runtime.now();
+        let mut state = lock(&self.inner.state);
+        let refused = if state.waiters.is_empty() {
+            match state.policy.try_acquire(now) {
+                Ok(()) => {
+                    state.stats.acquired += 1;
+                    return Ok(Permit::one(self.inner.clone()));
+                }
+                Err(refused) => refused,
+            }
+        } else {
+            NotUntil {
+                cause: Blocked::Queue,
+                earliest: None,
+            }
+        };
+        state.stats.rejected += 1;
+        Err(refused)
+    }
+
+    /// Waits for a slot and a start token, first come first served.
+    ///
+    /// Cancel-safe: dropping the future before it completes takes nothing
+    /// and lets the next waiter go ahead.
+    pub fn acquire(&self) -> Acquire {
+        Acquire::new(vec![self.inner.clone()])
+    }
+
+    /// Like [`acquire`](Self::acquire), giving up after `limit`.
+    ///
+    /// # Errors
+    /// [`AcquireError::TimedOut`] when no permit came within `limit`.
+    pub async fn acquire_timeout(&self, limit: Duration) -> Result<Permit, AcquireError> {
+        let runtime = &self.inner.runtime;
+        runtime
+            .timeout(limit, self.acquire())
+            .await
+            .map_err(|_| AcquireError::TimedOut {
+                groups: self.inner.name.to_string(),
+                waited: limit,
+            })
+    }
+
+    /// Calls holding a slot now.
+    pub fn in_flight(&self) -> u32 {
+        lock(&self.inner.state).policy.in_flight()
+    }
+
+    /// Callers waiting for a permit now.
+    pub fn waiting(&self) -> usize {
+        lock(&self.inner.state).waiters.len()
+    }
+
+    /// Starts inside the current window.
+    pub fn starts_in_window(&self) -> u32 {
+        let now = self.inner.runtime.now();
+        lock(&self.inner.state).policy.starts_in_window(now)
+    }
+
+    /// The earliest instant a new caller could start: now when a permit is
+    /// free; when the window opens if only the window blocks; `None` when it
+    /// depends on a running call ending or on waiters ahead.
+    pub fn next_start(&self) -> Option<Instant> {
+        let now = self.inner.runtime.now();
+        let mut state = lock(&self.inner.state);
+        if !state.waiters.is_empty() {
+            return None;
+        }
+        match state.policy.check(now) {
+            Ok(()) => Some(now),
+            Err(refused) => refused.earliest,
+        }
+    }
+
+    /// The group's counters.
+    pub fn stats(&self) -> GroupStats {
+        lock(&self.inner.state).stats
+    }
+}
+
+impl fmt::Debug for ConcurrentGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = lock(&self.inner.state);
+        f.debug_struct("ConcurrentGroup")
+            .field("name", &self.inner.name)
+            .field("limits", &state.policy.limits())
+            .field("in_flight", &state.policy.in_flight())
+            .field("waiting", &state.waiters.len())
+            .finish()
+    }
+}
+
+/// Waits until a call can start in **every** group of `groups` at once:
+/// it starts in all of them or in none, so a refusal by one never spends a
+/// token of another. Groups are locked in one global order, so callers with
+/// overlapping sets cannot deadlock; a caller queues in each group and is
+/// served when it is first in line in all of them.
+///
+/// # Errors
+/// [`LimitError::NoGroups`] for an empty list.
+///
+/// # Examples
+///
+/// ```
+/// use machina_core::limit::{ConcurrentGroup, Limits, acquire_all};
+/// use machina_core::testing::MockRuntime;
+///
+/// let mock = MockRuntime::new();
+/// let rt = mock.runtime();
+/// let api = ConcurrentGroup::new(&rt, "api", Limits::new().max_in_flight(2)).unwrap();
+/// let db = ConcurrentGroup::new(&rt, "db", Limits::new().max_in_flight(1)).unwrap();
+/// mock.block_on(async {
+///     let both = acquire_all(&[api.clone(), db.clone()]).unwrap().await;
+///     assert_eq!((api.in_flight(), db.in_flight()), (1, 1));
+///     // db is full: a call needing both cannot start, and takes nothing.
+///     assert!(machina_core::limit::try_acquire_all(&[api.clone(), db.clone()]).is_err());
+///     assert_eq!(api.in_flight(), 1);
+///     drop(both);
+/// }).unwrap();
+/// ```
+pub fn acquire_all(groups: &[ConcurrentGroup]) -> Result<Acquire, LimitError> {
+    if groups.is_empty() {
+        return Err(LimitError::NoGroups);
+    }
+    Ok(Acquire::new(
+        groups.iter().map(|g| g.inner.clone()).collect(),
+    ))
+}
+
+/// Starts a call in every group of `groups` now, or in none.
+///
+/// # Errors
+/// [`NotUntil`] from the first group (in lock order) that refuses; with an
+/// empty list, a call starts with no limit at all.
+pub fn try_acquire_all(groups: &[ConcurrentGroup]) -> Result<Permit, NotUntil> {
+    match groups {
+        [] => Ok(Permit::none()),
+        [one] => one.try_acquire(),
+        _ => Acquire::new(groups.iter().map(|g| g.inner.clone()).collect()).try_now(),
+    }
+}

@@ -1,0 +1,83 @@
+//! [`Permit`]: the right to run one call, returned to its groups on drop.
+
+use std::fmt;
+
+use super::group::GroupInner;
+use super::sync::{Arc, lock};
+
+/// The right to run one call in one or more concurrent groups.
+///
+/// Dropping it (including while unwinding from a panic) frees the call's
+/// in-flight slot in every group and wakes the next waiter. The call's
+/// start tokens are not returned: they come back on their own one window
+/// after the start.
+#[must_use = "dropping a Permit ends the call's slot at once"]
+pub struct Permit {
+    held: Held,
+}
+
+enum Held {
+    None,
+    One(Arc<GroupInner>),
+    Many(Vec<Arc<GroupInner>>),
+}
+
+impl Permit {
+    pub(crate) fn none() -> Self {
+        Permit { held: Held::None }
+    }
+
+    pub(crate) fn one(group: Arc<GroupInner>) -> Self {
+        Permit {
+            held: Held::One(group),
+        }
+    }
+
+    pub(crate) fn many(mut groups: Vec<Arc<GroupInner>>) -> Self {
+        match groups.len() {
+            0 => Permit::none(),
+            1 => Permit::one(groups.remove(0)),
+            _ => Permit {
+                held: Held::Many(groups),
+            },
+        }
+    }
+
+    /// The names of the groups this permit holds a slot in.
+    pub fn groups(&self) -> Vec<&str> {
+        match &self.held {
+            Held::None => Vec::new(),
+            Held::One(g) => vec![&*g.name],
+            Held::Many(gs) => gs.iter().map(|g| &*g.name).collect(),
+        }
+    }
+}
+
+fn release(group: &GroupInner) {
+    let next = {
+        let mut state = lock(&group.state);
+        state.policy.release();
+        state.head_waker()
+    };
+    if let Some(waker) = next {
+        waker.wake();
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        match &self.held {
+            Held::None => {}
+            Held::One(g) => release(g),
+            Held::Many(gs) => gs.iter().for_each(|g| release(g)),
+        }
+    }
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("groups", &self.groups())
+            .finish()
+    }
+}
