@@ -44,6 +44,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod limit;
+pub mod retry;
 pub mod rt;
 #[cfg(feature = "test-util")]
 pub mod testing;
