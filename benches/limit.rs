@@ -1,0 +1,184 @@
+//! Concurrent groups and retry, side by side with their peers:
+//! - uncontended `try_acquire` + release of a group enforcing both limits,
+//!   versus `governor`'s `check()` and tokio's `Semaphore::try_acquire` +
+//!   drop; Machina is measured on a real clock (tokio's, one `Instant::now`
+//!   per decision) and on the mock runtime's virtual clock;
+//! - the same with two threads hammering one limiter;
+//! - the success-path overhead of a `Retry`-wrapped call over the bare call.
+//!
+//! Run: `cargo bench --bench limit`
+
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use machina_core::limit::{ConcurrentGroup, Limits};
+use machina_core::retry::{Retry, Rule};
+use machina_core::rt::Runtime;
+use machina_core::testing::MockRuntime;
+
+/// Both limits on, never binding: the window is short enough that its log
+/// of start times stays small at tens of millions of starts per second.
+fn both_limits() -> Limits {
+    Limits::new()
+        .max_in_flight(1_000_000)
+        .max_starts(1_000_000, Duration::from_millis(1))
+}
+
+fn tokio_runtime() -> (tokio::runtime::Runtime, Runtime) {
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio");
+    let rt = machina_tokio::runtime_from(tokio_rt.handle().clone()).expect("timer");
+    (tokio_rt, rt)
+}
+
+fn governor() -> governor::DefaultDirectRateLimiter {
+    governor::RateLimiter::direct(governor::Quota::per_second(
+        NonZeroU32::new(u32::MAX).expect("non-zero"),
+    ))
+}
+
+fn uncontended(c: &mut Criterion) {
+    let (_tokio_rt, rt) = tokio_runtime();
+    let mock = MockRuntime::new();
+    let real_clock = ConcurrentGroup::new(&rt, "bench", both_limits()).expect("group");
+    let virtual_clock =
+        ConcurrentGroup::new(&mock.runtime(), "bench", both_limits()).expect("group");
+    let limiter = governor();
+    let semaphore = tokio::sync::Semaphore::new(1_000_000);
+
+    let mut group = c.benchmark_group("uncontended_acquire_release");
+    group.bench_function("machina_group_real_clock", |b| {
+        b.iter(|| drop(black_box(real_clock.try_acquire().expect("free"))))
+    });
+    group.bench_function("machina_group_virtual_clock", |b| {
+        // The virtual clock only moves when told to: step it 1 ms every
+        // 10 000 starts so the window keeps turning over.
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                drop(black_box(virtual_clock.try_acquire().expect("free")));
+                if i % 10_000 == 9_999 {
+                    mock.advance(Duration::from_millis(1)).expect("advance");
+                }
+            }
+            start.elapsed()
+        })
+    });
+    group.bench_function("governor_check", |b| {
+        b.iter(|| black_box(limiter.check()).expect("free"))
+    });
+    group.bench_function("tokio_semaphore", |b| {
+        b.iter(|| drop(black_box(semaphore.try_acquire().expect("free"))))
+    });
+    group.bench_function("std_instant_now", |b| b.iter(|| black_box(Instant::now())));
+    group.finish();
+}
+
+/// Runs `op` `iters` times on each of two threads; returns the wall time.
+fn on_two_threads(iters: u64, op: impl Fn() + Send + Sync + 'static) -> Duration {
+    let op = Arc::new(op);
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (op, barrier) = (op.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..iters {
+                    op();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("bench thread");
+    }
+    start.elapsed()
+}
+
+fn contended(c: &mut Criterion) {
+    let (_tokio_rt, rt) = tokio_runtime();
+    let group_real = ConcurrentGroup::new(&rt, "bench", both_limits()).expect("group");
+    let limiter = Arc::new(governor());
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(1_000_000));
+
+    // Per-iteration time is for one operation on each of the two threads.
+    let mut group = c.benchmark_group("contended_2_threads");
+    group.bench_function("machina_group_real_clock", |b| {
+        b.iter_custom(|iters| {
+            let g = group_real.clone();
+            on_two_threads(iters, move || {
+                drop(black_box(g.try_acquire().expect("free")))
+            })
+        })
+    });
+    group.bench_function("governor_check", |b| {
+        b.iter_custom(|iters| {
+            let l = limiter.clone();
+            on_two_threads(iters, move || black_box(l.check()).expect("free"))
+        })
+    });
+    group.bench_function("tokio_semaphore", |b| {
+        b.iter_custom(|iters| {
+            let s = semaphore.clone();
+            on_two_threads(iters, move || {
+                drop(black_box(s.try_acquire().expect("free")))
+            })
+        })
+    });
+    group.finish();
+}
+
+async fn succeed(n: u64) -> Result<u64, std::io::Error> {
+    Ok(black_box(n))
+}
+
+fn retry_success_path(c: &mut Criterion) {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let retry = Retry::new()
+        .rule(
+            Rule::fixed(Duration::from_secs(1))
+                .on::<std::io::Error>()
+                .retries(5),
+        )
+        .rule(
+            Rule::exponential_jitter(Duration::from_millis(100), Duration::from_secs(10))
+                .unlimited(),
+        );
+
+    let mut group = c.benchmark_group("retry_success_path");
+    group.bench_function("bare_call", |b| {
+        b.iter_custom(|iters| {
+            mock.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters {
+                    black_box(succeed(i).await.expect("ok"));
+                }
+                start.elapsed()
+            })
+            .expect("mock")
+        })
+    });
+    group.bench_function("retry_call", |b| {
+        b.iter_custom(|iters| {
+            mock.block_on(async {
+                let start = Instant::now();
+                for i in 0..iters {
+                    black_box(retry.call(&rt, || succeed(i)).await.expect("ok"));
+                }
+                start.elapsed()
+            })
+            .expect("mock")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, uncontended, contended, retry_success_path);
+criterion_main!(benches);
