@@ -145,10 +145,10 @@ impl Acquire {
         }
         if queued {
             for (state, ticket) in guards.iter_mut().zip(&self.tickets) {
-                if let Some(current) = state.waiters.get_mut(ticket) {
-                    if !current.will_wake(waker) {
-                        *current = waker.clone();
-                    }
+                if let Some(current) = state.waiters.get_mut(ticket)
+                    && !current.will_wake(waker)
+                {
+                    *current = waker.clone();
                 }
             }
         } else {

@@ -43,17 +43,13 @@ impl Retry {
     ///
     /// # Errors
     /// The last attempt's error, once no rule grants another retry.
-    pub async fn call<T, E, F, Fut>(&self, runtime: &Runtime, mut op: F) -> Result<T, BoxError>
+    pub async fn call<T, E, F, Fut>(&self, runtime: &Runtime, op: F) -> Result<T, BoxError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: Into<BoxError>,
     {
-        self.run(runtime, || {
-            let attempt = op();
-            async move { (attempt.await, Permit::none()) }
-        })
-        .await
+        self.run(runtime, &[], op).await
     }
 
     /// Like [`call`](Self::call), with every attempt a new start in all of
@@ -68,6 +64,23 @@ impl Retry {
         &self,
         runtime: &Runtime,
         groups: &[ConcurrentGroup],
+        op: F,
+    ) -> Result<T, BoxError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        E: Into<BoxError>,
+    {
+        self.run(runtime, groups, op).await
+    }
+
+    /// The loop shared by `call` and `call_limited`: each attempt takes a
+    /// permit in every group (if any), calls `op` only once it holds it, and
+    /// drops it before any wait.
+    async fn run<T, E, F, Fut>(
+        &self,
+        runtime: &Runtime,
+        groups: &[ConcurrentGroup],
         mut op: F,
     ) -> Result<T, BoxError>
     where
@@ -75,37 +88,16 @@ impl Retry {
         Fut: Future<Output = Result<T, E>>,
         E: Into<BoxError>,
     {
-        self.run(runtime, || {
-            // Both futures are lazy: the attempt runs only once the permit
-            // is held.
-            let acquire = acquire_all(groups).ok();
-            let attempt = op();
-            async move {
-                let permit = match acquire {
-                    Some(acquire) => acquire.await,
-                    None => Permit::none(),
-                };
-                (attempt.await, permit)
-            }
-        })
-        .await
-    }
-
-    /// The loop shared by `call` and `call_limited`: `attempt` yields the
-    /// outcome together with whatever permit it held, which is dropped
-    /// before any wait.
-    async fn run<T, E, A, AFut>(&self, runtime: &Runtime, mut attempt: A) -> Result<T, BoxError>
-    where
-        A: FnMut() -> AFut,
-        AFut: Future<Output = (Result<T, E>, Permit)>,
-        E: Into<BoxError>,
-    {
         if let Some(budget) = self.retry_budget() {
             budget.deposit();
         }
         let mut state: Option<RetryState<'_>> = None;
         loop {
-            let (outcome, permit) = attempt().await;
+            let permit = match acquire_all(groups) {
+                Ok(acquire) => acquire.await,
+                Err(_) => Permit::none(),
+            };
+            let outcome = op().await;
             drop(permit);
             let error: BoxError = match outcome {
                 Ok(value) => return Ok(value),

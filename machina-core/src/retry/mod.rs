@@ -21,6 +21,9 @@ mod policy;
 mod rule;
 mod wait;
 
+#[cfg(all(test, feature = "test-util"))]
+mod tests;
+
 pub use budget::{BudgetError, BudgetState, RetryBudget};
 pub use policy::{Decision, GiveUpReason, Retry, RetryState};
 pub use rule::{BoxError, DEFAULT_HINT_CAP, Rule, RuleBuilder};

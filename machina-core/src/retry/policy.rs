@@ -146,13 +146,13 @@ impl RetryState<'_> {
             if rule.retries().is_some_and(|max| self.used[i] >= max) {
                 continue;
             }
-            if let Some(budget) = &self.retry.budget {
-                if !budget.try_withdraw() {
-                    return Decision::GiveUp(GiveUpReason::BudgetExhausted);
-                }
+            if let Some(budget) = &self.retry.budget
+                && !budget.try_withdraw()
+            {
+                return Decision::GiveUp(GiveUpReason::BudgetExhausted);
             }
-            self.used[i] += 1;
-            self.attempts += 1;
+            self.used[i] = self.used[i].saturating_add(1);
+            self.attempts = self.attempts.saturating_add(1);
             // The sequence advances even when a hint overrides it, so the
             // next unhinted wait follows on.
             let sequenced = self.waits[i].next().unwrap_or_default();
