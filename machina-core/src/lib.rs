@@ -47,6 +47,7 @@ pub mod backoff;
 pub mod limit;
 pub mod retry;
 pub mod rt;
+pub mod schedule;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
