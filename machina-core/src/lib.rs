@@ -44,6 +44,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backoff;
+pub mod bot;
 pub mod limit;
 pub mod retry;
 pub mod rt;

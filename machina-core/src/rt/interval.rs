@@ -70,6 +70,8 @@ pub struct Interval {
     period: Duration,
     missed: MissedTick,
     next: Instant,
+    /// The deadline of the last tick delivered.
+    last: Option<Instant>,
     sleep: Option<Sleep>,
 }
 
@@ -88,6 +90,7 @@ impl Interval {
             period,
             missed,
             next: start,
+            last: None,
             sleep: None,
         })
     }
@@ -136,7 +139,25 @@ impl Interval {
                 instant_after(deadline, skip)
             }
         };
+        self.last = Some(deadline);
         deadline
+    }
+
+    /// Changes the period. The grid restarts from the last tick delivered:
+    /// the next tick is due one new period after it (or, before the first
+    /// tick, stays where it was).
+    ///
+    /// # Errors
+    /// [`IntervalError::ZeroPeriod`] for a zero period; nothing changes.
+    pub fn set_period(&mut self, period: Duration) -> Result<(), IntervalError> {
+        if period.is_zero() {
+            return Err(IntervalError::ZeroPeriod);
+        }
+        self.period = period;
+        if let Some(last) = self.last {
+            self.reset_at(instant_after(last, period));
+        }
+        Ok(())
     }
 
     /// Restarts the grid: the next tick is due one period from now.

@@ -1,0 +1,209 @@
+//! The task behind a [`Loop`] run: waits for each iteration's start on
+//! the schedule, runs the body, retries handled errors after a backoff,
+//! reacts to stop, cancel and interval changes, then runs the hooks that
+//! end the run.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+use futures::future::{Either, select};
+
+use super::kinds::ReconnectBackoff;
+use super::state::{Control, ControlWait, Watch};
+use super::{Loop, LoopEnd, LoopPanicked, SharedError};
+use crate::retry::BoxError;
+use crate::schedule::Schedule;
+
+/// The first of two futures to finish; the other is dropped.
+async fn race<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
+    match select(pin!(a), pin!(b)).await {
+        Either::Left((a, _)) => Either::Left(a),
+        Either::Right((b, _)) => Either::Right(b),
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+/// Marks the run finished even if its task is dropped before the end
+/// (executor shutdown), so the loop never looks running forever.
+struct FinishGuard {
+    lp: Loop,
+    generation: u64,
+}
+
+impl Drop for FinishGuard {
+    fn drop(&mut self) {
+        self.lp.finish(self.generation);
+    }
+}
+
+impl Loop {
+    fn control(&self, watch: Watch) -> ControlWait<'_> {
+        ControlWait {
+            state: &self.shared.state,
+            watch,
+        }
+    }
+
+    fn panicked(&self, what: &'static str, payload: &(dyn Any + Send)) -> SharedError {
+        Arc::new(LoopPanicked {
+            what,
+            name: self.shared.name.clone(),
+            message: panic_message(payload),
+        })
+    }
+
+    fn set_next_iteration(&self, at: Option<Instant>) {
+        let mut state = self.state();
+        if !(state.stop_requested || state.cancel_requested) {
+            state.next_iteration = at;
+        }
+    }
+}
+
+const CANCEL_ONLY: Watch = Watch {
+    stop: false,
+    interval: false,
+};
+const STOP_OR_CANCEL: Watch = Watch {
+    stop: true,
+    interval: false,
+};
+const ANY_CONTROL: Watch = Watch {
+    stop: true,
+    interval: true,
+};
+
+pub(super) async fn run(lp: Loop, generation: u64) -> Result<LoopEnd, SharedError> {
+    let _guard = FinishGuard {
+        lp: lp.clone(),
+        generation,
+    };
+    let outcome = drive(&lp).await;
+    if let Err(error) = &outcome {
+        lp.state().failed = true;
+        match &lp.shared.on_error {
+            Some(hook) => {
+                let hook = AssertUnwindSafe(hook(lp.clone(), error.clone())).catch_unwind();
+                if hook.await.is_err() {
+                    tracing::error!(name = %lp.name(), %error, "on_error hook of a loop panicked");
+                }
+            }
+            None => tracing::error!(name = %lp.name(), %error, "loop ended with an error"),
+        }
+    }
+    if let Some(hook) = &lp.shared.after_loop {
+        if AssertUnwindSafe(hook(lp.clone())).catch_unwind().await.is_err() {
+            tracing::error!(name = %lp.name(), "after_loop hook of a loop panicked");
+        }
+    }
+    outcome
+}
+
+async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
+    let rt = lp.runtime().clone();
+    if let Some(hook) = lp.shared.before_loop.clone() {
+        match race(AssertUnwindSafe(hook(lp.clone())).catch_unwind(), lp.control(CANCEL_ONLY)).await {
+            Either::Left(Ok(())) => {}
+            Either::Left(Err(panic)) => return Err(lp.panicked("before_loop", &*panic)),
+            Either::Right(_) => return Ok(LoopEnd::Cancelled),
+        }
+    }
+    let mut interval = match lp.schedule() {
+        Schedule::FixedRate(period, missed) => Some(
+            rt.interval(period, missed)
+                .map_err(|e| Arc::new(e) as SharedError)?,
+        ),
+        Schedule::After(_) => None,
+    };
+    let mut due = rt.now();
+    let mut last_end: Option<Instant> = None;
+    let mut backoff = ReconnectBackoff::new(lp.state().reconnect_base);
+    let mut retry_now = false;
+    loop {
+        {
+            let state = lp.state();
+            if state.count.is_some_and(|count| state.current_loop >= count) {
+                return Ok(LoopEnd::Completed);
+            }
+            if state.stop_requested {
+                return Ok(LoopEnd::Stopped);
+            }
+        }
+        if !retry_now {
+            loop {
+                let next = interval.as_ref().map_or(due, |iv| iv.next_deadline());
+                lp.set_next_iteration(Some(next));
+                let waited = match &mut interval {
+                    Some(iv) => match race(iv.tick(), lp.control(ANY_CONTROL)).await {
+                        Either::Left(_deadline) => Either::Left(()),
+                        Either::Right(control) => Either::Right(control),
+                    },
+                    None => race(rt.sleep_until(due), lp.control(ANY_CONTROL)).await,
+                };
+                match waited {
+                    Either::Left(()) => break,
+                    Either::Right(Control::Stop) => return Ok(LoopEnd::Stopped),
+                    Either::Right(Control::Cancel) => return Ok(LoopEnd::Cancelled),
+                    Either::Right(Control::IntervalChanged) => {
+                        let new = lp.schedule().interval();
+                        match &mut interval {
+                            Some(iv) => iv.set_period(new).map_err(|e| Arc::new(e) as SharedError)?,
+                            None => {
+                                if let Some(end) = last_end {
+                                    due = end + new;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let start = rt.now();
+        lp.set_next_iteration(interval.as_ref().map(|iv| iv.next_deadline()));
+        let body = AssertUnwindSafe((lp.shared.body)(lp.clone())).catch_unwind();
+        let result: Result<(), BoxError> = match race(body, lp.control(CANCEL_ONLY)).await {
+            Either::Left(Ok(result)) => result,
+            Either::Left(Err(panic)) => return Err(lp.panicked("body", &*panic)),
+            Either::Right(_) => return Ok(LoopEnd::Cancelled),
+        };
+        let end = rt.now();
+        lp.state().previous_execution_time = end - start;
+        match result {
+            Ok(()) => {
+                lp.state().current_loop += 1;
+                retry_now = false;
+                last_end = Some(end);
+                due = end + lp.schedule().interval();
+            }
+            Err(error) => {
+                let handled = {
+                    let state = lp.state();
+                    state.reconnect && state.kinds.matches(&*error)
+                };
+                if !handled {
+                    return Err(SharedError::from(error));
+                }
+                let delay = backoff.delay(end, rt.rng());
+                tracing::warn!(name = %lp.name(), %error, ?delay, "loop iteration failed with a handled error; retrying it");
+                lp.set_next_iteration(Some(end + delay));
+                match race(rt.sleep(delay), lp.control(STOP_OR_CANCEL)).await {
+                    Either::Left(()) => retry_now = true,
+                    Either::Right(Control::Cancel) => return Ok(LoopEnd::Cancelled),
+                    Either::Right(_) => return Ok(LoopEnd::Stopped),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! [`Loop`]: the one periodic engine of Machina (discord.ext.tasks' `Loop`;
+//! exmachina's emits and aiomisc's periodic services run on it).
+//!
+//! This module owns the public handle and its builder; the task that runs
+//! the schedule is in `engine.rs`, the shared state in `state.rs`, error
+//! kinds and the reconnect backoff in `kinds.rs`.
+//!
+//! # How a run ends, and which hooks run
+//!
+//! | ending | what happens, in order |
+//! | --- | --- |
+//! | `count` iterations done | `before_loop`, the bodies, `after_loop` |
+//! | [`stop`](Loop::stop) | the running body finishes (a stop during a sleep ends it at once, with no further run), then `after_loop` |
+//! | [`cancel`](Loop::cancel) | the running body is dropped at its next await point, then `after_loop`, during which [`is_being_cancelled`](Loop::is_being_cancelled) is true |
+//! | an error not of a handled kind, or a panic (in the body or `before_loop`) | [`failed`](Loop::failed) becomes true, `on_error` (default: a `tracing` error event), then `after_loop`; the run's handle gives the error |
+//!
+//! After every ending `current_loop` is back to 0 and `next_iteration` is
+//! `None`. An error of a handled kind (with `reconnect` on) is not an
+//! ending: the iteration is run again after a backoff delay, without
+//! counting toward `count` and without moving the schedule.
+
+mod engine;
+mod kinds;
+mod state;
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use kinds::{ErrorKinds, ReconnectBackoff};
+use state::{Done, LoopState, lock};
+
+use crate::retry::BoxError;
+use crate::rt::{JoinHandle, Runtime, SpawnError};
+use crate::schedule::{IntoInterval, Schedule, ScheduleError};
+
+/// An error shared between the loop's handle, its `on_error` hook and the
+/// log.
+pub type SharedError = Arc<dyn Error + Send + Sync + 'static>;
+
+type BodyFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
+type BodyFn = Arc<dyn Fn(Loop) -> BodyFuture + Send + Sync>;
+type HookFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+type HookFn = Arc<dyn Fn(Loop) -> HookFuture + Send + Sync>;
+type ErrorHookFn = Arc<dyn Fn(Loop, SharedError) -> HookFuture + Send + Sync>;
+
+/// How a run of a loop ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LoopEnd {
+    /// `count` iterations were done.
+    Completed,
+    /// [`Loop::stop`] ended it.
+    Stopped,
+    /// [`Loop::cancel`] ended it.
+    Cancelled,
+}
+
+/// Why a loop could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoopError {
+    /// It was already running.
+    #[error("loop {name:?} is already running; stop or cancel it first, or use restart")]
+    AlreadyRunning {
+        /// The loop's name.
+        name: String,
+    },
+    /// The executor refused the loop's task.
+    #[error("loop {name:?} could not start: {source}")]
+    Spawn {
+        /// The loop's name.
+        name: String,
+        /// What the executor said.
+        source: SpawnError,
+    },
+}
+
+/// A body or hook that panicked, as an error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} of loop {name:?} panicked: {message}")]
+pub struct LoopPanicked {
+    /// `"body"` or `"before_loop"`.
+    pub what: &'static str,
+    /// The loop's name.
+    pub name: String,
+    /// The panic message.
+    pub message: String,
+}
+
+/// What a loop body may return: `()` or `Result<(), E>`.
+pub trait IntoBodyResult {
+    /// The body's outcome.
+    fn into_body_result(self) -> Result<(), BoxError>;
+}
+
+impl IntoBodyResult for () {
+    fn into_body_result(self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<BoxError>> IntoBodyResult for Result<(), E> {
+    fn into_body_result(self) -> Result<(), BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+pub(crate) struct LoopShared {
+    name: String,
+    runtime: Runtime,
+    body: BodyFn,
+    before_loop: Option<HookFn>,
+    after_loop: Option<HookFn>,
+    on_error: Option<ErrorHookFn>,
+    state: Mutex<LoopState>,
+}
+
+/// A background task that runs a body on a [`Schedule`], with a count,
+/// hooks, stop-vs-cancel, a new interval on the fly and reconnection after
+/// handled errors (discord.ext.tasks' `Loop`). See the module docs for how
+/// runs end.
+///
+/// Cloning gives another handle to the same loop.
+///
+/// # Examples
+///
+/// ```
+/// use machina_core::bot::{Loop, LoopEnd};
+/// use machina_core::schedule::Schedule;
+/// use machina_core::testing::MockRuntime;
+/// use std::time::Duration;
+///
+/// let mock = MockRuntime::new();
+/// let rt = mock.runtime();
+/// let ticks = Loop::builder(&rt, "printer", Schedule::after("5s").unwrap())
+///     .count(3)
+///     .build(|lp: Loop| async move {
+///         println!("iteration {}", lp.current_loop());
+///     });
+/// let run = ticks.start().unwrap();
+/// assert_eq!(mock.block_on(run).unwrap().unwrap().unwrap(), LoopEnd::Completed);
+/// assert_eq!(mock.elapsed(), Duration::from_secs(10)); // runs at 0, 5 and 10 s
+/// ```
+#[derive(Clone)]
+pub struct Loop {
+    shared: Arc<LoopShared>,
+}
+
+/// The handle to one run of a loop: awaiting it gives how the run ended,
+/// or the error that ended it.
+pub type LoopRun = JoinHandle<Result<LoopEnd, SharedError>>;
+
+/// Configures a [`Loop`].
+#[must_use = "call .build(body) to get the Loop"]
+pub struct LoopBuilder {
+    name: String,
+    runtime: Runtime,
+    state: LoopState,
+    before_loop: Option<HookFn>,
+    after_loop: Option<HookFn>,
+    on_error: Option<ErrorHookFn>,
+}
+
+impl Loop {
+    /// Starts configuring a loop named `name`, on `runtime`, following
+    /// `schedule`; it runs forever unless given a [`count`](LoopBuilder::count).
+    pub fn builder(runtime: &Runtime, name: impl Into<String>, schedule: Schedule) -> LoopBuilder {
+        LoopBuilder {
+            name: name.into(),
+            runtime: runtime.clone(),
+            state: LoopState::new(schedule, None),
+            before_loop: None,
+            after_loop: None,
+            on_error: None,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, LoopState> {
+        lock(&self.shared.state)
+    }
+
+    /// The loop's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The runtime the loop runs on.
+    pub fn runtime(&self) -> &Runtime {
+        &self.shared.runtime
+    }
+
+    /// Starts a run in the background.
+    ///
+    /// # Errors
+    /// [`LoopError::AlreadyRunning`] if a run is in progress;
+    /// [`LoopError::Spawn`] if the executor refuses the task.
+    pub fn start(&self) -> Result<LoopRun, LoopError> {
+        let generation = {
+            let mut state = self.state();
+            if state.running {
+                return Err(LoopError::AlreadyRunning {
+                    name: self.shared.name.clone(),
+                });
+            }
+            state.running = true;
+            state.generation += 1;
+            state.current_loop = 0;
+            state.next_iteration = Some(self.shared.runtime.now());
+            state.stop_requested = false;
+            state.cancel_requested = false;
+            state.interval_changed = false;
+            state.failed = false;
+            state.generation
+        };
+        let task = engine::run(self.clone(), generation);
+        self.shared
+            .runtime
+            .spawn_named(&self.shared.name, task)
+            .map_err(|source| {
+                self.finish(generation);
+                LoopError::Spawn {
+                    name: self.shared.name.clone(),
+                    source,
+                }
+            })
+    }
+
+    /// Asks the loop to end gracefully: a running body finishes and no
+    /// further iteration starts; a loop sleeping between iterations ends at
+    /// once. Does nothing if the loop is not running.
+    pub fn stop(&self) {
+        let waker = {
+            let mut state = self.state();
+            if !state.running {
+                return;
+            }
+            state.stop_requested = true;
+            state.next_iteration = None;
+            state.poke()
+        };
+        waker.into_iter().for_each(std::task::Waker::wake);
+    }
+
+    /// Ends the loop now: a running body is dropped at its next await
+    /// point, then `after_loop` runs with
+    /// [`is_being_cancelled`](Self::is_being_cancelled) true. Does nothing
+    /// if the loop is not running.
+    pub fn cancel(&self) {
+        let waker = {
+            let mut state = self.state();
+            if !state.running {
+                return;
+            }
+            state.cancel_requested = true;
+            state.next_iteration = None;
+            state.poke()
+        };
+        waker.into_iter().for_each(std::task::Waker::wake);
+    }
+
+    /// Cancels the loop if it is running, waits for that run to end, and
+    /// starts a new one. Unlike discord.ext.tasks, a loop that was not
+    /// running is started.
+    ///
+    /// # Errors
+    /// As for [`start`](Self::start).
+    pub async fn restart(&self) -> Result<LoopRun, LoopError> {
+        self.cancel();
+        self.wait_until_done().await;
+        self.start()
+    }
+
+    /// Completes when the loop is not running.
+    pub async fn wait_until_done(&self) {
+        Done {
+            state: &self.shared.state,
+        }
+        .await;
+    }
+
+    /// Whether a run is in progress.
+    pub fn is_running(&self) -> bool {
+        self.state().running
+    }
+
+    /// Whether the last run ended with an unhandled error.
+    pub fn failed(&self) -> bool {
+        self.state().failed
+    }
+
+    /// Whether the loop is being cancelled (true during `after_loop` after
+    /// [`cancel`](Self::cancel)).
+    pub fn is_being_cancelled(&self) -> bool {
+        self.state().cancel_requested
+    }
+
+    /// The current iteration: 0 during the first body, one more after each
+    /// successful iteration, back to 0 when the run ends.
+    pub fn current_loop(&self) -> u64 {
+        self.state().current_loop
+    }
+
+    /// When the next iteration is due: `None` before a start, after the
+    /// end, and once a stop or cancel is requested. With a fixed-rate
+    /// schedule it is known while a body runs; with `After` only once the
+    /// body has ended.
+    pub fn next_iteration(&self) -> Option<Instant> {
+        self.state().next_iteration
+    }
+
+    /// How long the previous body took (zero before the first has ended).
+    pub fn previous_execution_time(&self) -> Duration {
+        self.state().previous_execution_time
+    }
+
+    /// The iterations a run does (`None` = forever).
+    pub fn count(&self) -> Option<u64> {
+        self.state().count
+    }
+
+    /// Iterations left in this run (`None` if unbounded).
+    pub fn remaining(&self) -> Option<u64> {
+        let state = self.state();
+        state.count.map(|c| c.saturating_sub(state.current_loop))
+    }
+
+    /// The schedule.
+    pub fn schedule(&self) -> Schedule {
+        self.state().schedule
+    }
+
+    /// Changes the interval. It takes effect from the last iteration: with
+    /// a fixed-rate schedule the next start is one new period after the
+    /// last iteration's start; with `After`, one new interval after the
+    /// last body's end. A sleep in progress is rescheduled.
+    ///
+    /// # Errors
+    /// [`ScheduleError`] for a malformed string or a zero fixed-rate
+    /// period; the interval is then unchanged.
+    pub fn change_interval(&self, interval: impl IntoInterval) -> Result<(), ScheduleError> {
+        let interval = interval.into_interval()?;
+        let waker = {
+            let mut state = self.state();
+            state.schedule = state.schedule.with_interval(interval)?;
+            state.interval_changed = state.running;
+            state.poke()
+        };
+        waker.into_iter().for_each(std::task::Waker::wake);
+        Ok(())
+    }
+
+    /// Retries iterations that fail with `E` (when reconnecting is on).
+    pub fn handle<E: Error + 'static>(&self) {
+        self.state().kinds.handle::<E>();
+    }
+
+    /// Stops retrying iterations that fail with `E`; returns whether it
+    /// was handled.
+    pub fn remove<E: Error + 'static>(&self) -> bool {
+        self.state().kinds.remove::<E>()
+    }
+
+    /// Retries no error kind any more.
+    pub fn clear_handled(&self) {
+        self.state().kinds.clear();
+    }
+
+    /// Marks the end of run `generation`: resets the counters and wakes
+    /// whoever waits for it.
+    fn finish(&self, generation: u64) {
+        let wakers = {
+            let mut state = self.state();
+            if state.generation != generation {
+                return;
+            }
+            state.running = false;
+            state.current_loop = 0;
+            state.next_iteration = None;
+            state.stop_requested = false;
+            state.cancel_requested = false;
+            state.interval_changed = false;
+            state.task_waker = None;
+            std::mem::take(&mut state.done_wakers)
+        };
+        wakers.into_iter().for_each(std::task::Waker::wake);
+    }
+}
+
+impl fmt::Debug for Loop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
+        f.debug_struct("Loop")
+            .field("name", &self.shared.name)
+            .field("schedule", &state.schedule)
+            .field("count", &state.count)
+            .field("running", &state.running)
+            .field("current_loop", &state.current_loop)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoopBuilder {
+    /// Runs `count` iterations, then ends (0 = none at all).
+    pub fn count(mut self, count: u64) -> Self {
+        self.state.count = Some(count);
+        self
+    }
+
+    /// Runs until stopped or cancelled (the default).
+    pub fn forever(mut self) -> Self {
+        self.state.count = None;
+        self
+    }
+
+    /// Runs `hook` once before the first iteration of every run.
+    pub fn before_loop<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Loop) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.before_loop = Some(Arc::new(move |lp| Box::pin(hook(lp))));
+        self
+    }
+
+    /// Runs `hook` once at the end of every run, however it ends.
+    pub fn after_loop<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Loop) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.after_loop = Some(Arc::new(move |lp| Box::pin(hook(lp))));
+        self
+    }
+
+    /// Runs `hook` with the error that ends a run (replacing the default
+    /// `tracing` error event).
+    pub fn on_error<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Loop, SharedError) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_error = Some(Arc::new(move |lp, e| Box::pin(hook(lp, e))));
+        self
+    }
+
+    /// Whether errors of the handled kinds are retried (default: true).
+    pub fn reconnect(mut self, reconnect: bool) -> Self {
+        self.state.reconnect = reconnect;
+        self
+    }
+
+    /// The unit of the reconnect backoff (default: 1 s).
+    pub fn reconnect_base(mut self, base: Duration) -> Self {
+        self.state.reconnect_base = base;
+        self
+    }
+
+    /// Also retries errors of type `E`.
+    pub fn handle<E: Error + 'static>(mut self) -> Self {
+        self.state.kinds.handle::<E>();
+        self
+    }
+
+    /// Also retries errors for which `predicate` holds.
+    pub fn handle_if(
+        mut self,
+        predicate: impl Fn(&(dyn Error + 'static)) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.state.kinds.handle_if(predicate);
+        self
+    }
+
+    /// No longer retries errors of type `E`.
+    pub fn remove<E: Error + 'static>(mut self) -> Self {
+        self.state.kinds.remove::<E>();
+        self
+    }
+
+    /// Retries no error kind.
+    pub fn clear_handled(mut self) -> Self {
+        self.state.kinds.clear();
+        self
+    }
+
+    /// The loop, running `body` each iteration. It does not start until
+    /// [`Loop::start`].
+    pub fn build<F, Fut>(self, body: F) -> Loop
+    where
+        F: Fn(Loop) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoBodyResult,
+    {
+        let body: BodyFn = Arc::new(move |lp| {
+            let fut = body(lp);
+            Box::pin(async move { fut.await.into_body_result() })
+        });
+        Loop {
+            shared: Arc::new(LoopShared {
+                name: self.name,
+                runtime: self.runtime,
+                body,
+                before_loop: self.before_loop,
+                after_loop: self.after_loop,
+                on_error: self.on_error,
+                state: Mutex::new(self.state),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for LoopBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopBuilder")
+            .field("name", &self.name)
+            .field("schedule", &self.state.schedule)
+            .field("count", &self.state.count)
+            .finish_non_exhaustive()
+    }
+}
