@@ -61,13 +61,7 @@ pub struct PanicPayload {
 
 impl PanicPayload {
     pub(crate) fn new(payload: Box<dyn Any + Send + 'static>) -> Self {
-        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
-            (*s).to_owned()
-        } else if let Some(s) = payload.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "non-string panic payload".to_owned()
-        };
+        let message = panic_message(&*payload);
         PanicPayload {
             message,
             payload: Mutex::new(Some(payload)),
@@ -99,6 +93,18 @@ impl fmt::Debug for PanicPayload {
 impl fmt::Display for PanicPayload {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
+    }
+}
+
+/// The message of a panic payload (`"non-string panic payload"` for
+/// payloads that are not strings).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
     }
 }
 

@@ -28,6 +28,7 @@ mod timeout;
 mod timer;
 
 pub use interval::{Interval, IntervalError, MissedTick};
+pub(crate) use join::panic_message;
 pub use join::{AbortHandle, JoinError, JoinHandle, PanicPayload};
 pub use rng::RuntimeRng;
 pub use runtime::Runtime;

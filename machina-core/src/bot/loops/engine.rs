@@ -17,6 +17,7 @@ use super::kinds::ReconnectBackoff;
 use super::state::{Control, ControlWait, Watch};
 use super::{Loop, LoopEnd, LoopPanicked, SharedError};
 use crate::retry::BoxError;
+use crate::rt::panic_message;
 use crate::schedule::Schedule;
 
 /// The first of two futures to finish; the other is dropped.
@@ -25,14 +26,6 @@ async fn race<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> 
         Either::Left((a, _)) => Either::Left(a),
         Either::Right((b, _)) => Either::Right(b),
     }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_owned())
 }
 
 /// Marks the run finished even if its task is dropped before the end
@@ -104,7 +97,11 @@ pub(super) async fn run(lp: Loop, generation: u64) -> Result<LoopEnd, SharedErro
         }
     }
     if let Some(hook) = &lp.shared.after_loop {
-        if AssertUnwindSafe(hook(lp.clone())).catch_unwind().await.is_err() {
+        if AssertUnwindSafe(hook(lp.clone()))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
             tracing::error!(name = %lp.name(), "after_loop hook of a loop panicked");
         }
     }
@@ -114,7 +111,12 @@ pub(super) async fn run(lp: Loop, generation: u64) -> Result<LoopEnd, SharedErro
 async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
     let rt = lp.runtime().clone();
     if let Some(hook) = lp.shared.before_loop.clone() {
-        match race(AssertUnwindSafe(hook(lp.clone())).catch_unwind(), lp.control(CANCEL_ONLY)).await {
+        match race(
+            AssertUnwindSafe(hook(lp.clone())).catch_unwind(),
+            lp.control(CANCEL_ONLY),
+        )
+        .await
+        {
             Either::Left(Ok(())) => {}
             Either::Left(Err(panic)) => return Err(lp.panicked("before_loop", &*panic)),
             Either::Right(_) => return Ok(LoopEnd::Cancelled),
@@ -159,7 +161,9 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
                     Either::Right(Control::IntervalChanged) => {
                         let new = lp.schedule().interval();
                         match &mut interval {
-                            Some(iv) => iv.set_period(new).map_err(|e| Arc::new(e) as SharedError)?,
+                            Some(iv) => {
+                                iv.set_period(new).map_err(|e| Arc::new(e) as SharedError)?
+                            }
                             None => {
                                 if let Some(end) = last_end {
                                     due = end + new;

@@ -1,0 +1,128 @@
+//! [`Emit`]: a periodic driver of a bot — a [`Loop`] registered in a
+//! [`Machina`](super::Machina) whose body receives an [`Event`].
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use super::error::BotError;
+use super::event::Event;
+use super::loops::{IntoBodyResult, Loop};
+use super::machina::BotCore;
+use crate::schedule::Schedule;
+
+/// A registered emit: its loop, and whether it starts with the bot.
+#[derive(Clone)]
+pub struct Emit {
+    pub(crate) lp: Loop,
+    pub(crate) alive: bool,
+}
+
+impl Emit {
+    /// The emit's name.
+    pub fn name(&self) -> &str {
+        self.lp.name()
+    }
+
+    /// The loop that drives it (for its state: `is_running`,
+    /// `current_loop`, …).
+    pub fn as_loop(&self) -> &Loop {
+        &self.lp
+    }
+
+    /// Whether it starts when the bot runs.
+    pub fn is_alive(&self) -> bool {
+        self.alive
+    }
+}
+
+impl fmt::Debug for Emit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emit")
+            .field("loop", &self.lp)
+            .field("alive", &self.alive)
+            .finish()
+    }
+}
+
+/// Adds an emit to a bot; see
+/// [`MachinaBuilder::emit`](super::MachinaBuilder::emit).
+#[must_use = "call .register() to add the emit"]
+pub struct EmitBuilder<'b> {
+    pub(crate) builder: &'b mut super::MachinaBuilder,
+    pub(crate) lp: super::loops::LoopBuilder,
+    pub(crate) alive: bool,
+}
+
+impl EmitBuilder<'_> {
+    /// Runs `count` times, then ends (exmachina `count`; default: forever).
+    pub fn count(mut self, count: u64) -> Self {
+        self.lp = self.lp.count(count);
+        self
+    }
+
+    /// Whether the emit starts with the bot (default) or only when an
+    /// [`Event`] starts it (exmachina `alive`).
+    pub fn alive(mut self, alive: bool) -> Self {
+        self.alive = alive;
+        self
+    }
+
+    /// Adjusts the underlying loop (hooks, reconnect kinds, …).
+    pub fn configure(
+        mut self,
+        f: impl FnOnce(super::loops::LoopBuilder) -> super::loops::LoopBuilder,
+    ) -> Self {
+        self.lp = f(self.lp);
+        self
+    }
+
+    /// Registers the emit with `handler` as its body.
+    ///
+    /// # Errors
+    /// [`BotError::Duplicate`] for a name already used by an emit.
+    pub fn register<F, Fut>(self, handler: F) -> Result<Emit, BotError>
+    where
+        F: Fn(Event) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoBodyResult,
+    {
+        let EmitBuilder { builder, lp, alive } = self;
+        let core: Arc<BotCore> = builder.core.clone();
+        let lp = lp.build(move |lp: Loop| handler(Event::new(core.clone(), lp)));
+        builder.register_emit(Emit { lp, alive })
+    }
+}
+
+impl fmt::Debug for EmitBuilder<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmitBuilder")
+            .field("loop", &self.lp)
+            .field("alive", &self.alive)
+            .finish()
+    }
+}
+
+/// What a schedule argument of [`MachinaBuilder::emit`](super::MachinaBuilder::emit)
+/// may be: a [`Schedule`], or an interval (string or `Duration`) meaning
+/// `Schedule::After(interval)`, exmachina's default mode.
+pub trait IntoSchedule {
+    /// The schedule.
+    ///
+    /// # Errors
+    /// [`ScheduleError`](crate::schedule::ScheduleError) for a malformed
+    /// interval.
+    fn into_schedule(self) -> Result<Schedule, crate::schedule::ScheduleError>;
+}
+
+impl IntoSchedule for Schedule {
+    fn into_schedule(self) -> Result<Schedule, crate::schedule::ScheduleError> {
+        Ok(self)
+    }
+}
+
+impl<I: crate::schedule::IntoInterval> IntoSchedule for I {
+    fn into_schedule(self) -> Result<Schedule, crate::schedule::ScheduleError> {
+        Schedule::after(self)
+    }
+}

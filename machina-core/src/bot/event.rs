@@ -1,0 +1,115 @@
+//! [`Event`]: what an emit's body receives — its own state, and control
+//! over the rest of the bot by name.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::error::BotError;
+use super::execute::{Execute, ExecuteTask, signature};
+use super::loops::Loop;
+use super::machina::BotCore;
+use crate::rt::Runtime;
+
+/// The context of one run of an emit's body (exmachina `Event`).
+pub struct Event {
+    core: Arc<BotCore>,
+    lp: Loop,
+}
+
+impl Event {
+    pub(crate) fn new(core: Arc<BotCore>, lp: Loop) -> Self {
+        Event { core, lp }
+    }
+
+    /// The emit's name.
+    pub fn name(&self) -> &str {
+        self.lp.name()
+    }
+
+    /// The runtime the bot runs on.
+    pub fn runtime(&self) -> &Runtime {
+        &self.core.runtime
+    }
+
+    /// Which run of the emit this is: 1 on the first.
+    pub fn epoch(&self) -> u64 {
+        self.lp.current_loop() + 1
+    }
+
+    /// How long the previous run of the body took (zero on the first).
+    pub fn previous_execution_time(&self) -> Duration {
+        self.lp.previous_execution_time()
+    }
+
+    /// Runs left after this one (`None` if the emit runs forever).
+    pub fn remaining(&self) -> Option<u64> {
+        self.lp.count().map(|c| c.saturating_sub(self.epoch()))
+    }
+
+    /// The emit's loop.
+    pub fn emit_loop(&self) -> &Loop {
+        &self.lp
+    }
+
+    /// Starts emit `name`. Starting a running emit does nothing (with a
+    /// warning); a finished one starts afresh with its configured count.
+    ///
+    /// # Errors
+    /// [`BotError::Unknown`] for an unknown name, [`BotError::Spawn`] if the
+    /// executor refuses the task.
+    pub fn start(&self, name: &str) -> Result<(), BotError> {
+        let emit = self.core.emit(name)?;
+        self.core.start_emit(&emit)
+    }
+
+    /// Stops emit `name` gracefully (see [`Loop::stop`]).
+    ///
+    /// # Errors
+    /// [`BotError::Unknown`] for an unknown name.
+    pub fn stop(&self, name: &str) -> Result<(), BotError> {
+        self.core.emit(name)?.lp.stop();
+        Ok(())
+    }
+
+    /// Cancels emit `name` (see [`Loop::cancel`]).
+    ///
+    /// # Errors
+    /// [`BotError::Unknown`] for an unknown name.
+    pub fn cancel(&self, name: &str) -> Result<(), BotError> {
+        self.core.emit(name)?.lp.cancel();
+        Ok(())
+    }
+
+    /// Runs execute `name` with `args` as a task of the bot. The types are
+    /// checked at run time against the registration.
+    ///
+    /// # Errors
+    /// [`BotError::Unknown`] for an unknown name, [`BotError::TypeMismatch`]
+    /// when `A`/`T` are not the execute's argument and result types,
+    /// [`BotError::Spawn`] if the executor refuses the task.
+    pub fn execute<A, T>(&self, name: &str, args: A) -> Result<ExecuteTask<T>, BotError>
+    where
+        A: Clone + Send + 'static,
+        T: Send + 'static,
+    {
+        let erased = self.core.execute(name)?;
+        let Some(execute) = erased.handle.downcast_ref::<Execute<A, T>>() else {
+            return Err(BotError::TypeMismatch {
+                name: name.to_owned(),
+                expected: erased.signature.clone(),
+                found: signature::<A, T>(),
+            });
+        };
+        execute.spawn(args)
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("emit", &self.lp.name())
+            .field("epoch", &self.epoch())
+            .finish()
+    }
+}

@@ -1,0 +1,265 @@
+//! [`Execute`]: a named one-shot async handler run inside concurrent groups
+//! and under a retry policy, called directly through its typed handle or
+//! by name from an [`Event`](super::Event).
+
+use std::any::type_name;
+use std::fmt;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::FutureExt;
+
+use super::error::{BotError, ExecuteError};
+use super::machina::BotCore;
+use crate::limit::ConcurrentGroup;
+use crate::retry::{BoxError, Retry};
+use crate::rt::{JoinError, JoinHandle};
+
+type HandlerFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+type Handler<A, T> = Arc<dyn Fn(A) -> HandlerFuture<T> + Send + Sync>;
+
+pub(crate) struct ExecuteInner<A, T> {
+    pub(crate) name: String,
+    handler: Handler<A, T>,
+    groups: Vec<ConcurrentGroup>,
+    retry: Retry,
+}
+
+/// A typed handle to a registered execute.
+///
+/// [`call`](Self::call) runs it in the caller's task (no spawn);
+/// [`spawn`](Self::spawn) runs it as a task of the bot, which
+/// [`Machina::run`](super::Machina::run) waits for and
+/// [`Machina::shutdown`](super::Machina::shutdown) accounts for. Either
+/// way the whole call — every attempt, each taking a slot and a start
+/// token in every group of the execute — is wrapped once by its retry
+/// rules, and a panic in the handler becomes an [`ExecuteError`] for the
+/// caller, never a crash of the bot.
+pub struct Execute<A, T> {
+    pub(crate) inner: Arc<ExecuteInner<A, T>>,
+    pub(crate) core: Arc<BotCore>,
+}
+
+impl<A, T> Clone for Execute<A, T> {
+    fn clone(&self) -> Self {
+        Execute {
+            inner: self.inner.clone(),
+            core: self.core.clone(),
+        }
+    }
+}
+
+/// `fn(A) -> T`, for type-mismatch messages.
+pub(crate) fn signature<A, T>() -> String {
+    format!("fn({}) -> {}", type_name::<A>(), type_name::<T>())
+}
+
+impl<A, T> Execute<A, T>
+where
+    A: Clone + Send + 'static,
+    T: Send + 'static,
+{
+    pub(crate) fn new(
+        core: Arc<BotCore>,
+        name: String,
+        handler: Handler<A, T>,
+        groups: Vec<ConcurrentGroup>,
+        retry: Retry,
+    ) -> Self {
+        Execute {
+            inner: Arc::new(ExecuteInner {
+                name,
+                handler,
+                groups,
+                retry,
+            }),
+            core,
+        }
+    }
+
+    /// The execute's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Runs the execute in the calling task and returns its value.
+    ///
+    /// # Errors
+    /// [`ExecuteError::Failed`] with the last attempt's error, or
+    /// [`ExecuteError::Panicked`].
+    pub async fn call(&self, args: A) -> Result<T, ExecuteError> {
+        let inner = &*self.inner;
+        let attempt = move || (inner.handler)(args.clone());
+        let call = inner
+            .retry
+            .call_limited(&self.core.runtime, &inner.groups, attempt);
+        match AssertUnwindSafe(call).catch_unwind().await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(source)) => Err(ExecuteError::Failed {
+                name: inner.name.clone(),
+                source,
+            }),
+            Err(panic) => Err(ExecuteError::Panicked {
+                name: inner.name.clone(),
+                message: crate::rt::panic_message(&*panic),
+            }),
+        }
+    }
+
+    /// Runs the execute as a task of the bot. Its failure is logged and
+    /// counted even if nobody awaits the returned task.
+    ///
+    /// # Errors
+    /// [`BotError::Spawn`] if the executor refuses the task.
+    pub fn spawn(&self, args: A) -> Result<ExecuteTask<T>, BotError> {
+        let this = self.clone();
+        let core = self.core.clone();
+        let id = core.begin_execute(&self.inner.name);
+        let guard = super::machina::ExecuteGuard::new(core.clone(), id);
+        let handle = core.runtime.spawn_named(&self.inner.name, async move {
+            let outcome = this.call(args).await;
+            guard.finish(outcome.as_ref().err());
+            outcome
+        })?;
+        core.attach_abort(id, handle.abort_handle());
+        Ok(ExecuteTask {
+            handle,
+            name: self.inner.name.clone(),
+        })
+    }
+}
+
+impl<A, T> fmt::Debug for Execute<A, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Execute")
+            .field("name", &self.inner.name)
+            .field(
+                "groups",
+                &self
+                    .inner
+                    .groups
+                    .iter()
+                    .map(ConcurrentGroup::name)
+                    .collect::<Vec<_>>(),
+            )
+            .field("signature", &signature::<A, T>())
+            .finish()
+    }
+}
+
+/// A running execute: awaiting it gives the value or an [`ExecuteError`];
+/// dropping it lets the execute run on (its failure is still logged and
+/// counted).
+#[must_use = "dropping an ExecuteTask lets it run on unobserved; call .detach() to say so"]
+pub struct ExecuteTask<T> {
+    handle: JoinHandle<Result<T, ExecuteError>>,
+    name: String,
+}
+
+impl<T: Send + 'static> ExecuteTask<T> {
+    /// Cancels the execute; awaiting gives [`ExecuteError::Cancelled`].
+    pub fn abort(&self) {
+        self.handle.abort();
+    }
+
+    /// Lets it run on unobserved.
+    pub fn detach(self) {
+        self.handle.detach();
+    }
+
+    /// Whether it has finished.
+    pub fn is_finished(&self) -> bool {
+        self.handle.is_finished()
+    }
+}
+
+impl<T> Future for ExecuteTask<T> {
+    type Output = Result<T, ExecuteError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let outcome = std::task::ready!(Pin::new(&mut self.handle).poll(cx));
+        Poll::Ready(match outcome {
+            Ok(result) => result,
+            Err(JoinError::Panicked(payload)) => Err(ExecuteError::Panicked {
+                name: self.name.clone(),
+                message: payload.message().to_owned(),
+            }),
+            Err(_) => Err(ExecuteError::Cancelled {
+                name: self.name.clone(),
+            }),
+        })
+    }
+}
+
+impl<T> fmt::Debug for ExecuteTask<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecuteTask")
+            .field("name", &self.name)
+            .field("handle", &self.handle)
+            .finish()
+    }
+}
+
+/// Adds an execute to a bot; see
+/// [`MachinaBuilder::execute`](super::MachinaBuilder::execute).
+#[must_use = "call .register() to add the execute"]
+pub struct ExecuteBuilder<'b, A, T> {
+    pub(crate) builder: &'b mut super::MachinaBuilder,
+    pub(crate) name: String,
+    pub(crate) handler: Handler<A, T>,
+    pub(crate) groups: Vec<String>,
+    pub(crate) retry: Retry,
+    pub(crate) _types: PhantomData<fn(A) -> T>,
+}
+
+impl<A, T> ExecuteBuilder<'_, A, T>
+where
+    A: Clone + Send + 'static,
+    T: Send + 'static,
+{
+    /// Runs every call inside these concurrent groups (by name).
+    pub fn groups<I, S>(mut self, groups: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.groups = groups.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Retries failed calls under `retry`.
+    pub fn retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Registers the execute.
+    ///
+    /// # Errors
+    /// [`BotError::Duplicate`] for a name already used by an execute,
+    /// [`BotError::Unknown`] for a group that is not registered.
+    pub fn register(self) -> Result<Execute<A, T>, BotError> {
+        let ExecuteBuilder {
+            builder,
+            name,
+            handler,
+            groups,
+            retry,
+            ..
+        } = self;
+        builder.register_execute(name, handler, groups, retry)
+    }
+}
+
+impl<A, T> fmt::Debug for ExecuteBuilder<'_, A, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecuteBuilder")
+            .field("name", &self.name)
+            .field("groups", &self.groups)
+            .finish_non_exhaustive()
+    }
+}
