@@ -1,41 +1,19 @@
-//! Quickstart: a periodic task on tokio through Machina's runtime boundary.
+//! Quickstart on tokio: a bot with a concurrent group (4 in flight, 3
+//! starts per second), an emit every second, and a retried execute that
+//! sometimes fails with an HTTP-like error. It ends by itself after three
+//! emits.
 //!
-//! Ticks every 200 ms on an absolute grid (no drift), does a little work on
-//! each tick through a spawned task with a timeout, and stops by itself
-//! after five ticks. The same `run` function runs on any Machina runtime;
-//! only `main` names tokio.
+//! The bot itself is in `bot.rs`, shared with `quickstart_smol` and
+//! `quickstart_async_std`: only this file names the runtime.
 //!
 //! Run: `cargo run --example quickstart`
 
-use std::time::Duration;
+mod bot;
 
-use machina_tokio::rt::{MissedTick, Runtime};
-
-/// The periodic task, written once against `Runtime`.
-async fn run(rt: Runtime) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let start = rt.now();
-    let mut ticks = rt.interval(Duration::from_millis(200), MissedTick::Burst)?;
-    for n in 1..=5u32 {
-        let due = ticks.tick().await;
-        let job = rt.spawn(async move { n * n })?;
-        let square = rt.timeout(Duration::from_secs(1), job).await??;
-        println!(
-            "tick {n}: due at +{:>4} ms, ran at +{:>4} ms, {n}² = {square}",
-            (due - start).as_millis(),
-            (rt.now() - start).as_millis(),
-        );
-    }
-    println!("done after {} ms", (rt.now() - start).as_millis());
-    Ok(())
-}
-
-fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+fn main() -> Result<(), machina_tokio::retry::BoxError> {
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    tokio_rt.block_on(async {
-        let rt = machina_tokio::runtime()?;
-        run(rt).await
-    })
+    tokio_rt.block_on(async { bot::run(machina_tokio::runtime()?).await })
 }

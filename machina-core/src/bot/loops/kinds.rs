@@ -96,7 +96,9 @@ impl ErrorKinds {
 
 impl fmt::Debug for ErrorKinds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.kinds.iter().map(|k| k.name)).finish()
+        f.debug_list()
+            .entries(self.kinds.iter().map(|k| k.name))
+            .finish()
     }
 }
 
@@ -181,7 +183,11 @@ mod tests {
         // More than base·2¹¹ = 20.48 s later, the count starts again.
         let later = t0 + base * 2048 + Duration::from_nanos(1);
         assert_eq!(b.next_bound(later), base * 2);
-        assert_eq!(b.next_bound(t0 + base * 2048), base * 1024, "not more than: no reset");
+        assert_eq!(
+            b.next_bound(t0 + base * 2048),
+            base * 1024,
+            "not more than: no reset"
+        );
     }
 
     #[test]

@@ -64,7 +64,9 @@ impl LoopState {
 }
 
 pub(crate) fn lock(state: &Mutex<LoopState>) -> MutexGuard<'_, LoopState> {
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A control request the loop task reacts to.
