@@ -1,0 +1,235 @@
+//! The bot on every runtime from one body each: registration errors,
+//! emits driving executes (typed and by name), errors that end one emit
+//! only, panics, fire-and-forget failures, hooks, groups with retries, and
+//! a shutdown that accounts for everything.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use machina_core::bot::{BotError, Event, ExecuteError, Machina};
+use machina_core::limit::Limits;
+use machina_core::retry::{BoxError, Retry, Rule};
+use machina_core::rt::Runtime;
+use support::Env;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("HTTP {0}")]
+struct HttpError(u16);
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn log() -> Log {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+fn push(log: &Log, entry: impl Into<String>) {
+    log.lock().unwrap().push(entry.into());
+}
+
+cross_runtime! {
+    /// Duplicate names, unknown groups and bad intervals are refused while
+    /// the bot is put together.
+    async fn registration_mistakes_are_refused(rt: Runtime, env: Env) {
+        let mut bot = Machina::builder(&rt);
+        bot.group("g", Limits::new().max_in_flight(1)).unwrap();
+        let dup = bot.group("g", Limits::new()).unwrap_err();
+        assert!(matches!(dup, BotError::Duplicate { kind: "concurrent group", .. }));
+        assert!(matches!(bot.group("zero", Limits::new().max_in_flight(0)), Err(BotError::Group(_))));
+        let unknown = bot
+            .execute("x", |n: u32| async move { Ok::<_, BoxError>(n) })
+            .groups(["g", "missing"])
+            .register()
+            .unwrap_err();
+        assert!(unknown.to_string().contains("unknown concurrent group \"missing\"; registered: g"), "{unknown}");
+        bot.execute("x", |n: u32| async move { Ok::<_, BoxError>(n) }).register().unwrap();
+        assert!(matches!(
+            bot.execute("x", |n: u32| async move { Ok::<_, BoxError>(n) }).register(),
+            Err(BotError::Duplicate { kind: "execute", .. })
+        ));
+        let bad = bot.emit("e", "1x").unwrap_err();
+        assert!(bad.to_string().contains("invalid interval \"1x\""), "{bad}");
+        bot.emit("e", "10ms").unwrap().count(1).register(|_e: Event| async {}).unwrap();
+        assert!(matches!(
+            bot.emit("e", "10ms").unwrap().register(|_e: Event| async {}),
+            Err(BotError::Duplicate { kind: "emit", .. })
+        ));
+    }
+
+    /// An emit drives an execute typed and by name; Event reports epoch,
+    /// remaining runs and the previous run's duration; names and types are
+    /// checked.
+    async fn emits_drive_executes(rt: Runtime, env: Env) {
+        let seen = log();
+        let mut bot = Machina::builder(&rt);
+        let double = bot
+            .execute("double", |n: u32| async move { Ok::<_, BoxError>(n * 2) })
+            .register()
+            .unwrap();
+        let seen2 = seen.clone();
+        bot.emit("tick", "20ms").unwrap().count(3).register(move |event: Event| {
+            let (double, seen) = (double.clone(), seen2.clone());
+            async move {
+                let direct = double.call(event.epoch() as u32).await.unwrap();
+                let by_name = event.execute::<u32, u32>("double", 10).unwrap().await.unwrap();
+                push(&seen, format!("{} {:?} {direct} {by_name}", event.epoch(), event.remaining()));
+                assert!(matches!(event.execute::<u32, u32>("nope", 1), Err(BotError::Unknown { kind: "execute", .. })));
+                let wrong = event.execute::<String, u32>("double", "x".into()).unwrap_err();
+                assert!(matches!(wrong, BotError::TypeMismatch { .. }), "{wrong}");
+                assert!(wrong.to_string().contains("takes fn(u32) -> u32"), "{wrong}");
+                assert!(event.start("missing").is_err());
+                if event.epoch() == 1 {
+                    assert_eq!(event.previous_execution_time(), Duration::ZERO);
+                }
+            }
+        }).unwrap();
+        let bot = bot.build();
+        let start = rt.now();
+        let report = bot.run().await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["1 Some(2) 2 20", "2 Some(1) 4 20", "3 Some(0) 6 20"]);
+        assert_eq!(report.stats.executes_ok, 3);
+        env.assert_elapsed(rt.now() - start, ms(40));
+    }
+
+    /// An emit that fails ends alone; the others run on; run() reports it.
+    async fn a_failing_emit_ends_alone(rt: Runtime, env: Env) {
+        let runs = Arc::new(AtomicU32::new(0));
+        let mut bot = Machina::builder(&rt);
+        bot.emit("broken", "10ms").unwrap().register(|_e: Event| async {
+            Err::<(), _>(HttpError(500))
+        }).unwrap();
+        let r = runs.clone();
+        bot.emit("healthy", "10ms").unwrap().count(4).register(move |_e: Event| {
+            r.fetch_add(1, Ordering::SeqCst);
+            async {}
+        }).unwrap();
+        let err = bot.build().run().await.unwrap_err();
+        assert_eq!(runs.load(Ordering::SeqCst), 4);
+        let BotError::EmitsFailed(errors) = &err else { panic!("{err}") };
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].0, "broken");
+        assert_eq!(errors[0].1.to_string(), "HTTP 500");
+    }
+
+    /// A panicking handler is an error for its caller; a fire-and-forget
+    /// failure is counted; the bot runs on.
+    async fn panics_and_fire_and_forget_failures_are_not_lost(rt: Runtime, env: Env) {
+        let mut bot = Machina::builder(&rt);
+        let boom = bot
+            .execute("boom", |_: ()| async move {
+                if true { panic!("handler blew up") }
+                Ok::<(), BoxError>(())
+            })
+            .register()
+            .unwrap();
+        bot.execute("fails", |_: ()| async move { Err::<(), _>(HttpError(503)) }).register().unwrap();
+        bot.emit("once", "1s").unwrap().count(1).register(move |event: Event| {
+            let boom = boom.clone();
+            async move {
+                let err = boom.call(()).await.unwrap_err();
+                assert!(matches!(err, ExecuteError::Panicked { .. }), "{err}");
+                assert!(err.to_string().contains("handler blew up"));
+                event.execute::<(), ()>("fails", ()).unwrap().detach();
+                let spawned = boom.spawn(()).unwrap().await.unwrap_err();
+                assert!(matches!(spawned, ExecuteError::Panicked { .. }));
+            }
+        }).unwrap();
+        let report = bot.build().run().await.unwrap();
+        assert_eq!(report.stats.executes_failed, 2, "the detached failure and the spawned panic");
+    }
+
+    /// Startup and shutdown hooks run in order, shutdown hooks also after a
+    /// failed start.
+    async fn hooks_run_in_order(rt: Runtime, env: Env) {
+        let events = log();
+        let mut bot = Machina::builder(&rt);
+        for name in ["a", "b"] {
+            let e = events.clone();
+            bot.on_startup(move |_| { let e = e.clone(); async move { push(&e, format!("start {name}")); Ok(()) } });
+            let e = events.clone();
+            bot.on_shutdown(move |_| { let e = e.clone(); async move { push(&e, format!("stop {name}")); Ok(()) } });
+        }
+        let e = events.clone();
+        bot.emit("tick", "1ms").unwrap().count(1).register(move |_ev: Event| { let e = e.clone(); async move { push(&e, "tick") } }).unwrap();
+        bot.build().run().await.unwrap();
+        assert_eq!(*events.lock().unwrap(), ["start a", "start b", "tick", "stop a", "stop b"]);
+
+        let events = log();
+        let mut bot = Machina::builder(&rt);
+        bot.on_startup(|_| async { Err::<(), BoxError>("no database".into()) });
+        let e = events.clone();
+        bot.on_shutdown(move |_| { let e = e.clone(); async move { push(&e, "shutdown ran"); Ok(()) } });
+        let e = events.clone();
+        bot.emit("never", "1ms").unwrap().register(move |_ev: Event| { let e = e.clone(); async move { push(&e, "emit ran") } }).unwrap();
+        let err = bot.build().run().await.unwrap_err();
+        assert!(matches!(err, BotError::Startup(_)), "{err}");
+        assert_eq!(*events.lock().unwrap(), ["shutdown ran"]);
+    }
+
+    /// A group and a retry together: each attempt is a new start in the
+    /// window, and the retry wraps the call once.
+    async fn group_and_retry_interact(rt: Runtime, env: Env) {
+        let attempts = log();
+        let start = rt.now();
+        let mut bot = Machina::builder(&rt);
+        bot.group("api", Limits::new().max_in_flight(4).max_starts(2, ms(100))).unwrap();
+        let (a, rt2) = (attempts.clone(), rt.clone());
+        let flaky = bot
+            .execute("flaky", move |n: u32| {
+                let (a, rt) = (a.clone(), rt2.clone());
+                async move {
+                    push(&a, format!("{n}@{}", (rt.now() - start).as_millis()));
+                    if n == 0 && a.lock().unwrap().len() < 3 { Err(HttpError(503)) } else { Ok(n) }
+                }
+            })
+            .groups(["api"])
+            .retry(Retry::new().rule(Rule::fixed(ms(10)).on::<HttpError>().retries(3)))
+            .register()
+            .unwrap();
+        bot.emit("go", "1s").unwrap().count(1).register(move |_e: Event| {
+            let flaky = flaky.clone();
+            async move { assert_eq!(flaky.call(0).await.unwrap(), 0); }
+        }).unwrap();
+        bot.build().run().await.unwrap();
+        let attempts = attempts.lock().unwrap().clone();
+        assert_eq!(attempts.len(), 3);
+        if env.is_virtual() {
+            // 2 starts per 100 ms: the third attempt waits for the window.
+            assert_eq!(attempts, ["0@0", "0@10", "0@100"]);
+        }
+    }
+
+    /// shutdown stops emits, waits for in-flight executes within the
+    /// grace, cancels the rest, and says which was which.
+    async fn shutdown_accounts_for_everything(rt: Runtime, env: Env) {
+        let mut bot = Machina::builder(&rt);
+        let rt2 = rt.clone();
+        bot.execute("quick", move |_: ()| { let rt = rt2.clone(); async move { rt.sleep(ms(10)).await; Ok::<_, BoxError>(()) } }).register().unwrap();
+        let rt3 = rt.clone();
+        bot.execute("slow", move |_: ()| { let rt = rt3.clone(); async move { rt.sleep(ms(10_000)).await; Ok::<_, BoxError>(()) } }).register().unwrap();
+        bot.emit("spawner", "1ms").unwrap().register(|event: Event| async move {
+            if event.epoch() == 1 {
+                event.execute::<(), ()>("quick", ()).unwrap().detach();
+                event.execute::<(), ()>("slow", ()).unwrap().detach();
+            }
+        }).unwrap();
+        let bot = bot.build();
+        let runner = { let bot = bot.clone(); rt.spawn(async move { bot.run().await }).unwrap() };
+        rt.sleep(ms(5)).await;
+        let report = bot.shutdown(ms(100)).await;
+        assert_eq!(report.emits_stopped, ["spawner"]);
+        assert!(report.emits_cancelled.is_empty());
+        assert_eq!(report.executes_finished, ["quick"]);
+        assert_eq!(report.executes_cancelled, ["slow"]);
+        let run = runner.await.unwrap().unwrap();
+        assert_eq!(run.stats.executes_ok, 1);
+        assert_eq!(run.stats.executes_cancelled, 1);
+    }
+}
