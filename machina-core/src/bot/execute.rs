@@ -20,10 +20,10 @@ use crate::retry::{BoxError, Retry};
 use crate::rt::{JoinError, JoinHandle};
 
 type HandlerFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
-type Handler<A, T> = Arc<dyn Fn(A) -> HandlerFuture<T> + Send + Sync>;
+pub(crate) type Handler<A, T> = Arc<dyn Fn(A) -> HandlerFuture<T> + Send + Sync>;
 
 pub(crate) struct ExecuteInner<A, T> {
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     handler: Handler<A, T>,
     groups: Vec<ConcurrentGroup>,
     retry: Retry,
@@ -72,7 +72,7 @@ where
     ) -> Self {
         Execute {
             inner: Arc::new(ExecuteInner {
-                name,
+                name: name.into(),
                 handler,
                 groups,
                 retry,
@@ -100,11 +100,11 @@ where
         match AssertUnwindSafe(call).catch_unwind().await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(source)) => Err(ExecuteError::Failed {
-                name: inner.name.clone(),
+                name: inner.name.to_string(),
                 source,
             }),
             Err(panic) => Err(ExecuteError::Panicked {
-                name: inner.name.clone(),
+                name: inner.name.to_string(),
                 message: crate::rt::panic_message(&*panic),
             }),
         }
@@ -118,7 +118,7 @@ where
     pub fn spawn(&self, args: A) -> Result<ExecuteTask<T>, BotError> {
         let this = self.clone();
         let core = self.core.clone();
-        let id = core.begin_execute(&self.inner.name);
+        let id = core.begin_execute(self.inner.name.clone());
         let guard = super::machina::ExecuteGuard::new(core.clone(), id);
         let handle = core.runtime.spawn_named(&self.inner.name, async move {
             let outcome = this.call(args).await;
@@ -157,7 +157,7 @@ impl<A, T> fmt::Debug for Execute<A, T> {
 #[must_use = "dropping an ExecuteTask lets it run on unobserved; call .detach() to say so"]
 pub struct ExecuteTask<T> {
     handle: JoinHandle<Result<T, ExecuteError>>,
-    name: String,
+    name: Arc<str>,
 }
 
 impl<T: Send + 'static> ExecuteTask<T> {
@@ -185,11 +185,11 @@ impl<T> Future for ExecuteTask<T> {
         Poll::Ready(match outcome {
             Ok(result) => result,
             Err(JoinError::Panicked(payload)) => Err(ExecuteError::Panicked {
-                name: self.name.clone(),
+                name: self.name.to_string(),
                 message: payload.message().to_owned(),
             }),
             Err(_) => Err(ExecuteError::Cancelled {
-                name: self.name.clone(),
+                name: self.name.to_string(),
             }),
         })
     }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::emit::{Emit, EmitBuilder, IntoSchedule};
 use super::error::{BotError, ExecuteError};
-use super::execute::{Execute, ExecuteBuilder, signature};
+use super::execute::{Execute, ExecuteBuilder, Handler, signature};
 use super::loops::{Loop, LoopEnd, SharedError};
 use crate::limit::{ConcurrentGroup, Limits};
 use crate::retry::{BoxError, Retry};
@@ -44,7 +44,7 @@ pub(crate) struct Registry {
 /// What is running now, and what has happened.
 #[derive(Default)]
 struct Activity {
-    executes: HashMap<u64, (String, Option<AbortHandle>)>,
+    executes: HashMap<u64, (Arc<str>, Option<AbortHandle>)>,
     next_execute: u64,
     emits_running: usize,
     emit_errors: Vec<(String, SharedError)>,
@@ -159,11 +159,11 @@ impl BotCore {
         wakers.into_iter().for_each(Waker::wake);
     }
 
-    pub(crate) fn begin_execute(&self, name: &str) -> u64 {
+    pub(crate) fn begin_execute(&self, name: Arc<str>) -> u64 {
         let mut activity = self.activity();
         activity.next_execute += 1;
         let id = activity.next_execute;
-        activity.executes.insert(id, (name.to_owned(), None));
+        activity.executes.insert(id, (name, None));
         id
     }
 
@@ -426,7 +426,7 @@ impl Machina {
             .activity()
             .executes
             .iter()
-            .map(|(id, (name, _))| (*id, name.clone()))
+            .map(|(id, (name, _))| (*id, name.to_string()))
             .collect();
         emits.iter().for_each(|e| e.lp.stop());
         let in_time = self
@@ -442,7 +442,7 @@ impl Machina {
                 .activity()
                 .executes
                 .iter()
-                .map(|(id, (name, abort))| (*id, name.clone(), abort.clone()))
+                .map(|(id, (name, abort))| (*id, name.to_string(), abort.clone()))
                 .collect();
             for (_, name, abort) in &still {
                 if let Some(abort) = abort {
@@ -531,9 +531,7 @@ impl MachinaBuilder {
     pub(crate) fn register_execute<A, T>(
         &mut self,
         name: String,
-        handler: Arc<
-            dyn Fn(A) -> Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>> + Send + Sync,
-        >,
+        handler: Handler<A, T>,
         groups: Vec<String>,
         retry: Retry,
     ) -> Result<Execute<A, T>, BotError>

@@ -134,8 +134,20 @@ impl Acquire {
                 }
                 if let Some(ticket) = self.tickets.get(i) {
                     state.waiters.remove(ticket);
-                    // The next in line may be able to start too.
-                    next_heads.extend(state.head_waker());
+                    // The next in line may be able to start too, or must
+                    // arm its timer for the window; if only a slot blocks
+                    // it, the release of one will wake it, so waking it now
+                    // would be a wasted poll.
+                    let slots_full = matches!(
+                        state.policy.check(now),
+                        Err(NotUntil {
+                            cause: Blocked::InFlight,
+                            ..
+                        })
+                    );
+                    if !slots_full {
+                        next_heads.extend(state.head_waker());
+                    }
                 }
             }
             drop(guards);

@@ -124,9 +124,13 @@ impl Interval {
         let deadline = self.next;
         let now = self.runtime.now();
         let late = now.saturating_duration_since(deadline);
+        // The grid's anchor: the deadline, or for a late tick under Delay
+        // the instant the grid restarts from.
+        let mut anchor = deadline;
         self.next = match self.missed {
             MissedTick::Burst => instant_after(deadline, self.period),
             MissedTick::Delay if late > self.runtime.lateness_tolerance() => {
+                anchor = now;
                 instant_after(now, self.period)
             }
             MissedTick::Delay => instant_after(deadline, self.period),
@@ -139,13 +143,15 @@ impl Interval {
                 instant_after(deadline, skip)
             }
         };
-        self.last = Some(deadline);
+        self.last = Some(anchor);
         deadline
     }
 
-    /// Changes the period. The grid restarts from the last tick delivered:
-    /// the next tick is due one new period after it (or, before the first
-    /// tick, stays where it was).
+    /// Changes the period. The grid restarts from the last tick delivered
+    /// (from its deadline, or for a late tick under
+    /// [`MissedTick::Delay`] from when it was delivered): the next tick is
+    /// due one new period after it (or, before the first tick, stays where
+    /// it was).
     ///
     /// # Errors
     /// [`IntervalError::ZeroPeriod`] for a zero period; nothing changes.

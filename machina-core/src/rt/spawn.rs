@@ -78,9 +78,13 @@ pub trait Spawn: Send + Sync + 'static {
     /// reports.
     ///
     /// The default wraps the task in a `tracing` span named `task` with a
-    /// `name` field.
+    /// `name` field when a subscriber wants that span, and spawns it as is
+    /// otherwise.
     fn spawn_detached_named(&self, name: &str, task: BoxFuture) -> Result<(), SpawnError> {
         let span = tracing::debug_span!("task", name = %name);
+        if span.is_disabled() {
+            return self.spawn_detached(task);
+        }
         self.spawn_detached(Box::pin(task.instrument(span)))
     }
 

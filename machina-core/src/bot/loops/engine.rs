@@ -96,14 +96,13 @@ pub(super) async fn run(lp: Loop, generation: u64) -> Result<LoopEnd, SharedErro
             None => tracing::error!(name = %lp.name(), %error, "loop ended with an error"),
         }
     }
-    if let Some(hook) = &lp.shared.after_loop {
-        if AssertUnwindSafe(hook(lp.clone()))
+    if let Some(hook) = &lp.shared.after_loop
+        && AssertUnwindSafe(hook(lp.clone()))
             .catch_unwind()
             .await
             .is_err()
-        {
-            tracing::error!(name = %lp.name(), "after_loop hook of a loop panicked");
-        }
+    {
+        tracing::error!(name = %lp.name(), "after_loop hook of a loop panicked");
     }
     outcome
 }
@@ -172,6 +171,17 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
                         }
                     }
                 }
+            }
+        }
+        // A stop or cancel may have come while the iteration fell due (or
+        // right after start): it wins over starting the body.
+        {
+            let state = lp.state();
+            if state.cancel_requested {
+                return Ok(LoopEnd::Cancelled);
+            }
+            if state.stop_requested {
+                return Ok(LoopEnd::Stopped);
             }
         }
         let start = rt.now();

@@ -22,6 +22,8 @@
 mod engine;
 mod kinds;
 mod state;
+#[cfg(all(test, feature = "test-util"))]
+mod tests;
 
 use std::error::Error;
 use std::fmt;

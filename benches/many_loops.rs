@@ -1,0 +1,204 @@
+//! Many loops: 10 000 emits ticking every 100 ms for 10 s on tokio (2
+//! workers), against 10 000 raw `tokio::time::interval` tasks: CPU time,
+//! p50/p99 lateness of each tick against its due time (start + k·period),
+//! drift (lateness of the last ticks against the first), and resident
+//! memory per emit.
+//!
+//! Not a criterion benchmark: a lateness distribution over one long run is
+//! the measurement, so this prints its own table.
+//!
+//! Run: `cargo bench --bench many_loops`
+
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use machina_core::bot::{Event, Machina};
+use machina_core::rt::MissedTick;
+use machina_core::schedule::Schedule;
+
+const LOOPS: usize = 10_000;
+const PERIOD: Duration = Duration::from_millis(100);
+const TICKS: u64 = 100;
+
+/// User + system CPU time of this process (Linux `/proc/self/stat`).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 11 and 12 here.
+    let clock_ticks = ticks(11) + ticks(12);
+    Duration::from_millis(clock_ticks * 10)
+}
+
+/// Resident memory of this process in bytes (Linux `/proc/self/statm`).
+fn resident() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse::<u64>().ok())
+        .unwrap_or(0)
+        * 4096
+}
+
+struct Outcome {
+    wall: Duration,
+    cpu: Duration,
+    lateness: Vec<Duration>,
+    first_ticks: Vec<Duration>,
+    last_ticks: Vec<Duration>,
+    memory_per_loop: u64,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn summarize(name: &str, mut o: Outcome) {
+    o.lateness.sort();
+    o.first_ticks.sort();
+    o.last_ticks.sort();
+    println!(
+        "| {name} | {:.2} s | {:.2} s | {:?} | {:?} | {:?} | {:?} | {} B |",
+        o.wall.as_secs_f64(),
+        o.cpu.as_secs_f64(),
+        percentile(&o.lateness, 0.5),
+        percentile(&o.lateness, 0.99),
+        percentile(&o.first_ticks, 0.5),
+        percentile(&o.last_ticks, 0.5),
+        o.memory_per_loop,
+    );
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio")
+}
+
+fn raw_tokio() -> Outcome {
+    let rt = tokio_rt();
+    rt.block_on(async {
+        let before_mem = resident();
+        let cpu0 = cpu_time();
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..LOOPS)
+            .map(|_| {
+                tokio::spawn(async move {
+                    let mut ticks = tokio::time::interval(PERIOD);
+                    let mut late = Vec::with_capacity(TICKS as usize);
+                    for _ in 0..TICKS {
+                        let due = ticks.tick().await;
+                        late.push(tokio::time::Instant::now() - due);
+                    }
+                    late
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let memory_per_loop = resident().saturating_sub(before_mem) / LOOPS as u64;
+        let mut lateness = Vec::new();
+        let (mut first_ticks, mut last_ticks) = (Vec::new(), Vec::new());
+        for t in tasks {
+            let late = t.await.expect("loop");
+            first_ticks.extend_from_slice(&late[..10]);
+            last_ticks.extend_from_slice(&late[late.len() - 10..]);
+            lateness.extend(late);
+        }
+        Outcome {
+            wall: start.elapsed(),
+            cpu: cpu_time() - cpu0,
+            lateness,
+            first_ticks,
+            last_ticks,
+            memory_per_loop,
+        }
+    })
+}
+
+fn machina_emits() -> Outcome {
+    let rt = tokio_rt();
+    rt.block_on(async {
+        let mrt = machina_tokio::runtime().expect("inside tokio");
+        let before_mem = resident();
+        let cpu0 = cpu_time();
+        let start = Instant::now();
+        let mut bot = Machina::builder(&mrt);
+        let samples: Vec<Arc<Mutex<Vec<Duration>>>> = (0..LOOPS)
+            .map(|_| Arc::new(Mutex::new(Vec::with_capacity(TICKS as usize))))
+            .collect();
+        for (i, out) in samples.iter().enumerate() {
+            let out = out.clone();
+            let first: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
+            bot.emit(
+                &format!("emit-{i}"),
+                Schedule::fixed_rate(PERIOD, MissedTick::Burst).expect("period"),
+            )
+            .expect("schedule")
+            .count(TICKS)
+            .register(move |event: Event| {
+                let now = event.runtime().now();
+                let first = *first.get_or_init(|| now);
+                let due = first + PERIOD * (event.epoch() - 1) as u32;
+                out.lock()
+                    .expect("samples")
+                    .push(now.saturating_duration_since(due));
+                async {}
+            })
+            .expect("emit");
+        }
+        let bot = bot.build();
+        let runner = tokio::spawn({
+            let bot = bot.clone();
+            async move { bot.run().await }
+        });
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let memory_per_loop = resident().saturating_sub(before_mem) / LOOPS as u64;
+        runner.await.expect("run").expect("bot");
+        let mut lateness = Vec::new();
+        let (mut first_ticks, mut last_ticks) = (Vec::new(), Vec::new());
+        for s in samples {
+            let late = s.lock().expect("samples").clone();
+            first_ticks.extend_from_slice(&late[..10]);
+            last_ticks.extend_from_slice(&late[late.len() - 10..]);
+            lateness.extend(late);
+        }
+        Outcome {
+            wall: start.elapsed(),
+            cpu: cpu_time() - cpu0,
+            lateness,
+            first_ticks,
+            last_ticks,
+            memory_per_loop,
+        }
+    })
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes
+    // nothing useful: run only under `cargo bench`.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("many_loops: run with `cargo bench --bench many_loops`");
+        return;
+    }
+    println!("{LOOPS} loops × {TICKS} ticks every {PERIOD:?}, tokio multi-thread (2 workers)\n");
+    println!(
+        "| workload | wall | CPU | p50 lateness | p99 lateness | p50 first 10 ticks | p50 last 10 ticks | memory per loop |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    summarize("raw tokio::time::interval tasks", raw_tokio());
+    summarize("Machina emits (FixedRate, Burst)", machina_emits());
+}
