@@ -13,6 +13,11 @@
 //! | module | owns |
 //! | --- | --- |
 //! | [`rt`] | the runtime boundary: spawn, join handles, clock, sleep, timeout, interval, seeded RNG |
+//! | [`schedule`] | when periodic work runs: `After` / `FixedRate`, exmachina interval strings |
+//! | [`limit`] | concurrent groups: max in flight + max starts per sliding window, fair and cancel-safe |
+//! | [`retry`] | retry rules (fixed, Fibonacci, random range, exponential jitter), matching, budget |
+//! | [`backoff`] | per-attempt timeout, overall deadline, pause, max tries (aiomisc `asyncbackoff`) |
+//! | [`bot`] | the `Loop` engine, and `Machina` bots: emits, executes, events |
 //! | `testing` (feature `test-util`) | [`MockRuntime`](testing::MockRuntime): a deterministic executor with a virtual clock |
 //!
 //! ## Testing on virtual time
