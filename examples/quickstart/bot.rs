@@ -10,9 +10,9 @@ use machina_core::rt::Runtime;
 
 /// An HTTP-like error that the retry rule matches by type.
 #[derive(Debug)]
-pub struct HttpError {
+pub(crate) struct HttpError {
     /// The status code.
-    pub status: u16,
+    pub(crate) status: u16,
 }
 
 impl std::fmt::Display for HttpError {
@@ -25,7 +25,7 @@ impl std::error::Error for HttpError {}
 
 /// Builds the bot, runs it until its emit has run three times, and prints
 /// what happened.
-pub async fn run(rt: Runtime) -> Result<(), BoxError> {
+pub(crate) async fn run(rt: Runtime) -> Result<(), BoxError> {
     // Seeded, so the "sometimes fails" below is the same on every run.
     let rt = rt.with_rng_seed(7);
     let t0 = rt.now();

@@ -32,7 +32,28 @@ pub use machina_core;
 pub use machina_core::*;
 
 use async_executor::Executor;
-use machina_core::rt::{BlockingFn, BoxFuture, Sleep, Spawn, SpawnError, Timer};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use machina_core::rt::{BlockingFn, BoxFuture, Sleep, SleepFuture, Spawn, SpawnError, Timer};
+
+/// An [`async_io::Timer`] as a [`SleepFuture`]: re-armed in place.
+struct IoSleep(async_io::Timer);
+
+impl Future for IoSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+impl SleepFuture for IoSleep {
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        self.0.set_at(deadline);
+    }
+}
 
 /// A [`Runtime`] on smol's global executor (`smol::spawn`), which runs on
 /// its own threads (`SMOL_THREADS`, one by default).
@@ -120,10 +141,7 @@ impl Timer for SmolTimer {
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {
-        let timer = async_io::Timer::at(deadline);
-        Box::pin(async move {
-            timer.await;
-        })
+        Sleep::new(IoSleep(async_io::Timer::at(deadline)))
     }
 
     fn system_now(&self) -> SystemTime {

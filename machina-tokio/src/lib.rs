@@ -32,7 +32,12 @@ use std::time::{Duration, Instant, SystemTime};
 pub use machina_core;
 pub use machina_core::*;
 
-use machina_core::rt::{BlockingFn, BoxFuture, Sleep, Spawn, SpawnError, Timer};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use machina_core::rt::{BlockingFn, BoxFuture, Sleep, SleepFuture, Spawn, SpawnError, Timer};
+use pin_project::pin_project;
 use tokio::runtime::Handle;
 
 /// Why a tokio-backed [`Runtime`] could not be made.
@@ -134,11 +139,34 @@ impl Timer for TokioTimer {
         // Entering binds the sleep to this runtime's time driver, so it can
         // be made (and polled) from any thread.
         let _entered = self.handle.enter();
-        Box::pin(tokio::time::sleep_until(deadline.into()))
+        Sleep::new(TokioSleep {
+            inner: tokio::time::sleep_until(deadline.into()),
+        })
     }
 
     fn system_now(&self) -> SystemTime {
         SystemTime::now()
+    }
+}
+
+/// `tokio::time::Sleep` as a [`SleepFuture`]: re-armed in place.
+#[pin_project]
+struct TokioSleep {
+    #[pin]
+    inner: tokio::time::Sleep,
+}
+
+impl Future for TokioSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.project().inner.poll(cx)
+    }
+}
+
+impl SleepFuture for TokioSleep {
+    fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        self.project().inner.reset(deadline.into());
     }
 }
 

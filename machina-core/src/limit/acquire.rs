@@ -207,7 +207,7 @@ impl Future for Acquire {
                         Some((deadline, sleep)) if *deadline == at => sleep,
                         slot => &mut slot.insert((at, runtime.sleep_until(at))).1,
                     };
-                    if sleep.as_mut().poll(cx).is_pending() {
+                    if Pin::new(&mut *sleep).poll(cx).is_pending() {
                         return Poll::Pending;
                     }
                     // The window has opened: look again.

@@ -72,7 +72,10 @@ pub struct Interval {
     next: Instant,
     /// The deadline of the last tick delivered.
     last: Option<Instant>,
+    /// One timer, re-armed for every tick.
     sleep: Option<Sleep>,
+    /// Whether `sleep` is armed for `next`.
+    armed: bool,
 }
 
 impl Interval {
@@ -92,6 +95,7 @@ impl Interval {
             next: start,
             last: None,
             sleep: None,
+            armed: false,
         })
     }
 
@@ -105,17 +109,23 @@ impl Interval {
     /// Polls for the next tick; the building block of [`tick`](Self::tick).
     pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
         loop {
-            if let Some(sleep) = self.sleep.as_mut() {
-                if sleep.as_mut().poll(cx).is_pending() {
+            if self.armed {
+                if let Some(sleep) = self.sleep.as_mut()
+                    && std::pin::Pin::new(sleep).poll(cx).is_pending()
+                {
                     return Poll::Pending;
                 }
-                self.sleep = None;
+                self.armed = false;
                 return Poll::Ready(self.fire());
             }
             if self.runtime.now() >= self.next {
                 return Poll::Ready(self.fire());
             }
-            self.sleep = Some(self.runtime.sleep_until(self.next));
+            match self.sleep.as_mut() {
+                Some(sleep) => sleep.reset(self.next),
+                None => self.sleep = Some(self.runtime.sleep_until(self.next)),
+            }
+            self.armed = true;
         }
     }
 
@@ -174,7 +184,12 @@ impl Interval {
     /// Restarts the grid: the next tick is due at `deadline`.
     pub fn reset_at(&mut self, deadline: Instant) {
         self.next = deadline;
-        self.sleep = None;
+        // Move an armed timer now, so no stale deadline stays registered.
+        if self.armed
+            && let Some(sleep) = self.sleep.as_mut()
+        {
+            sleep.reset(deadline);
+        }
     }
 
     /// The deadline of the next tick.

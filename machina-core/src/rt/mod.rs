@@ -35,7 +35,7 @@ pub use runtime::Runtime;
 pub use spawn::{BlockingFn, BoxFuture, Spawn, SpawnError};
 pub use system::SystemTimer;
 pub use timeout::{Elapsed, Timeout};
-pub use timer::{Sleep, Timer};
+pub use timer::{Sleep, SleepFuture, Timer};
 
 #[cfg(test)]
 mod tests {

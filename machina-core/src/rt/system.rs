@@ -3,7 +3,29 @@
 
 use std::time::{Instant, SystemTime};
 
-use super::timer::{Sleep, Timer};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::timer::{Sleep, SleepFuture, Timer};
+
+/// A `futures-timer` delay as a [`SleepFuture`].
+struct SystemSleep(futures_timer::Delay);
+
+impl Future for SystemSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
+impl SleepFuture for SystemSleep {
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        let wait = deadline.saturating_duration_since(Instant::now());
+        self.0.reset(wait);
+    }
+}
 
 /// A [`Timer`] on the real clock, with sleeps from `futures-timer` (a
 /// helper thread drives them). Adapters with a timer of their own use it
@@ -39,7 +61,7 @@ impl Timer for SystemTimer {
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {
         let wait = deadline.saturating_duration_since(Instant::now());
-        Box::pin(futures_timer::Delay::new(wait))
+        Sleep::new(SystemSleep(futures_timer::Delay::new(wait)))
     }
 
     fn system_now(&self) -> SystemTime {

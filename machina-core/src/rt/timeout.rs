@@ -65,7 +65,7 @@ impl<F: Future> Future for Timeout<F> {
         if let Poll::Ready(value) = this.future.poll(cx) {
             return Poll::Ready(Ok(value));
         }
-        match this.sleep.as_mut().poll(cx) {
+        match Pin::new(this.sleep).poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(Elapsed::new(*this.limit))),
             Poll::Pending => Poll::Pending,
         }

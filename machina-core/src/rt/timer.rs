@@ -5,14 +5,71 @@
 //! runtime can substitute a virtual clock. Intervals, timeouts and policies
 //! are built on top of it elsewhere.
 
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
-/// A timer future: completes once its deadline has been reached.
+/// What an executor's timer future must do: complete at its deadline, and
+/// move to a new deadline on request (also after it has completed), so
+/// that periodic work re-arms one timer instead of making a new one per
+/// tick.
+pub trait SleepFuture: Future<Output = ()> + Send + 'static {
+    /// Moves the deadline; the next poll waits for the new one.
+    fn reset(self: Pin<&mut Self>, deadline: Instant);
+}
+
+/// A timer future: completes once its deadline has been reached; dropping
+/// it before then unregisters it; [`reset`](Sleep::reset) re-arms it.
 ///
-/// Dropping it before then unregisters it.
-pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+/// # Examples
+///
+/// ```
+/// use machina_core::testing::MockRuntime;
+/// use std::time::Duration;
+///
+/// let mock = MockRuntime::new();
+/// let rt = mock.runtime();
+/// mock.block_on(async {
+///     let mut sleep = rt.sleep(Duration::from_secs(1));
+///     (&mut sleep).await;
+///     sleep.reset(rt.now() + Duration::from_secs(2));
+///     sleep.await;
+/// }).unwrap();
+/// assert_eq!(mock.elapsed(), Duration::from_secs(3));
+/// ```
+pub struct Sleep {
+    inner: Pin<Box<dyn SleepFuture>>,
+}
+
+impl Sleep {
+    /// Wraps an executor's timer future.
+    pub fn new(sleep: impl SleepFuture) -> Self {
+        Sleep {
+            inner: Box::pin(sleep),
+        }
+    }
+
+    /// Moves the deadline (re-arming a sleep that has completed).
+    pub fn reset(&mut self, deadline: Instant) {
+        self.inner.as_mut().reset(deadline);
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep").finish_non_exhaustive()
+    }
+}
 
 /// The clock of an executor, as the core sees it.
 ///

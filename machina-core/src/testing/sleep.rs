@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::clock::TimerKey;
 use super::executor::{Shared, lock};
-use crate::rt::{Sleep, Timer};
+use crate::rt::{Sleep, SleepFuture, Timer};
 
 pub(crate) struct MockTimer {
     pub(crate) shared: Arc<Shared>,
@@ -22,7 +22,7 @@ impl Timer for MockTimer {
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {
-        Box::pin(MockSleep {
+        Sleep::new(MockSleep {
             deadline: self.shared.clock.to_virtual(deadline),
             shared: self.shared.clone(),
             key: None,
@@ -81,13 +81,27 @@ impl Future for MockSleep {
     }
 }
 
-impl Drop for MockSleep {
-    fn drop(&mut self) {
-        let Some(key) = self.key else { return };
+impl MockSleep {
+    /// Takes this sleep's timer out of the queue, if it is still there.
+    fn unregister(&mut self) {
+        let Some(key) = self.key.take() else { return };
         if self.shared.clock.elapsed_nanos() >= self.deadline {
             return;
         }
         let removed = lock(&self.shared.state).timers.remove(key);
         drop(removed);
+    }
+}
+
+impl SleepFuture for MockSleep {
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        self.unregister();
+        self.deadline = self.shared.clock.to_virtual(deadline);
+    }
+}
+
+impl Drop for MockSleep {
+    fn drop(&mut self) {
+        self.unregister();
     }
 }

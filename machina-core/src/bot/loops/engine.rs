@@ -17,7 +17,7 @@ use super::kinds::ReconnectBackoff;
 use super::state::{Control, ControlWait, Watch};
 use super::{Loop, LoopEnd, LoopPanicked, SharedError};
 use crate::retry::BoxError;
-use crate::rt::panic_message;
+use crate::rt::{Sleep, panic_message};
 use crate::schedule::Schedule;
 
 /// The first of two futures to finish; the other is dropped.
@@ -129,6 +129,7 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
         Schedule::After(_) => None,
     };
     let mut due = rt.now();
+    let mut sleeper: Option<Sleep> = None;
     let mut last_end: Option<Instant> = None;
     let mut backoff = ReconnectBackoff::new(lp.state().reconnect_base);
     let mut retry_now = false;
@@ -151,7 +152,17 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
                         Either::Left(_deadline) => Either::Left(()),
                         Either::Right(control) => Either::Right(control),
                     },
-                    None => race(rt.sleep_until(due), lp.control(ANY_CONTROL)).await,
+                    None => {
+                        // One timer for the whole run, re-armed each time.
+                        let sleep = match sleeper.as_mut() {
+                            Some(sleep) => {
+                                sleep.reset(due);
+                                sleep
+                            }
+                            None => sleeper.insert(rt.sleep_until(due)),
+                        };
+                        race(sleep, lp.control(ANY_CONTROL)).await
+                    }
                 };
                 match waited {
                     Either::Left(()) => break,

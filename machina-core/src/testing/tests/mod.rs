@@ -87,7 +87,7 @@ pub(super) async fn sleep_recording_polls(
 ) {
     poll_fn(|cx| {
         push(&polls, rt.now() - start);
-        sleep.as_mut().poll(cx)
+        std::pin::Pin::new(&mut sleep).poll(cx)
     })
     .await;
 }

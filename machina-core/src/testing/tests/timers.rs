@@ -122,7 +122,7 @@ fn equal_deadlines_fire_in_registration_order_when_slots_are_reused() {
     // to be reused in the opposite order.
     let mut dropped: Vec<_> = (0..5).map(|_| rt.sleep(secs(100))).collect();
     for s in &mut dropped {
-        assert!(s.as_mut().now_or_never().is_none());
+        assert!((&mut *s).now_or_never().is_none());
     }
     drop(dropped);
     assert_eq!(mock.pending_timers(), 0);
@@ -147,7 +147,7 @@ fn a_dropped_earlier_timer_neither_fires_nor_stops_the_clock() {
     let rt = mock.runtime();
     let start = mock.now();
     let mut early = rt.sleep(secs(1));
-    assert!(early.as_mut().now_or_never().is_none());
+    assert!((&mut early).now_or_never().is_none());
     drop(early);
     // This timer may take the place the dropped one had.
     let polls = log();
@@ -211,7 +211,7 @@ fn a_sleep_first_polled_elsewhere_wakes_the_task_that_awaits_it() {
     let start = mock.now();
     let mut sleep = rt.sleep(secs(2));
     // Registered with a waker that wakes nothing.
-    assert!(sleep.as_mut().now_or_never().is_none());
+    assert!((&mut sleep).now_or_never().is_none());
     assert_eq!(mock.pending_timers(), 1);
     let rt2 = rt.clone();
     let handle = rt
@@ -251,11 +251,11 @@ fn dropped_sleep_unregisters_its_timer() {
     let mut b = rt.sleep(secs(2));
     let mut c = rt.sleep(secs(2));
     for s in [&mut a, &mut b, &mut c] {
-        assert!(s.as_mut().now_or_never().is_none());
+        assert!((&mut *s).now_or_never().is_none());
     }
     assert_eq!(mock.pending_timers(), 3);
     // Polling again does not register twice.
-    assert!(b.as_mut().now_or_never().is_none());
+    assert!((&mut b).now_or_never().is_none());
     assert_eq!(mock.pending_timers(), 3);
     drop(b);
     assert_eq!(mock.pending_timers(), 2);
@@ -274,7 +274,10 @@ fn block_on_ignores_a_dropped_hour_long_sleep() {
         let rt = rt.clone();
         async move {
             let mut long = rt.sleep(secs(3600));
-            assert!(poll_fn(|cx| Poll::Ready(long.as_mut().poll(cx).is_pending())).await);
+            assert!(
+                poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut long).poll(cx).is_pending()))
+                    .await
+            );
             drop(long);
             rt.sleep(secs(1)).await;
         }
