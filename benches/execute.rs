@@ -68,8 +68,7 @@ fn machina_run(tokio_rt: &tokio::runtime::Runtime) -> Duration {
             })
             .expect("emit");
         bot.build().run().await.expect("run");
-        let elapsed = *elapsed.lock().expect("lock");
-        elapsed
+        *elapsed.lock().expect("lock")
     })
 }
 

@@ -48,7 +48,7 @@ enum Outcome {
 impl Acquire {
     pub(crate) fn new(mut groups: Vec<Arc<GroupInner>>) -> Self {
         groups.sort_by_key(GroupInner::lock_order);
-        groups.dedup_by_key(|g| g.lock_order());
+        groups.dedup_by_key(|g| GroupInner::lock_order(g));
         Acquire {
             groups,
             tickets: Vec::new(),
@@ -72,6 +72,7 @@ impl Acquire {
         let mut guards = self.lock_all();
         for state in guards.iter_mut() {
             if !state.waiters.is_empty() {
+                state.stats.rejected += 1;
                 return Err(NotUntil {
                     cause: Blocked::Queue,
                     earliest: None,

@@ -58,8 +58,8 @@ pub(crate) struct GroupInner {
 impl GroupInner {
     /// The order in which groups are locked together: by address, which is
     /// fixed for as long as anyone holds the group.
-    pub(crate) fn lock_order(self: &Arc<Self>) -> usize {
-        Arc::as_ptr(self) as usize
+    pub(crate) fn lock_order(group: &Arc<Self>) -> usize {
+        Arc::as_ptr(group) as usize
     }
 }
 

@@ -65,3 +65,10 @@ pub use error::{AcquireError, LimitError};
 pub use group::{ConcurrentGroup, GroupStats, acquire_all, try_acquire_all};
 pub use permit::Permit;
 pub use policy::{Blocked, GroupPolicy, NotUntil};
+
+#[cfg(all(test, loom))]
+mod loom_model;
+#[cfg(all(test, feature = "test-util"))]
+mod props;
+#[cfg(all(test, feature = "test-util"))]
+mod tests;
