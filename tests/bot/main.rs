@@ -211,19 +211,28 @@ cross_runtime! {
     async fn shutdown_accounts_for_everything(rt: Runtime, env: Env) {
         let mut bot = Machina::builder(&rt);
         let rt2 = rt.clone();
-        bot.execute("quick", move |_: ()| { let rt = rt2.clone(); async move { rt.sleep(ms(10)).await; Ok::<_, BoxError>(()) } }).register().unwrap();
+        bot.execute("quick", move |_: ()| { let rt = rt2.clone(); async move { rt.sleep(ms(50)).await; Ok::<_, BoxError>(()) } }).register().unwrap();
         let rt3 = rt.clone();
         bot.execute("slow", move |_: ()| { let rt = rt3.clone(); async move { rt.sleep(ms(10_000)).await; Ok::<_, BoxError>(()) } }).register().unwrap();
-        bot.emit("spawner", "1ms").unwrap().register(|event: Event| async move {
-            if event.epoch() == 1 {
-                event.execute::<(), ()>("quick", ()).unwrap().detach();
-                event.execute::<(), ()>("slow", ()).unwrap().detach();
+        let (spawned_tx, spawned_rx) = futures::channel::oneshot::channel::<()>();
+        let spawned_tx = Arc::new(Mutex::new(Some(spawned_tx)));
+        bot.emit("spawner", "1ms").unwrap().register(move |event: Event| {
+            let spawned_tx = spawned_tx.clone();
+            async move {
+                if event.epoch() == 1 {
+                    event.execute::<(), ()>("quick", ()).unwrap().detach();
+                    event.execute::<(), ()>("slow", ()).unwrap().detach();
+                    if let Some(tx) = spawned_tx.lock().unwrap().take() {
+                        let _ = tx.send(());
+                    }
+                }
             }
         }).unwrap();
         let bot = bot.build();
         let runner = { let bot = bot.clone(); rt.spawn(async move { bot.run().await }).unwrap() };
-        rt.sleep(ms(5)).await;
-        let report = bot.shutdown(ms(100)).await;
+        // Both executes are in flight (and the emit runs) from here on.
+        spawned_rx.await.unwrap();
+        let report = bot.shutdown(ms(300)).await;
         assert_eq!(report.emits_stopped, ["spawner"]);
         assert!(report.emits_cancelled.is_empty());
         assert_eq!(report.executes_finished, ["quick"]);

@@ -82,7 +82,21 @@ cross_runtime! {
         assert!(err.is_cancelled(), "{err}");
         assert!(matches!(err, JoinError::Cancelled));
         assert!(abort_handle.is_finished());
-        assert!(wait_for(&rt, &dropped, Duration::from_secs(2)).await);
+        // The future is dropped before the handle reports the end.
+        assert!(dropped.load(Ordering::SeqCst));
+
+        let finished_dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(finished_dropped.clone());
+        let value = rt
+            .spawn(async move {
+                let _flag = flag;
+                "done"
+            })
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(value, "done");
+        assert!(finished_dropped.load(Ordering::SeqCst), "dropped before the join returned");
     }
 
     /// A panic becomes Panicked with its message; the runtime lives on.
@@ -241,7 +255,7 @@ cross_runtime! {
         // instant the interval saw (a little before `delivered`).
         assert!(next - start >= p * 7 / 2, "{:?}", next - start);
         assert!(next <= delivered + p);
-        env.assert_about(after - next, p, Duration::from_millis(30));
+        env.assert_about(after - next, p, Duration::from_millis(200));
         if env.is_virtual() {
             assert_eq!(next - start, p * 7 / 2);
             assert_eq!(after - start, p * 9 / 2);

@@ -171,8 +171,10 @@ impl<T: Send> TaskControl for JoinState<T> {
 /// caught and aborts honoured.
 #[pin_project(PinnedDrop)]
 pub(crate) struct TaskCell<F: Future> {
+    /// The task's future, dropped (in place) as soon as the task ends, so
+    /// its destructors have run before the join handle reports the end.
     #[pin]
-    future: F,
+    future: Option<F>,
     state: Arc<JoinState<F::Output>>,
     /// Identity (data and vtable addresses) of the waker last given to
     /// `state.task_waker`, so that a task polled again with the same waker
@@ -185,7 +187,7 @@ pub(crate) struct TaskCell<F: Future> {
 impl<F: Future> TaskCell<F> {
     pub(crate) fn new(future: F, state: Arc<JoinState<F::Output>>) -> Self {
         TaskCell {
-            future,
+            future: Some(future),
             state,
             registered: None,
             done: false,
@@ -197,7 +199,7 @@ impl<F: Future> Future for TaskCell<F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.project();
+        let mut this = self.project();
         if *this.done {
             return Poll::Ready(());
         }
@@ -208,20 +210,31 @@ impl<F: Future> Future for TaskCell<F> {
         }
         // Checked after registering, so an abort racing with this poll
         // either is seen here or wakes the task again.
-        if this.state.is_aborted() {
-            *this.done = true;
-            this.state.complete(Err(JoinError::Cancelled));
-            return Poll::Ready(());
-        }
-        let future = this.future;
-        let outcome = match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(value)) => Ok(value),
-            Err(payload) => Err(JoinError::Panicked(PanicPayload::new(payload))),
+        let outcome = if this.state.is_aborted() {
+            Err(JoinError::Cancelled)
+        } else {
+            let Some(future) = this.future.as_mut().as_pin_mut() else {
+                return Poll::Ready(());
+            };
+            match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(value)) => Ok(value),
+                Err(payload) => Err(JoinError::Panicked(PanicPayload::new(payload))),
+            }
         };
         *this.done = true;
+        drop_in_place_quietly(this.future);
         this.state.complete(outcome);
         Poll::Ready(())
+    }
+}
+
+/// Drops the task's future where it is pinned; a panic in its destructor
+/// is contained (the task's outcome is already decided).
+fn drop_in_place_quietly<F>(future: Pin<&mut Option<F>>) {
+    let mut future = future;
+    if catch_unwind(AssertUnwindSafe(|| future.set(None))).is_err() {
+        tracing::error!("a task's future panicked while being dropped");
     }
 }
 
@@ -230,6 +243,7 @@ impl<F: Future> PinnedDrop for TaskCell<F> {
     fn drop(self: Pin<&mut Self>) {
         let this = self.project();
         if !*this.done {
+            drop_in_place_quietly(this.future);
             // The executor dropped the task before it finished (shutdown, or
             // it refused the task): the join handle must not hang.
             this.state.complete(Err(JoinError::Cancelled));
