@@ -34,6 +34,10 @@ fn push(log: &Log, entry: impl Into<String>) {
     log.lock().unwrap().push(entry.into());
 }
 
+fn entries(log: &Log) -> Vec<String> {
+    log.lock().unwrap().clone()
+}
+
 cross_runtime! {
     /// Duplicate names, unknown groups and bad intervals are refused while
     /// the bot is put together.
@@ -204,6 +208,52 @@ cross_runtime! {
             // 2 starts per 100 ms: the third attempt waits for the window.
             assert_eq!(attempts, ["0@0", "0@10", "0@100"]);
         }
+    }
+
+    /// An emit that is not alive waits for an Event to start it; starting
+    /// a running emit does nothing; a finished one starts afresh with its
+    /// count; stop and cancel work by name.
+    async fn events_start_stop_and_cancel_other_emits(rt: Runtime, env: Env) {
+        let runs = log();
+        let mut bot = Machina::builder(&rt);
+        let r = runs.clone();
+        bot.emit("worker", "10ms").unwrap().count(2).alive(false).register(move |event: Event| {
+            let r = r.clone();
+            async move { push(&r, format!("worker {}", event.epoch())) }
+        }).unwrap();
+        let r = runs.clone();
+        let rt2 = rt.clone();
+        bot.emit("sleeper", "10ms").unwrap().alive(false).register(move |event: Event| {
+            let (r, rt) = (r.clone(), rt2.clone());
+            async move {
+                push(&r, format!("sleeper {}", event.epoch()));
+                rt.sleep(ms(3_600_000)).await;
+                push(&r, "sleeper woke");
+            }
+        }).unwrap();
+        bot.emit("controller", "100ms").unwrap().count(3).register(|event: Event| async move {
+            match event.epoch() {
+                1 => {
+                    event.start("worker").unwrap();
+                    event.start("worker").unwrap(); // running: ignored
+                    event.start("sleeper").unwrap();
+                }
+                2 => {
+                    event.start("worker").unwrap(); // finished: starts afresh
+                    event.stop("missing").unwrap_err();
+                }
+                _ => event.cancel("sleeper").unwrap(),
+            }
+        }).unwrap();
+        let bot = bot.build();
+        let start = rt.now();
+        bot.run().await.unwrap();
+        let runs = entries(&runs);
+        let worker: Vec<_> = runs.iter().filter(|r| r.starts_with("worker")).cloned().collect();
+        assert_eq!(worker, ["worker 1", "worker 2", "worker 1", "worker 2"]);
+        assert_eq!(runs.iter().filter(|r| r.starts_with("sleeper")).cloned().collect::<Vec<_>>(), ["sleeper 1"]);
+        assert!(!bot.emit("sleeper").unwrap().as_loop().is_running());
+        env.assert_elapsed(rt.now() - start, ms(200));
     }
 
     /// shutdown stops emits, waits for in-flight executes within the
