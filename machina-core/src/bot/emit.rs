@@ -11,6 +11,11 @@ use super::loops::{IntoBodyResult, Loop};
 use super::machina::BotCore;
 use crate::schedule::Schedule;
 
+/// An emit's own handle to its bot.
+pub(crate) struct EmitBot {
+    pub(crate) core: Arc<BotCore>,
+}
+
 /// A registered emit: its loop, and whether it starts with the bot.
 #[derive(Clone)]
 pub struct Emit {
@@ -88,8 +93,14 @@ impl EmitBuilder<'_> {
         Fut::Output: IntoBodyResult,
     {
         let EmitBuilder { builder, lp, alive } = self;
-        let core: Arc<BotCore> = builder.core.clone();
-        let lp = lp.build(move |lp: Loop| handler(Event::new(core.clone(), lp)));
+        // Each emit holds the bot through a handle of its own, so that
+        // making an Event per run touches a reference count no other emit
+        // shares (10 000 emits on two threads would otherwise fight over
+        // one cache line).
+        let bot = Arc::new(EmitBot {
+            core: builder.core.clone(),
+        });
+        let lp = lp.build(move |lp: Loop| handler(Event::new(bot.clone(), lp)));
         builder.register_emit(Emit { lp, alive })
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::emit::EmitBot;
 use super::error::BotError;
 use super::execute::{Execute, ExecuteTask, signature};
 use super::loops::Loop;
@@ -13,13 +14,17 @@ use crate::rt::Runtime;
 
 /// The context of one run of an emit's body (exmachina `Event`).
 pub struct Event {
-    core: Arc<BotCore>,
+    bot: Arc<EmitBot>,
     lp: Loop,
 }
 
 impl Event {
-    pub(crate) fn new(core: Arc<BotCore>, lp: Loop) -> Self {
-        Event { core, lp }
+    pub(crate) fn new(bot: Arc<EmitBot>, lp: Loop) -> Self {
+        Event { bot, lp }
+    }
+
+    fn core(&self) -> &BotCore {
+        &self.bot.core
     }
 
     /// The emit's name.
@@ -29,7 +34,7 @@ impl Event {
 
     /// The runtime the bot runs on.
     pub fn runtime(&self) -> &Runtime {
-        &self.core.runtime
+        &self.core().runtime
     }
 
     /// Which run of the emit this is: 1 on the first.
@@ -59,8 +64,8 @@ impl Event {
     /// [`BotError::Unknown`] for an unknown name, [`BotError::Spawn`] if the
     /// executor refuses the task.
     pub fn start(&self, name: &str) -> Result<(), BotError> {
-        let emit = self.core.emit(name)?;
-        self.core.start_emit(&emit)
+        let emit = self.core().emit(name)?;
+        self.bot.core.start_emit(&emit)
     }
 
     /// Stops emit `name` gracefully (see [`Loop::stop`]).
@@ -68,7 +73,7 @@ impl Event {
     /// # Errors
     /// [`BotError::Unknown`] for an unknown name.
     pub fn stop(&self, name: &str) -> Result<(), BotError> {
-        self.core.emit(name)?.lp.stop();
+        self.core().emit(name)?.lp.stop();
         Ok(())
     }
 
@@ -77,7 +82,7 @@ impl Event {
     /// # Errors
     /// [`BotError::Unknown`] for an unknown name.
     pub fn cancel(&self, name: &str) -> Result<(), BotError> {
-        self.core.emit(name)?.lp.cancel();
+        self.core().emit(name)?.lp.cancel();
         Ok(())
     }
 
@@ -93,7 +98,7 @@ impl Event {
         A: Clone + Send + 'static,
         T: Send + 'static,
     {
-        let erased = self.core.execute(name)?;
+        let erased = self.core().execute(name)?;
         let Some(execute) = erased.handle.downcast_ref::<Execute<A, T>>() else {
             return Err(BotError::TypeMismatch {
                 name: name.to_owned(),

@@ -116,10 +116,11 @@ impl Interval {
                     return Poll::Pending;
                 }
                 self.armed = false;
-                return Poll::Ready(self.fire());
+                return Poll::Ready(self.fire(None));
             }
-            if self.runtime.now() >= self.next {
-                return Poll::Ready(self.fire());
+            let now = self.runtime.now();
+            if now >= self.next {
+                return Poll::Ready(self.fire(Some(now)));
             }
             match self.sleep.as_mut() {
                 Some(sleep) => sleep.reset(self.next),
@@ -129,21 +130,26 @@ impl Interval {
         }
     }
 
-    /// Delivers the tick due at `self.next` and schedules the following one.
-    fn fire(&mut self) -> Instant {
+    /// Delivers the tick due at `self.next` and schedules the following
+    /// one. `now` is read here only when the policy needs it (a burst never
+    /// looks at the clock).
+    fn fire(&mut self, now: Option<Instant>) -> Instant {
         let deadline = self.next;
-        let now = self.runtime.now();
+        if self.missed == MissedTick::Burst {
+            self.next = instant_after(deadline, self.period);
+            self.last = Some(deadline);
+            return deadline;
+        }
+        let now = now.unwrap_or_else(|| self.runtime.now());
         let late = now.saturating_duration_since(deadline);
         // The grid's anchor: the deadline, or for a late tick under Delay
         // the instant the grid restarts from.
         let mut anchor = deadline;
         self.next = match self.missed {
-            MissedTick::Burst => instant_after(deadline, self.period),
             MissedTick::Delay if late > self.runtime.lateness_tolerance() => {
                 anchor = now;
                 instant_after(now, self.period)
             }
-            MissedTick::Delay => instant_after(deadline, self.period),
             MissedTick::Skip => {
                 // The first grid point strictly after `now`.
                 let periods = late.as_nanos() / self.period.as_nanos() + 1;
@@ -152,6 +158,7 @@ impl Interval {
                     .saturating_mul(u32::try_from(periods).unwrap_or(u32::MAX));
                 instant_after(deadline, skip)
             }
+            _ => instant_after(deadline, self.period),
         };
         self.last = Some(anchor);
         deadline

@@ -134,19 +134,28 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
     let mut backoff = ReconnectBackoff::new(lp.state().reconnect_base);
     let mut retry_now = false;
     loop {
+        // One look at the state: has the run ended, and if not, publish
+        // when the next iteration is due.
         {
-            let state = lp.state();
+            let mut state = lp.state();
             if state.count.is_some_and(|count| state.current_loop >= count) {
                 return Ok(LoopEnd::Completed);
             }
             if state.stop_requested {
                 return Ok(LoopEnd::Stopped);
             }
+            if !retry_now && !state.cancel_requested {
+                state.next_iteration = Some(interval.as_ref().map_or(due, |iv| iv.next_deadline()));
+            }
         }
         if !retry_now {
+            let mut first_wait = true;
             loop {
-                let next = interval.as_ref().map_or(due, |iv| iv.next_deadline());
-                lp.set_next_iteration(Some(next));
+                if !first_wait {
+                    let next = interval.as_ref().map_or(due, |iv| iv.next_deadline());
+                    lp.set_next_iteration(Some(next));
+                }
+                first_wait = false;
                 let waited = match &mut interval {
                     Some(iv) => match race(iv.tick(), lp.control(ANY_CONTROL)).await {
                         Either::Left(_deadline) => Either::Left(()),
@@ -187,16 +196,16 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
         // A stop or cancel may have come while the iteration fell due (or
         // right after start): it wins over starting the body.
         {
-            let state = lp.state();
+            let mut state = lp.state();
             if state.cancel_requested {
                 return Ok(LoopEnd::Cancelled);
             }
             if state.stop_requested {
                 return Ok(LoopEnd::Stopped);
             }
+            state.next_iteration = interval.as_ref().map(|iv| iv.next_deadline());
         }
         let start = rt.now();
-        lp.set_next_iteration(interval.as_ref().map(|iv| iv.next_deadline()));
         let body = AssertUnwindSafe((lp.shared.body)(lp.clone())).catch_unwind();
         let result: Result<(), BoxError> = match race(body, lp.control(CANCEL_ONLY)).await {
             Either::Left(Ok(result)) => result,
@@ -204,19 +213,26 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
             Either::Right(_) => return Ok(LoopEnd::Cancelled),
         };
         let end = rt.now();
-        lp.state().previous_execution_time = end - start;
+        // One lock section for the iteration's bookkeeping; for an error,
+        // whether it is of a handled kind.
+        let handled = {
+            let mut state = lp.state();
+            state.previous_execution_time = end - start;
+            match &result {
+                Ok(()) => {
+                    state.current_loop += 1;
+                    due = end + state.schedule.interval();
+                    true
+                }
+                Err(error) => state.reconnect && state.kinds.matches(&**error),
+            }
+        };
         match result {
             Ok(()) => {
-                lp.state().current_loop += 1;
                 retry_now = false;
                 last_end = Some(end);
-                due = end + lp.schedule().interval();
             }
             Err(error) => {
-                let handled = {
-                    let state = lp.state();
-                    state.reconnect && state.kinds.matches(&*error)
-                };
                 if !handled {
                     return Err(SharedError::from(error));
                 }
