@@ -57,6 +57,31 @@ struct Outcome {
     memory_per_loop: u64,
 }
 
+impl Outcome {
+    /// Gathers each loop's lateness samples (one per tick, in order).
+    fn new(
+        wall: Duration,
+        cpu: Duration,
+        per_loop: Vec<Vec<Duration>>,
+        memory_per_loop: u64,
+    ) -> Self {
+        let mut o = Outcome {
+            wall,
+            cpu,
+            lateness: Vec::new(),
+            first_ticks: Vec::new(),
+            last_ticks: Vec::new(),
+            memory_per_loop,
+        };
+        for late in per_loop {
+            o.first_ticks.extend_from_slice(&late[..10]);
+            o.last_ticks.extend_from_slice(&late[late.len() - 10..]);
+            o.lateness.extend(late);
+        }
+        o
+    }
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -110,22 +135,16 @@ fn raw_tokio() -> Outcome {
             .collect();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let memory_per_loop = resident().saturating_sub(before_mem) / LOOPS as u64;
-        let mut lateness = Vec::new();
-        let (mut first_ticks, mut last_ticks) = (Vec::new(), Vec::new());
+        let mut per_loop = Vec::with_capacity(LOOPS);
         for t in tasks {
-            let late = t.await.expect("loop");
-            first_ticks.extend_from_slice(&late[..10]);
-            last_ticks.extend_from_slice(&late[late.len() - 10..]);
-            lateness.extend(late);
+            per_loop.push(t.await.expect("loop"));
         }
-        Outcome {
-            wall: start.elapsed(),
-            cpu: cpu_time() - cpu0,
-            lateness,
-            first_ticks,
-            last_ticks,
+        Outcome::new(
+            start.elapsed(),
+            cpu_time() - cpu0,
+            per_loop,
             memory_per_loop,
-        }
+        )
     })
 }
 
@@ -168,22 +187,16 @@ fn machina_emits() -> Outcome {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let memory_per_loop = resident().saturating_sub(before_mem) / LOOPS as u64;
         runner.await.expect("run").expect("bot");
-        let mut lateness = Vec::new();
-        let (mut first_ticks, mut last_ticks) = (Vec::new(), Vec::new());
-        for s in samples {
-            let late = s.lock().expect("samples").clone();
-            first_ticks.extend_from_slice(&late[..10]);
-            last_ticks.extend_from_slice(&late[late.len() - 10..]);
-            lateness.extend(late);
-        }
-        Outcome {
-            wall: start.elapsed(),
-            cpu: cpu_time() - cpu0,
-            lateness,
-            first_ticks,
-            last_ticks,
+        let per_loop = samples
+            .iter()
+            .map(|s| s.lock().expect("samples").clone())
+            .collect();
+        Outcome::new(
+            start.elapsed(),
+            cpu_time() - cpu0,
+            per_loop,
             memory_per_loop,
-        }
+        )
     })
 }
 

@@ -14,7 +14,7 @@ use machina_core::bot::{BotError, Event, ExecuteError, Machina};
 use machina_core::limit::Limits;
 use machina_core::retry::{BoxError, Retry, Rule};
 use machina_core::rt::Runtime;
-use support::Env;
+use support::{Env, entries, log, push};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -23,20 +23,6 @@ fn ms(n: u64) -> Duration {
 #[derive(Debug, thiserror::Error)]
 #[error("HTTP {0}")]
 struct HttpError(u16);
-
-type Log = Arc<Mutex<Vec<String>>>;
-
-fn log() -> Log {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.lock().unwrap().push(entry.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.lock().unwrap().clone()
-}
 
 cross_runtime! {
     /// Duplicate names, unknown groups and bad intervals are refused while

@@ -6,31 +6,17 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use machina_core::bot::{Loop, LoopEnd, LoopError};
 use machina_core::rt::{MissedTick, Runtime};
 use machina_core::schedule::Schedule;
-use support::Env;
+use support::{Env, Log, entries, log, push};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
-}
-
-type Log = Arc<Mutex<Vec<String>>>;
-
-fn log() -> Log {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.lock().unwrap().push(entry.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.lock().unwrap().clone()
 }
 
 /// A loop whose hooks record themselves in `events`.

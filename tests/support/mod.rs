@@ -88,6 +88,24 @@ impl Env {
     }
 }
 
+/// An ordered record of what happened, shared between tasks.
+pub(crate) type Log = Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A new, empty [`Log`].
+pub(crate) fn log() -> Log {
+    Arc::new(std::sync::Mutex::new(Vec::new()))
+}
+
+/// Appends to a [`Log`].
+pub(crate) fn push(log: &Log, entry: impl Into<String>) {
+    log.lock().expect("log").push(entry.into());
+}
+
+/// What a [`Log`] holds now.
+pub(crate) fn entries(log: &Log) -> Vec<String> {
+    log.lock().expect("log").clone()
+}
+
 /// Runs `body` on the mock runtime.
 pub(crate) fn run_mock<F, Fut>(body: F)
 where
@@ -121,29 +139,30 @@ fn with_watchdog(run: impl FnOnce() + Send + 'static) {
     }
 }
 
+/// Runs `body` inside a tokio runtime built by `builder`.
+fn run_tokio<F, Fut>(mut builder: tokio::runtime::Builder, kind: Kind, body: F)
+where
+    F: FnOnce(Runtime, Env) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    with_watchdog(move || {
+        let tokio_rt = builder.enable_all().build().expect("tokio runtime");
+        tokio_rt.block_on(async move {
+            let rt = machina_tokio::runtime().expect("inside tokio");
+            body(rt, Env { kind }).await;
+        });
+    });
+}
+
 /// Runs `body` on a tokio multi-thread runtime with two workers.
 pub(crate) fn run_tokio_mt<F, Fut>(body: F)
 where
     F: FnOnce(Runtime, Env) -> Fut + Send + 'static,
     Fut: Future<Output = ()>,
 {
-    with_watchdog(move || {
-        let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        tokio_rt.block_on(async move {
-            let rt = machina_tokio::runtime().expect("inside tokio");
-            body(
-                rt,
-                Env {
-                    kind: Kind::TokioMultiThread,
-                },
-            )
-            .await;
-        });
-    });
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(2);
+    run_tokio(builder, Kind::TokioMultiThread, body);
 }
 
 /// Runs `body` on a tokio current-thread runtime.
@@ -152,22 +171,11 @@ where
     F: FnOnce(Runtime, Env) -> Fut + Send + 'static,
     Fut: Future<Output = ()>,
 {
-    with_watchdog(move || {
-        let tokio_rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
-        tokio_rt.block_on(async move {
-            let rt = machina_tokio::runtime().expect("inside tokio");
-            body(
-                rt,
-                Env {
-                    kind: Kind::TokioCurrentThread,
-                },
-            )
-            .await;
-        });
-    });
+    run_tokio(
+        tokio::runtime::Builder::new_current_thread(),
+        Kind::TokioCurrentThread,
+        body,
+    );
 }
 
 /// Runs `body` on a smol executor driven by the test's thread.
