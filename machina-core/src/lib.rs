@@ -50,6 +50,7 @@
 
 pub mod backoff;
 pub mod bot;
+pub mod breaker;
 pub mod limit;
 pub mod retry;
 pub mod rt;

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::wait::{Wait, clamped_secs};
+use crate::breaker::CircuitOpen;
 
 /// The error type user calls fail with.
 pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
@@ -136,9 +137,19 @@ impl Rule {
     /// Whether this rule matches `error`: its type (or a type in its
     /// `source()` chain) is one of the `on` types, if any were given, and
     /// every `when` predicate holds. A rule with neither matches every
-    /// error.
+    /// error — except a circuit breaker's refusal
+    /// ([`CircuitOpen`]), which only a rule naming it
+    /// (`.on::<CircuitOpen>()`) retries.
     pub fn matches(&self, error: &(dyn Error + 'static)) -> bool {
         let b = &self.builder;
+        // A breaker's refusal is retried only by a rule that names it.
+        let names_open = b
+            .types
+            .iter()
+            .any(|t| t.name == std::any::type_name::<CircuitOpen>());
+        if !names_open && chain(error).any(|e| e.is::<CircuitOpen>()) {
+            return false;
+        }
         let type_ok =
             b.types.is_empty() || chain(error).any(|e| b.types.iter().any(|t| (t.test)(e)));
         type_ok && b.predicates.iter().all(|p| p(error))

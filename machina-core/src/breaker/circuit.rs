@@ -1,0 +1,365 @@
+//! [`CircuitBreaker`]: the shared breaker around calls — a
+//! [`BreakerMachine`] fed the runtime's clock and random generator, with a
+//! `call` wrapper and a guard form.
+
+use std::error::Error;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::state::{BreakerMachine, BreakerSettings, BreakerStats, CircuitState, Rejection};
+use crate::rt::Runtime;
+
+type Counts = Arc<dyn Fn(&(dyn Error + 'static)) -> bool + Send + Sync>;
+type LastFailure = Arc<str>;
+
+/// A breaker that could never work, refused by
+/// [`BreakerBuilder::build`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BreakerConfigError {
+    /// `error_ratio` was outside (0, 1].
+    #[error(
+        "invalid circuit breaker: error_ratio {0} is outside (0, 1]; 0.2 trips at 20% failures"
+    )]
+    ErrorRatio(f64),
+    /// A duration that must not be zero was.
+    #[error("invalid circuit breaker: {0} is zero; give it a duration such as 5s")]
+    ZeroDuration(&'static str),
+}
+
+/// A call refused by an open breaker: it was not run.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("circuit breaker {name:?} is {}{}{}", match state { CircuitState::Broken => "broken", _ => "recovering and let this call pass by" }, retry_in.map(|d| format!("; recovery starts in {d:?}")).unwrap_or_default(), last_failure.as_ref().map(|e| format!("; last failure: {e}")).unwrap_or_default())]
+pub struct CircuitOpen {
+    /// The breaker's name.
+    pub name: Arc<str>,
+    /// The state that refused.
+    pub state: CircuitState,
+    /// Until recovery starts, when broken.
+    pub retry_in: Option<Duration>,
+    /// The last counted failure, as text.
+    pub last_failure: Option<LastFailure>,
+}
+
+/// How a call through a breaker ended without a value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError<E> {
+    /// The breaker refused the call; it did not run.
+    #[error("{0}")]
+    Open(#[source] CircuitOpen),
+    /// The call ran and failed.
+    #[error("{0}")]
+    Failed(#[source] E),
+}
+
+/// Configures a [`CircuitBreaker`].
+#[derive(Clone)]
+#[must_use = "call .build() to get the breaker"]
+pub struct BreakerBuilder {
+    name: String,
+    settings: BreakerSettings,
+    counts: Vec<Counts>,
+}
+
+impl BreakerBuilder {
+    /// Trips when at least this share of the window's calls failed
+    /// (aiomisc `error_ratio`; default 0.5).
+    pub fn error_ratio(mut self, ratio: f64) -> Self {
+        self.settings.error_ratio = ratio;
+        self
+    }
+
+    /// The statistics window (aiomisc `response_time`; default 10 s).
+    pub fn response_time(mut self, window: Duration) -> Self {
+        self.settings.response_time = window;
+        self
+    }
+
+    /// How long it stays broken (default 5 s).
+    pub fn broken_time(mut self, time: Duration) -> Self {
+        self.settings.broken_time = time;
+        self
+    }
+
+    /// How long recovery lasts (default: `broken_time`).
+    pub fn recovery_time(mut self, time: Duration) -> Self {
+        self.settings.recovery_time = time;
+        self
+    }
+
+    /// After recovering it cannot trip for this long (default:
+    /// `broken_time`).
+    pub fn passing_time(mut self, time: Duration) -> Self {
+        self.settings.passing_time = time;
+        self
+    }
+
+    /// Calls the window must hold before it may trip (default 5).
+    pub fn min_calls(mut self, calls: u64) -> Self {
+        self.settings.min_calls = calls;
+        self
+    }
+
+    /// Counts only errors of type `E` (or with an `E` in their source
+    /// chain) as failures; several calls count any of the types. Without
+    /// any, **every** error counts (aiomisc's `cutout` with no exception
+    /// types never trips; this one does).
+    pub fn counts<E: Error + 'static>(self) -> Self {
+        self.counts_if(|e| std::iter::successors(Some(e), |&e| e.source()).any(|e| e.is::<E>()))
+    }
+
+    /// Counts errors for which `predicate` holds (aiomisc
+    /// `exception_inspector`); combines with [`counts`](Self::counts) as
+    /// "any of".
+    pub fn counts_if(
+        mut self,
+        predicate: impl Fn(&(dyn Error + 'static)) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.counts.push(Arc::new(predicate));
+        self
+    }
+
+    /// The breaker.
+    ///
+    /// # Errors
+    /// [`BreakerConfigError`] for a ratio outside (0, 1] or a zero window,
+    /// broken or recovery time.
+    pub fn build(self, runtime: &Runtime) -> Result<CircuitBreaker, BreakerConfigError> {
+        let s = self.settings;
+        if !(s.error_ratio > 0.0 && s.error_ratio <= 1.0) {
+            return Err(BreakerConfigError::ErrorRatio(s.error_ratio));
+        }
+        for (name, value) in [
+            ("response_time", s.response_time),
+            ("broken_time", s.broken_time),
+            ("recovery_time", s.recovery_time),
+        ] {
+            if value.is_zero() {
+                return Err(BreakerConfigError::ZeroDuration(name));
+            }
+        }
+        Ok(CircuitBreaker {
+            inner: Arc::new(Inner {
+                name: self.name.into(),
+                runtime: runtime.clone(),
+                counts: self.counts,
+                state: Mutex::new(Shared {
+                    machine: BreakerMachine::new(s, runtime.now()),
+                    last_failure: None,
+                }),
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for BreakerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerBuilder")
+            .field("name", &self.name)
+            .field("settings", &self.settings)
+            .field("count_filters", &self.counts.len())
+            .finish()
+    }
+}
+
+struct Shared {
+    machine: BreakerMachine,
+    last_failure: Option<LastFailure>,
+}
+
+struct Inner {
+    name: Arc<str>,
+    runtime: Runtime,
+    counts: Vec<Counts>,
+    state: Mutex<Shared>,
+}
+
+/// A circuit breaker (aiomisc `CircuitBreaker`): see
+/// [`BreakerMachine`] for the rules. Clones share one breaker.
+///
+/// # Examples
+///
+/// ```
+/// use machina_core::breaker::{CallError, CircuitBreaker, CircuitState};
+/// use machina_core::testing::MockRuntime;
+/// use std::time::Duration;
+///
+/// let mock = MockRuntime::new();
+/// let rt = mock.runtime();
+/// let breaker = CircuitBreaker::builder("github")
+///     .error_ratio(0.5)
+///     .min_calls(2)
+///     .broken_time(Duration::from_secs(5))
+///     .build(&rt)
+///     .unwrap();
+/// mock.block_on(async {
+///     for _ in 0..2 {
+///         let failed = breaker.call(async { Err::<(), _>(std::io::Error::other("503")) }).await;
+///         assert!(matches!(failed, Err(CallError::Failed(_))));
+///     }
+///     // 2 of 2 calls failed: the next call trips the breaker and is refused.
+///     let refused = breaker.call(async { Ok::<_, std::io::Error>(1) }).await;
+///     assert!(matches!(refused, Err(CallError::Open(_))));
+///     assert_eq!(breaker.state(), CircuitState::Broken);
+/// }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct CircuitBreaker {
+    inner: Arc<Inner>,
+}
+
+impl CircuitBreaker {
+    /// Starts configuring a breaker named `name`.
+    pub fn builder(name: impl Into<String>) -> BreakerBuilder {
+        let broken = Duration::from_secs(5);
+        BreakerBuilder {
+            name: name.into(),
+            settings: BreakerSettings {
+                error_ratio: 0.5,
+                response_time: Duration::from_secs(10),
+                broken_time: broken,
+                recovery_time: broken,
+                passing_time: broken,
+                min_calls: 5,
+            },
+            counts: Vec::new(),
+        }
+    }
+
+    fn shared(&self) -> MutexGuard<'_, Shared> {
+        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The state now.
+    pub fn state(&self) -> CircuitState {
+        let now = self.inner.runtime.now();
+        self.shared().machine.state(now)
+    }
+
+    /// Time until a broken breaker starts recovering (zero otherwise).
+    pub fn time_to_recovery(&self) -> Duration {
+        let now = self.inner.runtime.now();
+        self.shared().machine.time_to_recovery(now)
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> BreakerStats {
+        self.shared().machine.stats()
+    }
+
+    /// Asks to run a call: a guard to report its outcome on, or a refusal.
+    ///
+    /// # Errors
+    /// [`CircuitOpen`] when the breaker refuses the call.
+    pub fn enter(&self) -> Result<BreakerGuard, CircuitOpen> {
+        let now = self.inner.runtime.now();
+        let rng = self.inner.runtime.rng();
+        let mut shared = self.shared();
+        match shared.machine.enter(now, || rng.next_f64()) {
+            Ok(admitted_in) => Ok(BreakerGuard {
+                breaker: self.clone(),
+                admitted_in,
+                reported: false,
+            }),
+            Err(Rejection { state, retry_in }) => Err(CircuitOpen {
+                name: self.inner.name.clone(),
+                state,
+                retry_in,
+                last_failure: shared.last_failure.clone(),
+            }),
+        }
+    }
+
+    fn counts(&self, error: &(dyn Error + 'static)) -> bool {
+        self.inner.counts.is_empty() || self.inner.counts.iter().any(|p| p(error))
+    }
+
+    fn report(&self, admitted_in: CircuitState, failure: Option<&(dyn Error + 'static)>) {
+        let failed = failure.is_some_and(|e| self.counts(e));
+        let now = self.inner.runtime.now();
+        let mut shared = self.shared();
+        if failed && let Some(error) = failure {
+            shared.last_failure = Some(error.to_string().into());
+        }
+        shared.machine.record(now, admitted_in, failed);
+    }
+
+    /// Runs `call` if the breaker admits it, and counts its outcome.
+    ///
+    /// # Errors
+    /// [`CallError::Open`] if refused (the call is not run),
+    /// [`CallError::Failed`] with the call's own error.
+    pub async fn call<T, E, F>(&self, call: F) -> Result<T, CallError<E>>
+    where
+        F: Future<Output = Result<T, E>>,
+        E: Error + 'static,
+    {
+        let guard = self.enter().map_err(CallError::Open)?;
+        match call.await {
+            Ok(value) => {
+                guard.success();
+                Ok(value)
+            }
+            Err(error) => {
+                guard.failure(&error);
+                Err(CallError::Failed(error))
+            }
+        }
+    }
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.inner.name)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+/// An admitted call: report how it ended with
+/// [`success`](Self::success) or [`failure`](Self::failure). A guard
+/// dropped without either (a cancelled call) is not counted.
+#[must_use = "report the call's outcome with .success() or .failure(&err)"]
+pub struct BreakerGuard {
+    breaker: CircuitBreaker,
+    admitted_in: CircuitState,
+    reported: bool,
+}
+
+impl BreakerGuard {
+    /// The call succeeded.
+    pub fn success(mut self) {
+        self.reported = true;
+        self.breaker.report(self.admitted_in, None);
+    }
+
+    /// The call failed with `error` (counted if the breaker counts it).
+    pub fn failure(mut self, error: &(dyn Error + 'static)) {
+        self.reported = true;
+        self.breaker.report(self.admitted_in, Some(error));
+    }
+
+    /// The state the call was admitted in.
+    pub fn admitted_in(&self) -> CircuitState {
+        self.admitted_in
+    }
+}
+
+impl fmt::Debug for BreakerGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerGuard")
+            .field("breaker", &self.breaker.inner.name)
+            .field("admitted_in", &self.admitted_in)
+            .field("reported", &self.reported)
+            .finish()
+    }
+}

@@ -1,0 +1,227 @@
+//! The breaker's pure state machine: fed `now` (and a uniform draw for the
+//! recovery ramp), it admits or rejects calls and takes their outcomes.
+
+use std::time::{Duration, Instant};
+
+use super::window::Window;
+
+/// The state of a circuit breaker (aiomisc's three states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CircuitState {
+    /// Calls pass; outcomes are counted in the window.
+    Passing,
+    /// Calls are rejected at once.
+    Broken,
+    /// A growing share of calls is let through to probe the dependency.
+    Recovering,
+}
+
+/// The numbers of a breaker; see [`BreakerBuilder`](super::BreakerBuilder).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerSettings {
+    /// Failure share (0, 1] that trips the breaker.
+    pub error_ratio: f64,
+    /// The statistics window.
+    pub response_time: Duration,
+    /// How long it stays broken.
+    pub broken_time: Duration,
+    /// How long recovery lasts.
+    pub recovery_time: Duration,
+    /// After recovering, it cannot trip for this long.
+    pub passing_time: Duration,
+    /// Calls the window must hold before the breaker may trip.
+    pub min_calls: u64,
+}
+
+/// Counters of a breaker since it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct BreakerStats {
+    /// Calls let through while passing.
+    pub passing: u64,
+    /// Calls rejected while broken (including the one that tripped it).
+    pub broken_rejected: u64,
+    /// Calls let through while recovering.
+    pub recovering_admitted: u64,
+    /// Calls rejected while recovering.
+    pub recovering_rejected: u64,
+    /// Times the breaker went to `Broken`.
+    pub trips: u64,
+}
+
+/// A refusal by the state machine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejection {
+    /// The state that refused.
+    pub state: CircuitState,
+    /// Until recovery starts, when broken.
+    pub retry_in: Option<Duration>,
+}
+
+/// The decision core of a circuit breaker.
+///
+/// # The rules
+///
+/// - **Passing → Broken**: when a call enters, if the window (the last
+///   `response_time`, in 10 buckets) holds at least `min_calls` finished
+///   calls and at least `error_ratio` of them failed, the breaker trips and
+///   that call is rejected. (Unlike aiomisc, whose bucket arithmetic can
+///   never trip on one call per bucket, the rule is on the window's totals.)
+///   Within `passing_time` after a recovery it does not trip.
+/// - **Broken**: every call is rejected for `broken_time`, then
+///   **Recovering** begins.
+/// - **Recovering**: a call is admitted with probability
+///   `2^(Δ/recovery_time) − 1`, Δ the time since recovery began (aiomisc's
+///   ramp), decided by a uniform draw in `[0, 1)`. Back to **Broken** as
+///   soon as the failures among the calls admitted in this recovery reach
+///   `error_ratio / 2` of them; to **Passing** once `recovery_time` has
+///   passed without that.
+#[derive(Debug, Clone)]
+pub struct BreakerMachine {
+    settings: BreakerSettings,
+    state: CircuitState,
+    since: Instant,
+    calm_until: Option<Instant>,
+    window: Window,
+    recovering: (u64, u64),
+    stats: BreakerStats,
+}
+
+impl BreakerMachine {
+    /// A machine in `Passing`, its window starting at `now`.
+    pub fn new(settings: BreakerSettings, now: Instant) -> Self {
+        BreakerMachine {
+            settings,
+            state: CircuitState::Passing,
+            since: now,
+            calm_until: None,
+            window: Window::new(now, settings.response_time),
+            recovering: (0, 0),
+            stats: BreakerStats::default(),
+        }
+    }
+
+    /// Applies the transitions that time alone makes (Broken → Recovering
+    /// → Passing) and returns the state at `now`.
+    pub fn state(&mut self, now: Instant) -> CircuitState {
+        loop {
+            match self.state {
+                CircuitState::Broken if now >= self.since + self.settings.broken_time => {
+                    self.since += self.settings.broken_time;
+                    self.state = CircuitState::Recovering;
+                    self.recovering = (0, 0);
+                }
+                CircuitState::Recovering if now >= self.since + self.settings.recovery_time => {
+                    self.state = CircuitState::Passing;
+                    self.since = now;
+                    self.calm_until = Some(now + self.settings.passing_time);
+                    self.window.clear();
+                }
+                state => return state,
+            }
+        }
+    }
+
+    /// The time until a broken breaker starts recovering (zero otherwise).
+    pub fn time_to_recovery(&mut self, now: Instant) -> Duration {
+        match self.state(now) {
+            CircuitState::Broken => (self.since + self.settings.broken_time) - now,
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Decides on a call entering at `now`; `draw` gives a uniform number
+    /// in `[0, 1)` when the recovery ramp needs one. Returns the state the
+    /// call was admitted in.
+    ///
+    /// # Errors
+    /// [`Rejection`] when the call must not run.
+    pub fn enter(
+        &mut self,
+        now: Instant,
+        draw: impl FnOnce() -> f64,
+    ) -> Result<CircuitState, Rejection> {
+        match self.state(now) {
+            CircuitState::Passing => {
+                let calm = self.calm_until.is_some_and(|until| now < until);
+                let (calls, failures) = self.window.totals(now);
+                let s = self.settings;
+                if !calm
+                    && calls >= s.min_calls.max(1)
+                    && failures as f64 >= s.error_ratio * calls as f64
+                {
+                    self.trip(now);
+                    self.stats.broken_rejected += 1;
+                    return Err(Rejection {
+                        state: CircuitState::Broken,
+                        retry_in: Some(s.broken_time),
+                    });
+                }
+                self.stats.passing += 1;
+                Ok(CircuitState::Passing)
+            }
+            CircuitState::Broken => {
+                self.stats.broken_rejected += 1;
+                Err(Rejection {
+                    state: CircuitState::Broken,
+                    retry_in: Some((self.since + self.settings.broken_time) - now),
+                })
+            }
+            CircuitState::Recovering => {
+                let progress = (now - self.since).as_secs_f64()
+                    / self
+                        .settings
+                        .recovery_time
+                        .as_secs_f64()
+                        .max(f64::MIN_POSITIVE);
+                let share = 2f64.powf(progress.min(1.0)) - 1.0;
+                if draw() < share {
+                    self.stats.recovering_admitted += 1;
+                    Ok(CircuitState::Recovering)
+                } else {
+                    self.stats.recovering_rejected += 1;
+                    Err(Rejection {
+                        state: CircuitState::Recovering,
+                        retry_in: None,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Takes the outcome of a call admitted in `admitted_in`, finished at
+    /// `now`. Outcomes from before a state change are ignored.
+    pub fn record(&mut self, now: Instant, admitted_in: CircuitState, failed: bool) {
+        match (self.state(now), admitted_in) {
+            (CircuitState::Passing, CircuitState::Passing) => self.window.record(now, failed),
+            (CircuitState::Recovering, CircuitState::Recovering) => {
+                self.recovering.0 += 1;
+                self.recovering.1 += u64::from(failed);
+                let (calls, failures) = self.recovering;
+                if failures as f64 >= self.settings.error_ratio / 2.0 * calls as f64 && failures > 0
+                {
+                    self.trip(now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn trip(&mut self, now: Instant) {
+        self.state = CircuitState::Broken;
+        self.since = now;
+        self.window.clear();
+        self.stats.trips += 1;
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> BreakerStats {
+        self.stats
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &BreakerSettings {
+        &self.settings
+    }
+}

@@ -1,0 +1,112 @@
+//! The breaker's statistics window: call outcomes counted in time buckets,
+//! so that old outcomes fall out as time passes without a log of every
+//! call.
+
+use std::time::{Duration, Instant};
+
+/// How many buckets a window is split into.
+pub(crate) const BUCKETS: usize = 10;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Bucket {
+    /// Which bucket of time this is (`elapsed / bucket_len`).
+    stamp: u64,
+    calls: u64,
+    failures: u64,
+}
+
+/// Outcomes of the last `length` of time, in [`BUCKETS`] buckets. A bucket
+/// is reused in place once its time has passed, so recording is O(1) and
+/// reading is O(buckets).
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    epoch: Instant,
+    bucket_nanos: u64,
+    buckets: [Bucket; BUCKETS],
+}
+
+impl Window {
+    pub(crate) fn new(epoch: Instant, length: Duration) -> Self {
+        let bucket_nanos =
+            (length.as_nanos() / BUCKETS as u128).clamp(1, u128::from(u64::MAX)) as u64;
+        Window {
+            epoch,
+            bucket_nanos,
+            // Stamps start far in the past so no bucket counts as current.
+            buckets: [Bucket {
+                stamp: u64::MAX,
+                calls: 0,
+                failures: 0,
+            }; BUCKETS],
+        }
+    }
+
+    fn stamp(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.epoch).as_nanos();
+        u64::try_from(elapsed / u128::from(self.bucket_nanos)).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Records one outcome at `now`.
+    pub(crate) fn record(&mut self, now: Instant, failed: bool) {
+        let stamp = self.stamp(now);
+        let bucket = &mut self.buckets[(stamp % BUCKETS as u64) as usize];
+        if bucket.stamp != stamp {
+            *bucket = Bucket {
+                stamp,
+                calls: 0,
+                failures: 0,
+            };
+        }
+        bucket.calls += 1;
+        bucket.failures += u64::from(failed);
+    }
+
+    /// (calls, failures) within the window ending at `now`.
+    pub(crate) fn totals(&self, now: Instant) -> (u64, u64) {
+        let current = self.stamp(now);
+        self.buckets
+            .iter()
+            .filter(|b| {
+                b.stamp != u64::MAX && b.stamp <= current && current - b.stamp < BUCKETS as u64
+            })
+            .fold((0, 0), |(c, f), b| (c + b.calls, f + b.failures))
+    }
+
+    /// Forgets everything.
+    pub(crate) fn clear(&mut self) {
+        for bucket in &mut self.buckets {
+            bucket.stamp = u64::MAX;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_fall_out_after_the_window() {
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_millis(n);
+        let mut w = Window::new(t0, Duration::from_secs(1)); // 100 ms buckets
+        w.record(s(0), true);
+        w.record(s(50), false);
+        w.record(s(150), false);
+        assert_eq!(w.totals(s(150)), (3, 1));
+        assert_eq!(w.totals(s(999)), (3, 1));
+        assert_eq!(
+            w.totals(s(1000)),
+            (1, 0),
+            "the first bucket [0, 100) has left"
+        );
+        assert_eq!(w.totals(s(1100)), (0, 0));
+        w.record(s(5000), true);
+        assert_eq!(
+            w.totals(s(5000)),
+            (1, 1),
+            "a reused bucket starts from zero"
+        );
+        w.clear();
+        assert_eq!(w.totals(s(5000)), (0, 0));
+    }
+}
