@@ -18,6 +18,7 @@
 //! | [`retry`] | retry rules (fixed, Fibonacci, random range, exponential jitter), matching, budget |
 //! | [`backoff`] | per-attempt timeout, overall deadline, pause, max tries (aiomisc `asyncbackoff`) |
 //! | [`bot`] | the `Loop` engine, and `Machina` bots: emits, executes, events |
+//! | [`breaker`] | circuit breaker: passing, broken, recovering with a seeded ramp |
 //! | `testing` (feature `test-util`) | [`MockRuntime`](testing::MockRuntime): a deterministic executor with a virtual clock |
 //!
 //! ## Testing on virtual time

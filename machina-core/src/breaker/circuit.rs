@@ -5,6 +5,7 @@
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -150,6 +151,8 @@ impl BreakerBuilder {
                     machine: BreakerMachine::new(s, runtime.now()),
                     last_failure: None,
                 }),
+                fast: AtomicBool::new(true),
+                fast_passing: AtomicU64::new(0),
             }),
         })
     }
@@ -175,6 +178,13 @@ struct Inner {
     runtime: Runtime,
     counts: Vec<Counts>,
     state: Mutex<Shared>,
+    /// Set while the machine says a call would simply pass: entering then
+    /// needs neither the clock nor the lock. Recomputed whenever an
+    /// outcome is recorded or a call goes the slow way.
+    fast: AtomicBool,
+    /// Calls admitted on the fast path, not yet added to the machine's
+    /// counters.
+    fast_passing: AtomicU64,
 }
 
 /// A circuit breaker (aiomisc `CircuitBreaker`): see
@@ -252,7 +262,10 @@ impl CircuitBreaker {
 
     /// The counters.
     pub fn stats(&self) -> BreakerStats {
-        self.shared().machine.stats()
+        let fast = self.inner.fast_passing.swap(0, Ordering::Relaxed);
+        let mut shared = self.shared();
+        shared.machine.add_passing(fast);
+        shared.machine.stats()
     }
 
     /// Asks to run a call: a guard to report its outcome on, or a refusal.
@@ -260,22 +273,35 @@ impl CircuitBreaker {
     /// # Errors
     /// [`CircuitOpen`] when the breaker refuses the call.
     pub fn enter(&self) -> Result<BreakerGuard, CircuitOpen> {
+        let admitted_in = self.admit()?;
+        Ok(BreakerGuard {
+            breaker: self.clone(),
+            admitted_in,
+            reported: false,
+        })
+    }
+
+    /// The decision for one call. While the breaker is plainly passing it
+    /// costs one atomic load and one counter increment; otherwise it reads
+    /// the clock and asks the machine under the lock.
+    fn admit(&self) -> Result<CircuitState, CircuitOpen> {
+        if self.inner.fast.load(Ordering::Acquire) {
+            self.inner.fast_passing.fetch_add(1, Ordering::Relaxed);
+            return Ok(CircuitState::Passing);
+        }
         let now = self.inner.runtime.now();
         let rng = self.inner.runtime.rng();
         let mut shared = self.shared();
-        match shared.machine.enter(now, || rng.next_f64()) {
-            Ok(admitted_in) => Ok(BreakerGuard {
-                breaker: self.clone(),
-                admitted_in,
-                reported: false,
-            }),
-            Err(Rejection { state, retry_in }) => Err(CircuitOpen {
-                name: self.inner.name.clone(),
-                state,
-                retry_in,
-                last_failure: shared.last_failure.clone(),
-            }),
-        }
+        let decision = shared.machine.enter(now, || rng.next_f64());
+        self.inner
+            .fast
+            .store(shared.machine.would_pass(now), Ordering::Release);
+        decision.map_err(|Rejection { state, retry_in }| CircuitOpen {
+            name: self.inner.name.clone(),
+            state,
+            retry_in,
+            last_failure: shared.last_failure.clone(),
+        })
     }
 
     fn counts(&self, error: &(dyn Error + 'static)) -> bool {
@@ -290,6 +316,9 @@ impl CircuitBreaker {
             shared.last_failure = Some(error.to_string().into());
         }
         shared.machine.record(now, admitted_in, failed);
+        self.inner
+            .fast
+            .store(shared.machine.would_pass(now), Ordering::Release);
     }
 
     /// Runs `call` if the breaker admits it, and counts its outcome.
@@ -302,14 +331,14 @@ impl CircuitBreaker {
         F: Future<Output = Result<T, E>>,
         E: Error + 'static,
     {
-        let guard = self.enter().map_err(CallError::Open)?;
+        let admitted_in = self.admit().map_err(CallError::Open)?;
         match call.await {
             Ok(value) => {
-                guard.success();
+                self.report(admitted_in, None);
                 Ok(value)
             }
             Err(error) => {
-                guard.failure(&error);
+                self.report(admitted_in, Some(&error));
                 Err(CallError::Failed(error))
             }
         }

@@ -69,6 +69,10 @@ pub struct Rejection {
 ///   that call is rejected. (Unlike aiomisc, whose bucket arithmetic can
 ///   never trip on one call per bucket, the rule is on the window's totals.)
 ///   Within `passing_time` after a recovery it does not trip.
+///   [`CircuitBreaker`](super::CircuitBreaker) evaluates this rule when an
+///   outcome arrives and admits calls without looking at the clock while it
+///   does not hold, so a ratio that rises only because older successes leave
+///   the window is noticed with the next outcome, not the next entry.
 /// - **Broken**: every call is rejected for `broken_time`, then
 ///   **Recovering** begins.
 /// - **Recovering**: a call is admitted with probability
@@ -206,6 +210,27 @@ impl BreakerMachine {
             }
             _ => {}
         }
+    }
+
+    /// Whether, as of `now`, a call entering would simply pass: passing,
+    /// not within the calm period, and the window not at the trip
+    /// condition. While this holds, the breaker may admit calls without
+    /// consulting the machine (or the clock) until the next outcome comes
+    /// in; see [`CircuitBreaker`](super::CircuitBreaker).
+    pub fn would_pass(&mut self, now: Instant) -> bool {
+        if self.state(now) != CircuitState::Passing
+            || self.calm_until.is_some_and(|until| now < until)
+        {
+            return false;
+        }
+        let (calls, failures) = self.window.totals(now);
+        let s = &self.settings;
+        !(calls >= s.min_calls.max(1) && failures as f64 >= s.error_ratio * calls as f64)
+    }
+
+    /// Counts calls admitted on the fast path as passing.
+    pub(crate) fn add_passing(&mut self, calls: u64) {
+        self.stats.passing += calls;
     }
 
     fn trip(&mut self, now: Instant) {
