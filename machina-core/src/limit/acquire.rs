@@ -27,14 +27,59 @@ use crate::rt::Sleep;
 #[must_use = "futures do nothing unless awaited"]
 pub struct Acquire {
     /// Deduplicated, in lock order.
-    groups: Vec<Arc<GroupInner>>,
+    groups: Small<Arc<GroupInner>>,
     /// One ticket per group once queued; empty before.
-    tickets: Vec<u64>,
+    tickets: Small<u64>,
     /// When this caller started waiting in the queue.
     queued_at: Option<Instant>,
     /// A wake-up for when the window opens, while first in line.
     sleep: Option<(Instant, Sleep)>,
     done: bool,
+}
+
+/// None, one or several items, without allocating for one (a call in a
+/// single group is the common case).
+#[derive(Debug, Default)]
+enum Small<T> {
+    #[default]
+    Empty,
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> Small<T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            Small::Empty => &[],
+            Small::One(item) => std::slice::from_ref(item),
+            Small::Many(items) => items,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.as_slice().is_empty()
+    }
+
+    fn push(&mut self, item: T) {
+        *self = match std::mem::take(self) {
+            Small::Empty => Small::One(item),
+            Small::One(first) => Small::Many(vec![first, item]),
+            Small::Many(mut items) => {
+                items.push(item);
+                Small::Many(items)
+            }
+        };
+    }
+}
+
+impl Small<Arc<GroupInner>> {
+    fn into_permit(self) -> Permit {
+        match self {
+            Small::Empty => Permit::none(),
+            Small::One(group) => Permit::one(group),
+            Small::Many(groups) => Permit::many(groups),
+        }
+    }
 }
 
 /// What one look at the groups found.
@@ -46,12 +91,25 @@ enum Outcome {
 }
 
 impl Acquire {
+    /// Waits in one group (no allocation).
+    pub(crate) fn one(group: Arc<GroupInner>) -> Self {
+        Acquire::with_groups(Small::One(group))
+    }
+
     pub(crate) fn new(mut groups: Vec<Arc<GroupInner>>) -> Self {
         groups.sort_by_key(GroupInner::lock_order);
         groups.dedup_by_key(|g| GroupInner::lock_order(g));
+        Acquire::with_groups(if groups.len() == 1 {
+            Small::One(groups.remove(0))
+        } else {
+            Small::Many(groups)
+        })
+    }
+
+    fn with_groups(groups: Small<Arc<GroupInner>>) -> Self {
         Acquire {
             groups,
-            tickets: Vec::new(),
+            tickets: Small::Empty,
             queued_at: None,
             sleep: None,
             done: false,
@@ -59,13 +117,17 @@ impl Acquire {
     }
 
     fn lock_all(&self) -> Vec<MutexGuard<'_, GroupState>> {
-        self.groups.iter().map(|g| lock(&g.state)).collect()
+        self.groups
+            .as_slice()
+            .iter()
+            .map(|g| lock(&g.state))
+            .collect()
     }
 
     /// Starts now in every group or none, ignoring the queue only if it is
     /// empty.
     pub(crate) fn try_now(mut self) -> Result<Permit, NotUntil> {
-        let Some(first) = self.groups.first() else {
+        let Some(first) = self.groups.as_slice().first() else {
             return Ok(Permit::none());
         };
         let now = first.runtime.now();
@@ -91,21 +153,25 @@ impl Acquire {
         }
         drop(guards);
         self.done = true;
-        Ok(Permit::many(std::mem::take(&mut self.groups)))
+        Ok(std::mem::take(&mut self.groups).into_permit())
     }
 
     /// One look at every group, under all their locks; takes the permit if
     /// this caller may start, else queues it (or refreshes its waker).
     fn attempt(&mut self, now: Instant, waker: &Waker) -> Outcome {
         let queued = !self.tickets.is_empty();
-        let mut guards: Vec<MutexGuard<'_, GroupState>> =
-            self.groups.iter().map(|g| lock(&g.state)).collect();
+        let mut guards: Vec<MutexGuard<'_, GroupState>> = self
+            .groups
+            .as_slice()
+            .iter()
+            .map(|g| lock(&g.state))
+            .collect();
         let mut admitted = true;
         let mut only_clocks_block = true;
         let mut opens_at: Option<Instant> = None;
         for (i, state) in guards.iter_mut().enumerate() {
-            let ahead = match self.tickets.get(i) {
-                Some(ticket) => state.waiters.first_key_value().map(|(t, _)| t) != Some(ticket),
+            let ahead = match self.tickets.as_slice().get(i) {
+                Some(ticket) => state.waiters.head() != Some(*ticket),
                 None => !state.waiters.is_empty(),
             };
             if ahead {
@@ -133,8 +199,8 @@ impl Acquire {
                     state.stats.waited += 1;
                     state.stats.wait_time += waited;
                 }
-                if let Some(ticket) = self.tickets.get(i) {
-                    state.waiters.remove(ticket);
+                if let Some(ticket) = self.tickets.as_slice().get(i) {
+                    state.waiters.remove(*ticket);
                     // The next in line may be able to start too, or must
                     // arm its timer for the window; if only a slot blocks
                     // it, the release of one will wake it, so waking it now
@@ -152,13 +218,13 @@ impl Acquire {
                 }
             }
             drop(guards);
-            self.tickets.clear();
+            self.tickets = Small::Empty;
             next_heads.into_iter().for_each(Waker::wake);
             return Outcome::Ready;
         }
         if queued {
-            for (state, ticket) in guards.iter_mut().zip(&self.tickets) {
-                if let Some(current) = state.waiters.get_mut(ticket)
+            for (state, ticket) in guards.iter_mut().zip(self.tickets.as_slice()) {
+                if let Some(current) = state.waiters.waker_mut(*ticket)
                     && !current.will_wake(waker)
                 {
                     *current = waker.clone();
@@ -168,7 +234,7 @@ impl Acquire {
             for state in guards.iter_mut() {
                 let ticket = state.next_ticket;
                 state.next_ticket += 1;
-                state.waiters.insert(ticket, waker.clone());
+                state.waiters.push(ticket, waker.clone());
                 self.tickets.push(ticket);
             }
             self.queued_at = Some(now);
@@ -178,7 +244,7 @@ impl Acquire {
 
     fn permit(&mut self) -> Permit {
         self.done = true;
-        Permit::many(std::mem::take(&mut self.groups))
+        std::mem::take(&mut self.groups).into_permit()
     }
 }
 
@@ -188,7 +254,7 @@ impl Future for Acquire {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit> {
         let this = &mut *self;
         assert!(!this.done, "Acquire polled after it returned its Permit");
-        let Some(runtime) = this.groups.first().map(|g| g.runtime.clone()) else {
+        let Some(runtime) = this.groups.as_slice().first().map(|g| g.runtime.clone()) else {
             this.done = true;
             return Poll::Ready(Permit::none());
         };
@@ -225,10 +291,10 @@ impl Drop for Acquire {
             return;
         }
         let mut next_heads = Vec::new();
-        for (group, ticket) in self.groups.iter().zip(&self.tickets) {
+        for (group, ticket) in self.groups.as_slice().iter().zip(self.tickets.as_slice()) {
             let mut state = lock(&group.state);
-            let was_head = state.waiters.first_key_value().map(|(t, _)| t) == Some(ticket);
-            state.waiters.remove(ticket);
+            let was_head = state.waiters.head() == Some(*ticket);
+            state.waiters.remove(*ticket);
             state.stats.abandoned += 1;
             if was_head {
                 next_heads.extend(state.head_waker());
@@ -243,7 +309,12 @@ impl fmt::Debug for Acquire {
         f.debug_struct("Acquire")
             .field(
                 "groups",
-                &self.groups.iter().map(|g| &*g.name).collect::<Vec<_>>(),
+                &self
+                    .groups
+                    .as_slice()
+                    .iter()
+                    .map(|g| &*g.name)
+                    .collect::<Vec<_>>(),
             )
             .field("queued", &!self.tickets.is_empty())
             .finish()

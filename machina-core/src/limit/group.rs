@@ -4,7 +4,6 @@
 //! This file owns the shared state and the non-blocking paths; waiting is
 //! in `acquire.rs` and giving slots back is in `permit.rs`.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use super::config::Limits;
 use super::error::{AcquireError, LimitError};
 use super::permit::Permit;
 use super::policy::{Blocked, GroupPolicy, NotUntil};
+use super::queue::WaitQueue;
 use super::sync::{Arc, Mutex, lock};
 use crate::rt::Runtime;
 
@@ -36,7 +36,7 @@ pub struct GroupStats {
 pub(crate) struct GroupState {
     pub(crate) policy: GroupPolicy,
     /// Waiters by ticket: the smallest ticket is served first.
-    pub(crate) waiters: BTreeMap<u64, Waker>,
+    pub(crate) waiters: WaitQueue,
     pub(crate) next_ticket: u64,
     pub(crate) stats: GroupStats,
 }
@@ -45,7 +45,7 @@ impl GroupState {
     /// The waker of the waiter now at the head of the queue, to wake once
     /// the lock is released.
     pub(crate) fn head_waker(&self) -> Option<Waker> {
-        self.waiters.first_key_value().map(|(_, w)| w.clone())
+        self.waiters.head_waker()
     }
 }
 
@@ -130,7 +130,7 @@ impl ConcurrentGroup {
                 runtime: runtime.clone(),
                 state: Mutex::new(GroupState {
                     policy,
-                    waiters: BTreeMap::new(),
+                    waiters: WaitQueue::default(),
                     next_ticket: 0,
                     stats: GroupStats::default(),
                 }),
@@ -179,7 +179,7 @@ impl ConcurrentGroup {
     /// Cancel-safe: dropping the future before it completes takes nothing
     /// and lets the next waiter go ahead.
     pub fn acquire(&self) -> Acquire {
-        Acquire::new(vec![self.inner.clone()])
+        Acquire::one(self.inner.clone())
     }
 
     /// Like [`acquire`](Self::acquire), giving up after `limit`.
@@ -275,12 +275,13 @@ impl fmt::Debug for ConcurrentGroup {
 /// }).unwrap();
 /// ```
 pub fn acquire_all(groups: &[ConcurrentGroup]) -> Result<Acquire, LimitError> {
-    if groups.is_empty() {
-        return Err(LimitError::NoGroups);
+    match groups {
+        [] => Err(LimitError::NoGroups),
+        [one] => Ok(Acquire::one(one.inner.clone())),
+        _ => Ok(Acquire::new(
+            groups.iter().map(|g| g.inner.clone()).collect(),
+        )),
     }
-    Ok(Acquire::new(
-        groups.iter().map(|g| g.inner.clone()).collect(),
-    ))
 }
 
 /// Starts a call in every group of `groups` now, or in none.

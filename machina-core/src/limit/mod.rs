@@ -57,6 +57,7 @@ mod error;
 mod group;
 mod permit;
 mod policy;
+mod queue;
 mod sync;
 
 pub use acquire::Acquire;
