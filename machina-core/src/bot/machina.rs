@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use super::book::{EntryId, ExecuteBook};
 use super::emit::{Emit, EmitBuilder, IntoSchedule};
 use super::error::{BotError, ExecuteError};
 use super::execute::{Execute, ExecuteBuilder, Handler, signature};
@@ -44,8 +45,7 @@ pub(crate) struct Registry {
 /// What is running now, and what has happened.
 #[derive(Default)]
 struct Activity {
-    executes: HashMap<u64, (Arc<str>, Option<AbortHandle>)>,
-    next_execute: u64,
+    executes: ExecuteBook,
     emits_running: usize,
     emit_errors: Vec<(String, SharedError)>,
     stats: RunStats,
@@ -159,24 +159,18 @@ impl BotCore {
         wakers.into_iter().for_each(Waker::wake);
     }
 
-    pub(crate) fn begin_execute(&self, name: Arc<str>) -> u64 {
-        let mut activity = self.activity();
-        activity.next_execute += 1;
-        let id = activity.next_execute;
-        activity.executes.insert(id, (name, None));
-        id
+    pub(crate) fn begin_execute(&self, name: Arc<str>) -> EntryId {
+        self.activity().executes.insert(name)
     }
 
-    pub(crate) fn attach_abort(&self, id: u64, abort: AbortHandle) {
-        if let Some(entry) = self.activity().executes.get_mut(&id) {
-            entry.1 = Some(abort);
-        }
+    pub(crate) fn attach_abort(&self, id: EntryId, abort: AbortHandle) {
+        self.activity().executes.attach(id, abort);
     }
 
-    fn end_execute(&self, id: u64, outcome: Option<Result<(), &ExecuteError>>) {
+    fn end_execute(&self, id: EntryId, outcome: Option<Result<(), &ExecuteError>>) {
         let wakers = {
             let mut activity = self.activity();
-            let Some((name, _)) = activity.executes.remove(&id) else {
+            let Some(name) = activity.executes.remove(id) else {
                 return;
             };
             match outcome {
@@ -213,7 +207,7 @@ impl BotCore {
 
 impl Activity {
     fn is_idle(&self) -> bool {
-        self.emits_running == 0 && self.executes.is_empty()
+        self.emits_running == 0 && self.executes.len() == 0
     }
 
     fn take_idle_wakers(&mut self) -> Vec<Waker> {
@@ -229,12 +223,12 @@ impl Activity {
 /// dropped before it finishes (abort, shutdown).
 pub(crate) struct ExecuteGuard {
     core: Arc<BotCore>,
-    id: u64,
+    id: EntryId,
     done: bool,
 }
 
 impl ExecuteGuard {
-    pub(crate) fn new(core: Arc<BotCore>, id: u64) -> Self {
+    pub(crate) fn new(core: Arc<BotCore>, id: EntryId) -> Self {
         ExecuteGuard {
             core,
             id,
@@ -421,12 +415,12 @@ impl Machina {
             .filter(|e| e.lp.is_running())
             .cloned()
             .collect();
-        let executes: Vec<(u64, String)> = self
+        let executes: Vec<(EntryId, String)> = self
             .core
             .activity()
             .executes
             .iter()
-            .map(|(id, (name, _))| (*id, name.to_string()))
+            .map(|(id, name, _)| (id, name.to_string()))
             .collect();
         emits.iter().for_each(|e| e.lp.stop());
         let in_time = self
@@ -437,12 +431,12 @@ impl Machina {
             .is_ok();
         let mut report = ShutdownReport::default();
         if !in_time {
-            let still: Vec<(u64, String, Option<AbortHandle>)> = self
+            let still: Vec<(EntryId, String, Option<AbortHandle>)> = self
                 .core
                 .activity()
                 .executes
                 .iter()
-                .map(|(id, (name, abort))| (*id, name.to_string(), abort.clone()))
+                .map(|(id, name, abort)| (id, name.to_string(), abort.cloned()))
                 .collect();
             for (_, name, abort) in &still {
                 if let Some(abort) = abort {
@@ -455,7 +449,7 @@ impl Machina {
                 report.emits_cancelled.push(emit.name().to_owned());
             }
             self.core.idle().await;
-            let cancelled: Vec<u64> = still.iter().map(|(id, _, _)| *id).collect();
+            let cancelled: Vec<EntryId> = still.iter().map(|(id, _, _)| *id).collect();
             report.executes_finished = executes
                 .into_iter()
                 .filter(|(id, _)| !cancelled.contains(id))

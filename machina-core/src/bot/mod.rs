@@ -11,6 +11,7 @@
 //! This module does not parse schedules (`schedule`) or implement limits
 //! and retries (`limit`, `retry`); it composes them.
 
+mod book;
 mod emit;
 mod error;
 mod event;
