@@ -19,6 +19,7 @@
 //! | [`backoff`] | per-attempt timeout, overall deadline, pause, max tries (aiomisc `asyncbackoff`) |
 //! | [`bot`] | the `Loop` engine, and `Machina` bots: emits, executes, events |
 //! | [`breaker`] | circuit breaker: passing, broken, recovering with a seeded ramp |
+//! | [`aggregate`] | call aggregation: single-argument calls batched by leeway and size |
 //! | `testing` (feature `test-util`) | [`MockRuntime`](testing::MockRuntime): a deterministic executor with a virtual clock |
 //!
 //! ## Testing on virtual time
@@ -49,6 +50,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod aggregate;
 pub mod backoff;
 pub mod bot;
 pub mod breaker;
