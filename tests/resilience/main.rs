@@ -1,0 +1,63 @@
+//! The circuit breaker and call aggregation on every runtime from one body
+//! each.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::time::Duration;
+
+use machina_core::aggregate::{AggregateError, Aggregator};
+use machina_core::breaker::{CallError, CircuitBreaker, CircuitState};
+use machina_core::rt::Runtime;
+use support::Env;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+cross_runtime! {
+    /// The breaker trips on failures, refuses while broken, and after
+    /// broken_time plus recovery_time passes calls again.
+    async fn breaker_trips_and_recovers(rt: Runtime, env: Env) {
+        let breaker = CircuitBreaker::builder("dep")
+            .min_calls(2)
+            .error_ratio(0.5)
+            .broken_time(ms(30))
+            .recovery_time(ms(30))
+            .passing_time(ms(10))
+            .build(&rt)
+            .unwrap();
+        for _ in 0..2 {
+            let failed = breaker.call(async { Err::<(), _>(std::io::Error::other("down")) }).await;
+            assert!(matches!(failed, Err(CallError::Failed(_))));
+        }
+        let refused = breaker.call(async { Ok::<_, std::io::Error>(()) }).await.unwrap_err();
+        let CallError::Open(open) = refused else { panic!("expected a refusal") };
+        assert_eq!(open.state, CircuitState::Broken);
+        assert!(open.to_string().contains("last failure: down"), "{open}");
+        rt.sleep(ms(70)).await;
+        assert_eq!(breaker.state(), CircuitState::Passing);
+        assert_eq!(breaker.call(async { Ok::<_, std::io::Error>(7) }).await.unwrap(), 7);
+        assert_eq!(breaker.stats().trips, 1);
+    }
+
+    /// Concurrent calls within the leeway share one batch; a failure
+    /// reaches every caller.
+    async fn aggregator_batches_concurrent_calls(rt: Runtime, env: Env) {
+        let agg = Aggregator::new(&rt, ms(20), Some(8), |ids: Vec<u32>| async move {
+            if ids.contains(&13) {
+                return Err(std::io::Error::other("unlucky batch"));
+            }
+            Ok(ids.iter().map(|i| i + 100).collect())
+        })
+        .unwrap();
+        let start = rt.now();
+        let results = futures::future::join_all((0..5).map(|i| agg.call(i))).await;
+        let values: Vec<u32> = results.into_iter().map(Result::unwrap).collect();
+        assert_eq!(values, [100, 101, 102, 103, 104]);
+        env.assert_elapsed(rt.now() - start, ms(20));
+
+        let full = futures::future::join_all((10..18).map(|i| agg.call(i))).await;
+        assert!(full.iter().all(|r| matches!(r, Err(AggregateError::Failed(_)))));
+    }
+}
