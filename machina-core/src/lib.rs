@@ -20,6 +20,7 @@
 //! | [`bot`] | the `Loop` engine, and `Machina` bots: emits, executes, events |
 //! | [`breaker`] | circuit breaker: passing, broken, recovering with a seeded ramp |
 //! | [`aggregate`] | call aggregation: single-argument calls batched by leeway and size |
+//! | [`workers`] | a bounded pool of worker threads with an async submit |
 //! | `testing` (feature `test-util`) | [`MockRuntime`](testing::MockRuntime): a deterministic executor with a virtual clock |
 //!
 //! ## Testing on virtual time
@@ -60,5 +61,6 @@ pub mod rt;
 pub mod schedule;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod workers;
 
 pub use rt::{JoinError, JoinHandle, MissedTick, Runtime};

@@ -258,3 +258,42 @@ macro_rules! cross_runtime {
         }
     )*};
 }
+
+/// Like [`cross_runtime!`], for bodies that wait on real threads, which the
+/// mock runtime cannot see finish: only the real runtimes.
+#[macro_export]
+macro_rules! real_runtimes {
+    ($(
+        $(#[doc = $doc:literal])*
+        async fn $name:ident($rt:ident : Runtime, $env:ident : Env) $body:block
+    )*) => {$(
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports, reason = "bodies use what they need")]
+            use super::*;
+
+            #[allow(unused_variables, reason = "not every body needs its Env")]
+            async fn body($rt: Runtime, $env: Env) $body
+
+            #[test]
+            fn tokio_mt() {
+                $crate::support::run_tokio_mt(body);
+            }
+
+            #[test]
+            fn tokio_ct() {
+                $crate::support::run_tokio_ct(body);
+            }
+
+            #[test]
+            fn smol() {
+                $crate::support::run_smol(body);
+            }
+
+            #[test]
+            fn async_std() {
+                $crate::support::run_async_std(body);
+            }
+        }
+    )*};
+}
