@@ -21,6 +21,7 @@
 //! | [`breaker`] | circuit breaker: passing, broken, recovering with a seeded ramp |
 //! | [`aggregate`] | call aggregation: single-argument calls batched by leeway and size |
 //! | [`workers`] | a bounded pool of worker threads with an async submit |
+//! | [`pool`] | a generic async pool of reusable instances over a `Manager` |
 //! | `testing` (feature `test-util`) | [`MockRuntime`](testing::MockRuntime): a deterministic executor with a virtual clock |
 //!
 //! ## Testing on virtual time
@@ -56,6 +57,7 @@ pub mod backoff;
 pub mod bot;
 pub mod breaker;
 pub mod limit;
+pub mod pool;
 pub mod retry;
 pub mod rt;
 pub mod schedule;
