@@ -15,10 +15,13 @@
 //!   come back.
 //!
 //! Why not wrap `deadpool`: its managed pool is close to this one, but its
-//! timeouts need one of its runtime features (tokio or async-std), not a
-//! Machina [`Runtime`], so it cannot run on the mock runtime's virtual
-//! clock or on smol through Machina; and its recycling is a method of the
-//! manager rather than an age limit.
+//! timeouts run on one of its own runtime features (tokio, async-std or
+//! smol), not on a Machina [`Runtime`], so they cannot follow the mock
+//! runtime's virtual clock, and our tests of waits and recycling would
+//! need real time; its recycling is a check by the manager, not an age
+//! limit; and its waiters are not our fair, cancel-safe concurrent group.
+//! The cost of our own: see `BENCHMARKS.md` (acquire + release against
+//! deadpool's).
 
 use std::collections::VecDeque;
 use std::error::Error;
