@@ -1,7 +1,9 @@
-//! The worker pool on the real runtimes: jobs run on its threads, a panic
-//! is an error for its caller and its thread is replaced, a full queue
-//! makes submit wait, and close drains the queue and ends every thread.
-//! (The mock runtime cannot see a real thread finish, so it is left out.)
+//! Work on real threads, on the real runtimes: the worker pool (jobs on
+//! its threads, panics isolated and threads replaced, a full queue makes
+//! submit wait, close drains the queue and ends every thread), a closure
+//! on a thread of its own, a blocking iterator as a bounded stream, and
+//! waiting on async code from a blocking thread. (The mock runtime cannot
+//! see a real thread finish, so it is left out.)
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -10,7 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use machina_core::rt::Runtime;
+use futures::StreamExt;
+use machina_core::rt::{Runtime, ThreadError, sync_wait};
 use machina_core::workers::{WorkerError, WorkerPool};
 use support::Env;
 
@@ -39,6 +42,12 @@ real_runtimes! {
         let err = pool.submit(|| -> u8 { panic!("job blew up") }).await.unwrap_err();
         assert_eq!(err, WorkerError::Panicked("job blew up".into()));
         assert_eq!(pool.submit(|| 7).await.unwrap(), 7, "a fresh thread serves the next job");
+        // The retired thread ends just after starting its replacement.
+        let mut waited = 0;
+        while pool.threads() != 1 && waited < 200 {
+            rt.sleep(Duration::from_millis(5)).await;
+            waited += 1;
+        }
         assert_eq!(pool.threads(), 1);
         pool.close().await;
     }
@@ -101,5 +110,53 @@ real_runtimes! {
         }
         assert_eq!(ran, finished.load(Ordering::SeqCst), "no queued job vanished");
         assert!(WorkerPool::new("x", 0, 1).is_err() && WorkerPool::new("x", 1, 0).is_err());
+    }
+
+    /// threaded_separate runs on a new thread; a panic is contained.
+    async fn a_closure_on_a_thread_of_its_own(rt: Runtime, env: Env) {
+        let name = rt
+            .threaded_separate(|| std::thread::current().name().map(str::to_owned))
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(name.as_deref(), Some("machina-threaded"));
+        let err = rt.threaded_separate(|| panic!("thread blew up")).unwrap().await;
+        let err: machina_core::rt::JoinError = err.map(|()| ()).unwrap_err();
+        assert_eq!(err.panic_payload().unwrap().message(), "thread blew up");
+    }
+
+    /// A blocking iterator becomes a stream; the producer stays at most the
+    /// buffer ahead, and stops once the stream is dropped.
+    async fn a_blocking_iterator_as_a_bounded_stream(rt: Runtime, env: Env) {
+        let items: Vec<u32> = rt.threaded_iterable(0..100u32, 4).unwrap().collect().await;
+        assert_eq!(items, (0..100).collect::<Vec<_>>());
+
+        let produced = Arc::new(AtomicUsize::new(0));
+        let counter = produced.clone();
+        let endless = (0u64..).inspect(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        let mut stream = rt.threaded_iterable(endless, 3).unwrap();
+        for expected in 0..5u64 {
+            assert_eq!(stream.next().await, Some(expected));
+        }
+        rt.sleep(Duration::from_millis(20)).await;
+        let ahead = produced.load(Ordering::SeqCst);
+        assert!(ahead <= 5 + 3 + 1, "producer ran {ahead} items ahead of 5 taken");
+        drop(stream);
+        rt.sleep(Duration::from_millis(20)).await;
+        let stopped = produced.load(Ordering::SeqCst);
+        rt.sleep(Duration::from_millis(20)).await;
+        assert_eq!(produced.load(Ordering::SeqCst), stopped, "the producer stopped");
+        assert_eq!(rt.threaded_iterable(0..1, 0).unwrap_err(), ThreadError::ZeroBuffer);
+    }
+
+    /// A blocking thread waits on a value from async code.
+    async fn a_blocking_thread_waits_on_async_code(rt: Runtime, env: Env) {
+        let (tx, rx) = futures::channel::oneshot::channel::<u32>();
+        let waiter = rt.threaded_separate(move || sync_wait(rx).unwrap() * 2).unwrap();
+        rt.sleep(Duration::from_millis(5)).await;
+        tx.send(21).unwrap();
+        assert_eq!(waiter.await.unwrap(), 42);
     }
 }

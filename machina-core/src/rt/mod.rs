@@ -25,6 +25,7 @@ mod runtime;
 mod select;
 mod spawn;
 mod system;
+mod threads;
 mod timeout;
 mod timer;
 
@@ -36,6 +37,7 @@ pub use runtime::Runtime;
 pub use select::{Losers, Selected, cancel_all, select, select_tasks, select_timeout};
 pub use spawn::{BlockingFn, BoxFuture, Spawn, SpawnError};
 pub use system::SystemTimer;
+pub use threads::{ThreadError, ThreadedStream, sync_wait};
 pub use timeout::{Elapsed, Timeout};
 pub use timer::{Sleep, SleepFuture, Timer};
 
