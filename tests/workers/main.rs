@@ -121,7 +121,7 @@ real_runtimes! {
             .unwrap();
         assert_eq!(name.as_deref(), Some("machina-threaded"));
         let err = rt.threaded_separate(|| panic!("thread blew up")).unwrap().await;
-        let err: machina_core::rt::JoinError = err.map(|()| ()).unwrap_err();
+        let err: machina_core::rt::JoinError = err.unwrap_err();
         assert_eq!(err.panic_payload().unwrap().message(), "thread blew up");
     }
 
