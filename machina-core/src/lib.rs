@@ -22,6 +22,7 @@
 //! | [`aggregate`] | call aggregation: single-argument calls batched by leeway and size |
 //! | [`workers`] | a bounded pool of worker threads with an async submit |
 //! | [`pool`] | a generic async pool of reusable instances over a `Manager` |
+//! | [`stats`] | one snapshot of every registered component's counters; `metrics` export |
 //! | `testing` (feature `test-util`) | [`MockRuntime`](testing::MockRuntime): a deterministic executor with a virtual clock |
 //!
 //! ## Testing on virtual time
@@ -61,6 +62,7 @@ pub mod pool;
 pub mod retry;
 pub mod rt;
 pub mod schedule;
+pub mod stats;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod workers;

@@ -25,6 +25,6 @@ pub use event::Event;
 pub use execute::{Execute, ExecuteBuilder, ExecuteTask};
 pub use loops::{
     ErrorKinds, IntoBodyResult, Loop, LoopBuilder, LoopEnd, LoopError, LoopPanicked, LoopRun,
-    ReconnectBackoff, SharedError,
+    LoopStats, ReconnectBackoff, SharedError,
 };
 pub use machina::{Machina, MachinaBuilder, RunReport, RunStats, ShutdownReport};

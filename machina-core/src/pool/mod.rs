@@ -3,7 +3,7 @@
 //!
 //! - At most `max_size` instances exist at once; callers beyond that wait
 //!   first come, first served (the pool's slots are a
-//!   [`ConcurrentGroup`](crate::limit::ConcurrentGroup), so waiting is
+//!   [`ConcurrentGroup`], so waiting is
 //!   fair and cancel-safe).
 //! - An idle instance is checked before it is handed out; one that fails
 //!   the check is destroyed and the next one (or a new one) is tried.

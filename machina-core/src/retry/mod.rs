@@ -25,6 +25,6 @@ mod wait;
 mod tests;
 
 pub use budget::{BudgetError, BudgetState, RetryBudget};
-pub use policy::{Decision, GiveUpReason, Retry, RetryState};
+pub use policy::{Decision, GiveUpReason, Retry, RetryState, RetryStats};
 pub use rule::{BoxError, DEFAULT_HINT_CAP, Rule, RuleBuilder};
 pub use wait::{Wait, Waits};

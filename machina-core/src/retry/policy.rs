@@ -3,6 +3,8 @@
 
 use std::error::Error;
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::budget::RetryBudget;
@@ -66,6 +68,23 @@ pub enum GiveUpReason {
 pub struct Retry {
     rules: Vec<Rule>,
     budget: Option<RetryBudget>,
+    counters: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    retries: AtomicU64,
+    given_up: AtomicU64,
+}
+
+/// Counters of a [`Retry`] (shared by its clones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RetryStats {
+    /// Retries granted.
+    pub retries: u64,
+    /// Failures not retried (no rule, rules spent, or budget spent).
+    pub given_up: u64,
 }
 
 impl Retry {
@@ -85,6 +104,14 @@ impl Retry {
     pub fn budget(mut self, budget: RetryBudget) -> Self {
         self.budget = Some(budget);
         self
+    }
+
+    /// The counters, over every call made with this `Retry` or a clone.
+    pub fn stats(&self) -> RetryStats {
+        RetryStats {
+            retries: self.counters.retries.load(Ordering::Relaxed),
+            given_up: self.counters.given_up.load(Ordering::Relaxed),
+        }
     }
 
     /// The rules, in order.
@@ -149,9 +176,11 @@ impl RetryState<'_> {
             if let Some(budget) = &self.retry.budget
                 && !budget.try_withdraw()
             {
+                self.retry.counters.given_up.fetch_add(1, Ordering::Relaxed);
                 return Decision::GiveUp(GiveUpReason::BudgetExhausted);
             }
             self.used[i] = self.used[i].saturating_add(1);
+            self.retry.counters.retries.fetch_add(1, Ordering::Relaxed);
             self.attempts = self.attempts.saturating_add(1);
             // The sequence advances even when a hint overrides it, so the
             // next unhinted wait follows on.
@@ -166,6 +195,7 @@ impl RetryState<'_> {
                 remaining: rule.retries().map(|max| max - self.used[i]),
             };
         }
+        self.retry.counters.given_up.fetch_add(1, Ordering::Relaxed);
         Decision::GiveUp(if matched {
             GiveUpReason::RetriesExhausted
         } else {

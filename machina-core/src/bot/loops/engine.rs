@@ -85,7 +85,11 @@ pub(super) async fn run(lp: Loop, generation: u64) -> Result<LoopEnd, SharedErro
     };
     let outcome = drive(&lp).await;
     if let Err(error) = &outcome {
-        lp.state().failed = true;
+        {
+            let mut state = lp.state();
+            state.failed = true;
+            state.stats.failed_runs += 1;
+        }
         match &lp.shared.on_error {
             Some(hook) => {
                 let hook = AssertUnwindSafe(hook(lp.clone(), error.clone())).catch_unwind();
@@ -133,6 +137,7 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
     let mut last_end: Option<Instant> = None;
     let mut backoff = ReconnectBackoff::new(lp.state().reconnect_base);
     let mut retry_now = false;
+    let mut scheduled = due;
     loop {
         // One look at the state: has the run ended, and if not, publish
         // when the next iteration is due.
@@ -158,11 +163,15 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
                 first_wait = false;
                 let waited = match &mut interval {
                     Some(iv) => match race(iv.tick(), lp.control(ANY_CONTROL)).await {
-                        Either::Left(_deadline) => Either::Left(()),
+                        Either::Left(deadline) => {
+                            scheduled = deadline;
+                            Either::Left(())
+                        }
                         Either::Right(control) => Either::Right(control),
                     },
                     None => {
                         // One timer for the whole run, re-armed each time.
+                        scheduled = due;
                         let sleep = match sleeper.as_mut() {
                             Some(sleep) => {
                                 sleep.reset(due);
@@ -206,6 +215,12 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
             state.next_iteration = interval.as_ref().map(|iv| iv.next_deadline());
         }
         let start = rt.now();
+        if !retry_now {
+            let late = start.saturating_duration_since(scheduled);
+            let mut state = lp.state();
+            state.stats.lateness_total += late;
+            state.stats.lateness_max = state.stats.lateness_max.max(late);
+        }
         let body = AssertUnwindSafe((lp.shared.body)(lp.clone())).catch_unwind();
         let result: Result<(), BoxError> = match race(body, lp.control(CANCEL_ONLY)).await {
             Either::Left(Ok(result)) => result,
@@ -221,6 +236,7 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
             match &result {
                 Ok(()) => {
                     state.current_loop += 1;
+                    state.stats.iterations += 1;
                     due = end + state.schedule.interval();
                     true
                 }
@@ -236,6 +252,7 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
                 if !handled {
                     return Err(SharedError::from(error));
                 }
+                lp.state().stats.retried_errors += 1;
                 let delay = backoff.delay(end, rt.rng());
                 tracing::warn!(name = %lp.name(), %error, ?delay, "loop iteration failed with a handled error; retrying it");
                 lp.set_next_iteration(Some(end + delay));

@@ -49,6 +49,24 @@ type HookFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type HookFn = Arc<dyn Fn(Loop) -> HookFuture + Send + Sync>;
 type ErrorHookFn = Arc<dyn Fn(Loop, SharedError) -> HookFuture + Send + Sync>;
 
+/// Counters of a loop over all its runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct LoopStats {
+    /// Runs started.
+    pub runs: u64,
+    /// Iterations that succeeded.
+    pub iterations: u64,
+    /// Iterations that failed with a handled error and were retried.
+    pub retried_errors: u64,
+    /// Runs that ended with an error.
+    pub failed_runs: u64,
+    /// Total lateness of iteration starts against their due times.
+    pub lateness_total: Duration,
+    /// The largest such lateness.
+    pub lateness_max: Duration,
+}
+
 /// How a run of a loop ended without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -209,6 +227,7 @@ impl Loop {
                 });
             }
             state.running = true;
+            state.stats.runs += 1;
             state.generation += 1;
             state.current_loop = 0;
             state.next_iteration = Some(self.shared.runtime.now());
@@ -328,6 +347,11 @@ impl Loop {
     pub fn remaining(&self) -> Option<u64> {
         let state = self.state();
         state.count.map(|c| c.saturating_sub(state.current_loop))
+    }
+
+    /// Counters over all runs.
+    pub fn stats(&self) -> LoopStats {
+        self.state().stats
     }
 
     /// The schedule.

@@ -29,6 +29,7 @@ pub(crate) struct LoopState {
     pub(crate) interval_changed: bool,
     pub(crate) failed: bool,
     pub(crate) previous_execution_time: Duration,
+    pub(crate) stats: super::LoopStats,
     /// The loop task's waker, while it waits for a control request.
     pub(crate) task_waker: Option<Waker>,
     /// Whoever waits for the current run to end.
@@ -52,6 +53,7 @@ impl LoopState {
             interval_changed: false,
             failed: false,
             previous_execution_time: Duration::ZERO,
+            stats: super::LoopStats::default(),
             task_waker: None,
             done_wakers: Vec::new(),
         }
