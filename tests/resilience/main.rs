@@ -1,5 +1,5 @@
-//! The circuit breaker and call aggregation on every runtime from one body
-//! each.
+//! The circuit breaker, call aggregation, the pool and select/cancel on
+//! every runtime from one body each.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -8,11 +8,24 @@ use std::time::Duration;
 
 use machina_core::aggregate::{AggregateError, Aggregator};
 use machina_core::breaker::{CallError, CircuitBreaker, CircuitState};
-use machina_core::rt::Runtime;
+use machina_core::pool::{Manager, Pool, PoolError};
+use machina_core::rt::{Losers, Runtime, cancel_all, select_tasks};
 use support::Env;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
+}
+
+/// A manager of numbered instances.
+struct Numbers(std::sync::atomic::AtomicUsize);
+
+impl Manager for Numbers {
+    type Item = usize;
+    type Error = std::io::Error;
+
+    async fn create(&self) -> Result<usize, std::io::Error> {
+        Ok(self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    }
 }
 
 cross_runtime! {
@@ -59,5 +72,45 @@ cross_runtime! {
 
         let full = futures::future::join_all((10..18).map(|i| agg.call(i))).await;
         assert!(full.iter().all(|r| matches!(r, Err(AggregateError::Failed(_)))));
+    }
+
+    /// Waiters get returned instances in turn; the pool never exceeds its
+    /// size; a timed-out wait gives up cleanly.
+    async fn pool_lends_and_takes_back(rt: Runtime, env: Env) {
+        let pool = Pool::builder(Numbers(Default::default()), 2).build(&rt).unwrap();
+        let a = pool.acquire().await.unwrap();
+        let b = pool.acquire().await.unwrap();
+        assert!(matches!(pool.acquire_timeout(ms(10)).await, Err(PoolError::Timeout(_))));
+        let waiter = {
+            let pool = pool.clone();
+            rt.spawn(async move { *pool.acquire().await.unwrap() }).unwrap()
+        };
+        rt.sleep(ms(5)).await;
+        let first = *a;
+        drop(a);
+        assert_eq!(waiter.await.unwrap(), first);
+        drop(b);
+        assert_eq!((pool.size(), pool.idle()), (2, 2));
+        assert_eq!(pool.close(ms(100)).await, 0);
+    }
+
+    /// The first task to end wins a race; the losers are cancelled and
+    /// awaited.
+    async fn select_and_cancel_tasks(rt: Runtime, env: Env) {
+        let spawn = |d: u64| {
+            let rt2 = rt.clone();
+            rt.spawn(async move {
+                rt2.sleep(ms(d)).await;
+                d
+            })
+            .unwrap()
+        };
+        let (winner, rest) = select_tasks(vec![spawn(500), spawn(10), spawn(800)], Losers::Cancel)
+            .await
+            .unwrap();
+        assert_eq!((winner.index, winner.value.unwrap()), (1, 10));
+        assert!(rest.is_empty());
+        let outcomes = cancel_all(vec![spawn(1000), spawn(2000)]).await;
+        assert!(outcomes.iter().all(|o| o.as_ref().unwrap_err().is_cancelled()));
     }
 }

@@ -76,6 +76,30 @@ real_runtimes! {
         done.sort_unstable();
         assert_eq!(done, (0..24).collect::<Vec<_>>());
         assert!(peak.load(Ordering::SeqCst) <= 2, "at most one job per thread");
+
+        // A full queue makes submit wait: with one thread busy and room for
+        // two queued jobs, further submits are still pending after a while.
+        let pool = WorkerPool::new("narrow", 1, 2).unwrap();
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let blocker = {
+            let (pool, gate) = (pool.clone(), gate.clone());
+            rt.spawn(async move { pool.submit(move || { gate.wait(); }).await }).unwrap()
+        };
+        let fillers: Vec<_> = (0..6)
+            .map(|_| {
+                let pool = pool.clone();
+                rt.spawn(async move { pool.submit(|| ()).await }).unwrap()
+            })
+            .collect();
+        rt.sleep(Duration::from_millis(20)).await;
+        let waiting = fillers.iter().filter(|f| !f.is_finished()).count();
+        assert_eq!(waiting, 6, "none can finish while the only thread is busy");
+        assert_eq!(pool.queued(), 2, "the queue holds two; the others wait for room");
+        gate.wait();
+        blocker.await.unwrap().unwrap();
+        for filler in fillers {
+            filler.await.unwrap().unwrap();
+        }
         pool.close().await;
     }
 

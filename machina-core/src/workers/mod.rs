@@ -68,7 +68,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 struct Inner {
     name: String,
-    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    /// The one sender: every submit sends through it, one at a time, so
+    /// the channel's bound is the queue's (a futures channel grants each
+    /// sender clone a slot of its own, which would unbound it).
+    sender: futures::lock::Mutex<Option<mpsc::Sender<Job>>>,
+    open: std::sync::atomic::AtomicBool,
+    /// Jobs in the queue, not yet started (briefly negative when a worker
+    /// starts a job before its submitter has counted it).
+    queued: Arc<std::sync::atomic::AtomicI64>,
     alive: Shared<Alive>,
 }
 
@@ -162,23 +169,27 @@ impl WorkerPool {
             return Err(WorkerError::Zero("queue"));
         }
         let name = name.into();
-        // A futures channel holds `buffer + senders` items; one sender is
-        // cloned per submit, so the bound is the queue, plus jobs whose
-        // submit is in progress.
-        let (sender, receiver) = mpsc::channel(queue - 1);
+        // With its one sender, a futures channel of `queue` takes `queue`
+        // jobs before a send has to wait (the test of backpressure checks
+        // this exact bound).
+        let (sender, receiver) = mpsc::channel(queue);
         let receiver = Arc::new(Mutex::new(receiver));
         let alive: Shared<Alive> = Arc::default();
         let pool = WorkerPool {
             inner: Arc::new(Inner {
                 name,
-                sender: Mutex::new(Some(sender)),
+                sender: futures::lock::Mutex::new(Some(sender)),
+                open: std::sync::atomic::AtomicBool::new(true),
+                queued: Arc::default(),
                 alive: alive.clone(),
             }),
         };
         for _ in 0..threads {
             if let Err(error) = spawn_worker(&pool.inner.name, receiver.clone(), alive.clone()) {
                 // Let the threads already started end.
-                drop(lock(&pool.inner.sender).take());
+                if let Some(mut sender) = pool.inner.sender.try_lock() {
+                    drop(sender.take());
+                }
                 return Err(error);
             }
         }
@@ -198,15 +209,24 @@ impl WorkerPool {
         T: Send + 'static,
     {
         let closed = || WorkerError::Closed(self.inner.name.clone());
-        let mut sender = lock(&self.inner.sender).clone().ok_or_else(closed)?;
         let (tx, rx) = oneshot::channel();
+        let queued = self.inner.queued.clone();
         let wrapped: Job = Box::new(move || {
+            queued.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             let outcome = catch_unwind(AssertUnwindSafe(job));
             let panicked = outcome.is_err();
             let _ = tx.send(outcome.map_err(|payload| panic_message(&*payload)));
             panicked
         });
-        sender.send(wrapped).await.map_err(|_| closed())?;
+        {
+            // Submitters wait here in turn while the queue is full.
+            let mut sender = self.inner.sender.lock().await;
+            let sender = sender.as_mut().ok_or_else(closed)?;
+            sender.send(wrapped).await.map_err(|_| closed())?;
+            self.inner
+                .queued
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         match rx.await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(message)) => Err(WorkerError::Panicked(message)),
@@ -217,7 +237,10 @@ impl WorkerPool {
     /// Refuses new jobs, lets queued ones finish, and waits until every
     /// worker thread has ended.
     pub async fn close(&self) {
-        drop(lock(&self.inner.sender).take());
+        self.inner
+            .open
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        drop(self.inner.sender.lock().await.take());
         poll_fn(|cx| {
             let mut alive = lock(&self.inner.alive);
             if alive.count == 0 {
@@ -229,6 +252,13 @@ impl WorkerPool {
             Poll::Pending
         })
         .await;
+    }
+
+    /// Jobs waiting in the queue (not counting submits still waiting for
+    /// room).
+    pub fn queued(&self) -> usize {
+        let n = self.inner.queued.load(std::sync::atomic::Ordering::SeqCst);
+        usize::try_from(n).unwrap_or(0)
     }
 
     /// Worker threads alive now.
@@ -246,7 +276,10 @@ impl fmt::Debug for WorkerPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkerPool")
             .field("name", &self.inner.name)
-            .field("open", &lock(&self.inner.sender).is_some())
+            .field(
+                "open",
+                &self.inner.open.load(std::sync::atomic::Ordering::SeqCst),
+            )
             .field("threads", &self.threads())
             .finish_non_exhaustive()
     }
