@@ -33,6 +33,17 @@ impl Runtime {
     /// pool), for long work that should not hold a pool thread. A panic is
     /// [`JoinError::Panicked`](super::JoinError::Panicked).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let mock = machina_core::testing::MockRuntime::new();
+    /// # let rt = mock.runtime();
+    /// // (`rt` is any Machina runtime.)
+    /// let handle = rt.threaded_separate(|| std::thread::current().name().map(str::to_owned)).unwrap();
+    /// let name = futures::executor::block_on(handle).unwrap();
+    /// assert_eq!(name.as_deref(), Some("machina-threaded"));
+    /// ```
+    ///
     /// # Errors
     /// [`ThreadError::Spawn`] if the thread cannot be started.
     pub fn threaded_separate<F, T>(&self, work: F) -> Result<JoinHandle<T>, ThreadError>
@@ -53,6 +64,20 @@ impl Runtime {
     /// at most `max_size` items wait in between (the thread blocks when the
     /// buffer is full). Dropping the stream stops the thread at its next
     /// item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// # let mock = machina_core::testing::MockRuntime::new();
+    /// # let rt = mock.runtime();
+    ///
+    /// // A blocking reader, read as an async stream, 16 lines in between.
+    /// let lines = ["a", "b", "c"].map(String::from);
+    /// let stream = rt.threaded_iterable(lines, 16).unwrap();
+    /// let got: Vec<String> = futures::executor::block_on(stream.collect());
+    /// assert_eq!(got, ["a", "b", "c"]);
+    /// ```
     ///
     /// # Errors
     /// [`ThreadError::ZeroBuffer`] for a zero `max_size`,
@@ -92,6 +117,17 @@ impl Runtime {
 /// [`Runtime::threaded_separate`] that needs a value from async code.
 /// Never call it from an async task: it blocks the thread until the future
 /// is done.
+///
+/// # Examples
+///
+/// ```
+/// use machina_core::rt::sync_wait;
+///
+/// let (tx, rx) = futures::channel::oneshot::channel();
+/// let worker = std::thread::spawn(move || sync_wait(rx).unwrap() + 1);
+/// tx.send(41).unwrap();
+/// assert_eq!(worker.join().unwrap(), 42);
+/// ```
 pub fn sync_wait<F: std::future::Future>(future: F) -> F::Output {
     futures::executor::block_on(future)
 }
