@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn outcomes_fall_out_after_the_window() {
-        let t0 = Instant::now();
+        let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
         let s = |n: u64| t0 + Duration::from_millis(n);
         let mut w = Window::new(t0, Duration::from_secs(1)); // 100 ms buckets
         w.record(s(0), true);

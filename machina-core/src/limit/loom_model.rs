@@ -55,7 +55,9 @@ impl Spawn for Frozen {
 }
 
 fn runtime() -> Runtime {
-    let frozen = std::sync::Arc::new(Frozen(Instant::now()));
+    let frozen = std::sync::Arc::new(Frozen(
+        crate::rt::Timer::now(&crate::rt::SystemTimer::new()),
+    ));
     Runtime::with_rng("loom", frozen.clone(), frozen, RuntimeRng::from_seed(0))
 }
 

@@ -66,7 +66,7 @@ impl std::fmt::Display for NotUntil {
 ///
 /// let ms = Duration::from_millis;
 /// let mut policy = GroupPolicy::new(Limits::new().max_starts(2, ms(300))).unwrap();
-/// let t0 = Instant::now();
+/// let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
 /// assert!(policy.try_acquire(t0).is_ok());
 /// assert!(policy.try_acquire(t0 + ms(100)).is_ok());
 /// let refused = policy.try_acquire(t0 + ms(150)).unwrap_err();
@@ -224,7 +224,7 @@ mod tests {
     #[test]
     fn the_issue_example_is_a_sliding_window_on_start_times() {
         // 2 per 300 ms; arrivals at 0, 100, 150, 160 start at 0, 100, 300, 400.
-        let t0 = Instant::now();
+        let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
         let mut p = GroupPolicy::new(Limits::new().max_starts(2, ms(300))).unwrap();
         assert_eq!(p.try_acquire(t0), Ok(()));
         assert_eq!(p.try_acquire(t0 + ms(100)), Ok(()));
@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn in_flight_blocks_until_a_release() {
-        let t0 = Instant::now();
+        let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
         let mut p = GroupPolicy::new(Limits::new().max_in_flight(2)).unwrap();
         p.try_acquire(t0).unwrap();
         p.try_acquire(t0).unwrap();
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn both_limits_and_a_refusal_takes_nothing() {
-        let t0 = Instant::now();
+        let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
         let mut p =
             GroupPolicy::new(Limits::new().max_in_flight(4).max_starts(3, ms(1000))).unwrap();
         for i in 0..3 {
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn no_limits_never_blocks() {
-        let t0 = Instant::now();
+        let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
         let mut p = GroupPolicy::new(Limits::new()).unwrap();
         for _ in 0..10_000 {
             p.try_acquire(t0).unwrap();

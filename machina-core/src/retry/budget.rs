@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn retries_are_a_share_of_recent_calls() {
-        let t0 = Instant::now();
+        let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
         let s = |n| t0 + Duration::from_secs(n);
         let mut b = BudgetState::new(0.5, Duration::from_secs(10), 0).unwrap();
         assert!(!b.try_withdraw(t0), "no calls, no minimum: no retry");
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn the_minimum_lets_a_quiet_service_retry() {
-        let t0 = Instant::now();
+        let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
         let mut b = BudgetState::new(0.0, Duration::from_secs(1), 2).unwrap();
         assert!(b.try_withdraw(t0));
         assert!(b.try_withdraw(t0));

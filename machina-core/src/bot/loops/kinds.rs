@@ -115,7 +115,7 @@ impl fmt::Debug for ErrorKinds {
 ///
 /// let mut backoff = ReconnectBackoff::new(Duration::from_secs(1));
 /// let rng = RuntimeRng::from_seed(1);
-/// let t0 = Instant::now();
+/// let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
 /// for k in 1..=12u32 {
 ///     let delay = backoff.delay(t0, &rng);
 ///     assert!(delay <= Duration::from_secs(1 << k.min(10)));
@@ -169,7 +169,7 @@ mod tests {
     #[test]
     fn bounds_double_up_to_the_cap_then_reset_after_a_quiet_spell() {
         let base = Duration::from_millis(10);
-        let t0 = Instant::now();
+        let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
         let mut b = ReconnectBackoff::new(base);
         let bounds: Vec<_> = (0..12)
             .map(|_| {
@@ -193,7 +193,7 @@ mod tests {
     #[test]
     fn delays_stay_in_bounds_and_replay_with_a_seed() {
         let base = Duration::from_secs(1);
-        let t0 = Instant::now();
+        let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
         let run = |seed| {
             let rng = RuntimeRng::from_seed(seed);
             let mut b = ReconnectBackoff::new(base);
