@@ -23,6 +23,7 @@
 //! | [`workers`] | a bounded pool of worker threads with an async submit |
 //! | [`pool`] | a generic async pool of reusable instances over a `Manager` |
 //! | [`stats`] | one snapshot of every registered component's counters; `metrics` export |
+//! | [`service`] | what services share: `Context` with typed keys |
 //! | `testing` (feature `test-util`) | [`MockRuntime`](testing::MockRuntime): a deterministic executor with a virtual clock |
 //!
 //! ## Testing on virtual time
@@ -62,6 +63,7 @@ pub mod pool;
 pub mod retry;
 pub mod rt;
 pub mod schedule;
+pub mod service;
 pub mod stats;
 #[cfg(feature = "test-util")]
 pub mod testing;
