@@ -122,10 +122,10 @@ impl Context {
     pub async fn get<T: Send + Sync + 'static>(&self, key: Key<T>) -> Arc<T> {
         poll_fn(|cx| {
             let mut entries = self.entries();
-            if let Some(value) = entries.values.get(&slot(key)) {
-                if let Ok(value) = value.clone().downcast::<T>() {
-                    return Poll::Ready(value);
-                }
+            if let Some(value) = entries.values.get(&slot(key))
+                && let Ok(value) = value.clone().downcast::<T>()
+            {
+                return Poll::Ready(value);
             }
             let waiters = entries.waiters.entry(slot(key)).or_default();
             if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
