@@ -81,16 +81,37 @@ real_runtimes! {
         // two queued jobs, further submits are still pending after a while.
         let pool = WorkerPool::new("narrow", 1, 2).unwrap();
         let gate = Arc::new(std::sync::Barrier::new(2));
+        let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let blocker = {
-            let (pool, gate) = (pool.clone(), gate.clone());
-            rt.spawn(async move { pool.submit(move || { gate.wait(); }).await }).unwrap()
+            let (pool, gate, started) = (pool.clone(), gate.clone(), started.clone());
+            rt.spawn(async move {
+                pool.submit(move || {
+                    started.store(true, Ordering::SeqCst);
+                    gate.wait();
+                })
+                .await
+            })
+            .unwrap()
         };
+        // The only thread is busy before any other job is submitted.
+        let mut waited = 0;
+        while !started.load(Ordering::SeqCst) && waited < 400 {
+            rt.sleep(Duration::from_millis(5)).await;
+            waited += 1;
+        }
+        assert!(started.load(Ordering::SeqCst));
         let fillers: Vec<_> = (0..6)
             .map(|_| {
                 let pool = pool.clone();
                 rt.spawn(async move { pool.submit(|| ()).await }).unwrap()
             })
             .collect();
+        // Wait until the queue has filled (submits start in any order).
+        let mut waited = 0;
+        while pool.queued() < 2 && waited < 400 {
+            rt.sleep(Duration::from_millis(5)).await;
+            waited += 1;
+        }
         rt.sleep(Duration::from_millis(20)).await;
         let waiting = fillers.iter().filter(|f| !f.is_finished()).count();
         assert_eq!(waiting, 6, "none can finish while the only thread is busy");
