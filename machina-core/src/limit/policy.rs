@@ -66,7 +66,7 @@ impl std::fmt::Display for NotUntil {
 ///
 /// let ms = Duration::from_millis;
 /// let mut policy = GroupPolicy::new(Limits::new().max_starts(2, ms(300))).unwrap();
-/// let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
+/// let t0 = Instant::now();
 /// assert!(policy.try_acquire(t0).is_ok());
 /// assert!(policy.try_acquire(t0 + ms(100)).is_ok());
 /// let refused = policy.try_acquire(t0 + ms(150)).unwrap_err();

@@ -115,7 +115,7 @@ impl fmt::Debug for ErrorKinds {
 ///
 /// let mut backoff = ReconnectBackoff::new(Duration::from_secs(1));
 /// let rng = RuntimeRng::from_seed(1);
-/// let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
+/// let t0 = Instant::now();
 /// for k in 1..=12u32 {
 ///     let delay = backoff.delay(t0, &rng);
 ///     assert!(delay <= Duration::from_secs(1 << k.min(10)));
