@@ -23,7 +23,7 @@
 //! | [`workers`] | a bounded pool of worker threads with an async submit |
 //! | [`pool`] | a generic async pool of reusable instances over a `Manager` |
 //! | [`stats`] | one snapshot of every registered component's counters; `metrics` export |
-//! | [`service`] | what services share: `Context` with typed keys |
+//! | [`service`] | services: `Service`, the dependency-graph `Supervisor`, shared `Context` |
 //! | `testing` (feature `test-util`) | [`MockRuntime`](testing::MockRuntime): a deterministic executor with a virtual clock |
 //!
 //! ## Testing on virtual time

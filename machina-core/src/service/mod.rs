@@ -1,11 +1,24 @@
 //! Services and what they share (facet's and aiomisc's services).
 //!
+//! - [`Service`]: start (ready when it returns, or when it says so and
+//!   keeps running), stop with a reason, an optional stop timeout.
+//! - [`Supervisor`]: a dependency graph of services — independent ones
+//!   start in parallel, a failed start is rolled back, everything stops in
+//!   reverse order with timeouts, and a failing background task is
+//!   reported so the stack can be brought down.
 //! - [`Context`]: values shared under typed keys; `get` waits until set.
 //!
-//! The `Service` trait, the dependency-graph `Supervisor` and the
-//! entrypoint are the services issue's next steps; this module holds the
-//! part that is done.
+//! The entrypoint (signals, hooks, logging), restart policies and the
+//! periodic and cron services are still to come.
 
 mod context;
+mod supervisor;
 
 pub use context::{Context, Key};
+pub use supervisor::{
+    GraphError, Service, ServiceContext, ServiceFuture, StartError, StopReason, StopReport,
+    Supervisor, SupervisorBuilder,
+};
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests;

@@ -1,0 +1,390 @@
+//! facet's scenarios on virtual time: order, parallel starts, diamonds,
+//! rollback, background failures, stop timeouts, graph errors.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::*;
+use crate::rt::Runtime;
+use crate::testing::MockRuntime;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+/// A scripted service: takes `start_ms` to start (then fails if
+/// `fail_start`), optionally keeps running after `ready()`, takes
+/// `stop_ms` to stop, and logs what happens.
+#[derive(Clone)]
+struct Scripted {
+    name: &'static str,
+    rt: Runtime,
+    log: Log,
+    start_ms: u64,
+    stop_ms: u64,
+    fail_start: bool,
+    keep_running: bool,
+    background_fails_at: Option<u64>,
+    dropped: Arc<AtomicBool>,
+}
+
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Scripted {
+    fn new(name: &'static str, rt: &Runtime, log: &Log) -> Self {
+        Scripted {
+            name,
+            rt: rt.clone(),
+            log: log.clone(),
+            start_ms: 0,
+            stop_ms: 0,
+            fail_start: false,
+            keep_running: false,
+            background_fails_at: None,
+            dropped: Arc::default(),
+        }
+    }
+
+    fn note(&self, what: &str) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("{what} {}", self.name));
+    }
+}
+
+impl Service for Scripted {
+    fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
+        Box::pin(async move {
+            let _flag = DropFlag(self.dropped.clone());
+            self.note("starting");
+            self.rt.sleep(ms(self.start_ms)).await;
+            if self.fail_start {
+                self.note("failed");
+                return Err(format!("{} cannot start", self.name).into());
+            }
+            if let Some(at) = self.background_fails_at {
+                let rt = self.rt.clone();
+                ctx.spawn(async move {
+                    rt.sleep(ms(at)).await;
+                    Err("background job died".into())
+                });
+            }
+            self.note("ready");
+            if self.keep_running {
+                ctx.ready();
+                self.rt.sleep(Duration::from_secs(3600)).await;
+            }
+            Ok(())
+        })
+    }
+
+    fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
+        Box::pin(async move {
+            self.rt.sleep(ms(self.stop_ms)).await;
+            self.note("stopped");
+            Ok(())
+        })
+    }
+
+    fn graceful_shutdown_timeout(&self) -> Option<Duration> {
+        (self.stop_ms > 0).then(|| ms(50))
+    }
+}
+
+fn entries(log: &Log) -> Vec<String> {
+    log.lock().unwrap().clone()
+}
+
+#[test]
+fn independent_services_start_in_parallel_dependents_after() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let db = Scripted {
+        start_ms: 100,
+        ..Scripted::new("db", &rt, &log)
+    };
+    let cache = Scripted {
+        start_ms: 50,
+        ..Scripted::new("cache", &rt, &log)
+    };
+    let api = Scripted::new("api", &rt, &log);
+    let stack = Supervisor::builder(&rt)
+        .service("db", db, &[])
+        .service("cache", cache, &[])
+        .service("api", api, &["db", "cache"])
+        .build()
+        .unwrap();
+    mock.block_on(async {
+        stack.start().await.unwrap();
+        assert_eq!(
+            mock.elapsed(),
+            ms(100),
+            "db and cache in parallel, then api at once"
+        );
+        assert_eq!(stack.started(), ["cache", "db", "api"]);
+        let report = stack.stop().await;
+        assert_eq!(report.stopped, ["api", "db", "cache"]);
+    })
+    .unwrap();
+    assert_eq!(
+        entries(&log),
+        [
+            "starting db",
+            "starting cache",
+            "ready cache",
+            "ready db",
+            "starting api",
+            "ready api",
+            "stopped api",
+            "stopped db",
+            "stopped cache"
+        ]
+    );
+}
+
+#[test]
+fn a_shared_dependency_starts_once_and_stops_after_its_last_dependent() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let stack = Supervisor::builder(&rt)
+        .service("db", Scripted::new("db", &rt, &log), &[])
+        .service(
+            "left",
+            Scripted {
+                start_ms: 10,
+                ..Scripted::new("left", &rt, &log)
+            },
+            &["db"],
+        )
+        .service(
+            "right",
+            Scripted {
+                start_ms: 20,
+                ..Scripted::new("right", &rt, &log)
+            },
+            &["db"],
+        )
+        .service("top", Scripted::new("top", &rt, &log), &["left", "right"])
+        .build()
+        .unwrap();
+    mock.block_on(async {
+        stack.start().await.unwrap();
+        stack.stop().await;
+    })
+    .unwrap();
+    let log = entries(&log);
+    assert_eq!(log.iter().filter(|e| *e == "starting db").count(), 1);
+    assert_eq!(log.iter().filter(|e| *e == "stopped db").count(), 1);
+    let pos = |e: &str| log.iter().position(|x| x == e).unwrap();
+    assert!(
+        pos("stopped top") < pos("stopped right") && pos("stopped right") < pos("stopped left")
+    );
+    assert!(pos("stopped left") < pos("stopped db"));
+}
+
+#[test]
+fn a_failed_start_in_a_chain_rolls_back_what_started() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let stack = Supervisor::builder(&rt)
+        .service("a", Scripted::new("a", &rt, &log), &[])
+        .service("b", Scripted::new("b", &rt, &log), &["a"])
+        .service(
+            "c",
+            Scripted {
+                fail_start: true,
+                ..Scripted::new("c", &rt, &log)
+            },
+            &["b"],
+        )
+        .build()
+        .unwrap();
+    let err = mock.block_on(stack.start()).unwrap().unwrap_err();
+    assert_eq!(err.service, "c");
+    assert_eq!(err.error.to_string(), "c cannot start");
+    assert_eq!(err.rolled_back, ["b", "a"]);
+    let log = entries(&log);
+    assert!(
+        !log.contains(&"stopped c".to_owned()),
+        "the failing one is not stopped"
+    );
+    assert!(stack.started().is_empty());
+}
+
+#[test]
+fn a_failure_in_a_parallel_group_cancels_slow_siblings() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let slow = Scripted {
+        start_ms: 1000,
+        ..Scripted::new("slow", &rt, &log)
+    };
+    let slow_dropped = slow.dropped.clone();
+    let stack = Supervisor::builder(&rt)
+        .stages(vec![
+            vec![(
+                "base",
+                Arc::new(Scripted::new("base", &rt, &log)) as Arc<dyn Service>,
+            )],
+            vec![
+                ("slow", Arc::new(slow) as Arc<dyn Service>),
+                (
+                    "broken",
+                    Arc::new(Scripted {
+                        start_ms: 10,
+                        fail_start: true,
+                        ..Scripted::new("broken", &rt, &log)
+                    }),
+                ),
+            ],
+        ])
+        .build()
+        .unwrap();
+    let err = mock.block_on(stack.start()).unwrap().unwrap_err();
+    assert_eq!(err.service, "broken");
+    assert_eq!(err.rolled_back, ["base"]);
+    assert!(
+        slow_dropped.load(Ordering::SeqCst),
+        "the slow sibling's start was cancelled"
+    );
+    assert_eq!(mock.elapsed(), ms(10), "no waiting for the slow sibling");
+    assert!(!entries(&log).contains(&"stopped slow".to_owned()));
+}
+
+#[test]
+fn a_service_may_be_ready_and_keep_running_until_stopped() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let worker = Scripted {
+        keep_running: true,
+        ..Scripted::new("worker", &rt, &log)
+    };
+    let dropped = worker.dropped.clone();
+    let stack = Supervisor::builder(&rt)
+        .service("worker", worker, &[])
+        .service("after", Scripted::new("after", &rt, &log), &["worker"])
+        .build()
+        .unwrap();
+    mock.block_on(async {
+        stack.start().await.unwrap();
+        assert_eq!(stack.started(), ["worker", "after"]);
+        assert!(!dropped.load(Ordering::SeqCst), "still running after ready");
+        stack.stop().await;
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "its remaining start was cancelled on stop"
+        );
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_failing_background_task_is_reported() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let stack = Supervisor::builder(&rt)
+        .service(
+            "jobs",
+            Scripted {
+                background_fails_at: Some(300),
+                ..Scripted::new("jobs", &rt, &log)
+            },
+            &[],
+        )
+        .build()
+        .unwrap();
+    mock.block_on(async {
+        stack.start().await.unwrap();
+        let (service, error) = stack.failure().await.unwrap();
+        assert_eq!(
+            (service.as_str(), error.to_string().as_str()),
+            ("jobs", "background job died")
+        );
+        assert_eq!(mock.elapsed(), ms(300));
+        let report = stack.stop().await;
+        assert_eq!(report.stopped, ["jobs"]);
+    })
+    .unwrap();
+}
+
+#[test]
+fn a_stop_past_its_timeout_is_reported_and_the_rest_still_stop() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let stack = Supervisor::builder(&rt)
+        .service("base", Scripted::new("base", &rt, &log), &[])
+        .service(
+            "stuck",
+            Scripted {
+                stop_ms: 10_000,
+                ..Scripted::new("stuck", &rt, &log)
+            },
+            &["base"],
+        )
+        .build()
+        .unwrap();
+    mock.block_on(async {
+        stack.start().await.unwrap();
+        let report = stack.stop().await;
+        assert_eq!(report.timed_out, ["stuck"]);
+        assert_eq!(report.stopped, ["stuck", "base"]);
+        assert_eq!(
+            mock.elapsed(),
+            ms(50),
+            "the stuck stop was cut at its 50 ms timeout"
+        );
+    })
+    .unwrap();
+    assert!(entries(&log).contains(&"stopped base".to_owned()));
+}
+
+#[test]
+fn bad_graphs_are_refused_before_anything_starts() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let s = |n| Scripted::new(n, &rt, &log);
+    let dup = Supervisor::builder(&rt)
+        .service("a", s("a"), &[])
+        .service("a", s("a"), &[])
+        .build();
+    assert_eq!(dup.unwrap_err(), GraphError::Duplicate("a".into()));
+    let unknown = Supervisor::builder(&rt)
+        .service("a", s("a"), &["ghost"])
+        .build();
+    assert!(
+        unknown
+            .unwrap_err()
+            .to_string()
+            .contains("depends on \"ghost\"")
+    );
+    let cycle = Supervisor::builder(&rt)
+        .service("a", s("a"), &["b"])
+        .service("b", s("b"), &["c"])
+        .service("c", s("c"), &["a"])
+        .build()
+        .unwrap_err();
+    let GraphError::Cycle(path) = &cycle else {
+        panic!("{cycle}")
+    };
+    assert_eq!(path.first(), path.last());
+    assert_eq!(path.len(), 4);
+    assert!(entries(&log).is_empty(), "nothing started");
+}

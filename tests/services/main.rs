@@ -1,0 +1,102 @@
+//! Services on every runtime from one body each: dependency order, a
+//! service that stays running after it is ready, and rollback.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use machina_core::rt::Runtime;
+use machina_core::service::{Key, Service, ServiceContext, ServiceFuture, StopReason, Supervisor};
+use support::{Env, Log, entries, log, push};
+
+const PORT: Key<u16> = Key::new("port");
+
+/// Starts after `delay_ms`, publishes `PORT` if it is the database, keeps
+/// running after ready if `resident`, fails if `broken`.
+struct Step {
+    name: &'static str,
+    rt: Runtime,
+    log: Log,
+    delay_ms: u64,
+    resident: bool,
+    broken: bool,
+}
+
+impl Service for Step {
+    fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
+        Box::pin(async move {
+            self.rt.sleep(Duration::from_millis(self.delay_ms)).await;
+            if self.broken {
+                return Err(format!("{} is broken", self.name).into());
+            }
+            if self.name == "db" {
+                ctx.context().set(PORT, 5432);
+            } else {
+                assert_eq!(*ctx.context().get(PORT).await, 5432);
+            }
+            push(&self.log, format!("ready {}", self.name));
+            if self.resident {
+                ctx.ready();
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        })
+    }
+
+    fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
+        Box::pin(async move {
+            push(&self.log, format!("stop {}", self.name));
+            Ok(())
+        })
+    }
+}
+
+fn step(name: &'static str, rt: &Runtime, log: &Log, delay_ms: u64) -> Step {
+    Step {
+        name,
+        rt: rt.clone(),
+        log: log.clone(),
+        delay_ms,
+        resident: false,
+        broken: false,
+    }
+}
+
+cross_runtime! {
+    /// Dependencies first, independent services together, reverse stop.
+    async fn services_start_in_order_and_stop_in_reverse(rt: Runtime, env: Env) {
+        let events = log();
+        let stack = Supervisor::builder(&rt)
+            .service("db", step("db", &rt, &events, 20), &[])
+            .service("cache", Step { resident: true, ..step("cache", &rt, &events, 5) }, &["db"])
+            .service("api", step("api", &rt, &events, 0), &["db", "cache"])
+            .build()
+            .unwrap();
+        let start = rt.now();
+        stack.start().await.unwrap();
+        env.assert_elapsed(rt.now() - start, Duration::from_millis(25));
+        assert_eq!(stack.started(), ["db", "cache", "api"]);
+        let report = stack.stop().await;
+        assert_eq!(report.stopped, ["api", "cache", "db"]);
+        assert_eq!(
+            entries(&events),
+            ["ready db", "ready cache", "ready api", "stop api", "stop cache", "stop db"]
+        );
+    }
+
+    /// A failed start stops what had started, in reverse.
+    async fn a_failed_start_is_rolled_back(rt: Runtime, env: Env) {
+        let events = log();
+        let stack = Supervisor::builder(&rt)
+            .service("db", step("db", &rt, &events, 0), &[])
+            .service("api", Step { broken: true, ..step("api", &rt, &events, 5) }, &["db"])
+            .build()
+            .unwrap();
+        let err = stack.start().await.unwrap_err();
+        assert_eq!(err.service, "api");
+        assert_eq!(err.rolled_back, ["db"]);
+        assert_eq!(entries(&events), ["ready db", "stop db"]);
+    }
+}
