@@ -7,14 +7,17 @@
 //!   reverse order with timeouts, and a failing background task is
 //!   reported so the stack can be brought down.
 //! - [`Context`]: values shared under typed keys; `get` waits until set.
+//! - [`PeriodicService`]: a callback every interval, never overlapping.
 //!
-//! The entrypoint (signals, hooks, logging), restart policies and the
-//! periodic and cron services are still to come.
+//! The entrypoint (signals, hooks, logging), restart policies, and the
+//! recurring and cron services are still to come.
 
 mod context;
+mod periodic;
 mod supervisor;
 
 pub use context::{Context, Key};
+pub use periodic::PeriodicService;
 pub use supervisor::{
     GraphError, Service, ServiceContext, ServiceFuture, StartError, StopReason, StopReport,
     Supervisor, SupervisorBuilder,

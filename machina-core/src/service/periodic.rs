@@ -1,0 +1,214 @@
+//! [`PeriodicService`]: a callback run every interval as a service
+//! (aiomisc `PeriodicService`), on the one [`Loop`] engine.
+//!
+//! Runs never overlap: each waits for the previous one, then sleeps the
+//! interval (`Schedule::After`). A failing run is logged and the schedule
+//! goes on; errors of allow-listed types are ignored silently.
+
+use std::error::Error;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::supervisor::{Service, ServiceContext, ServiceFuture, StopReason};
+use crate::bot::Loop;
+use crate::retry::BoxError;
+use crate::schedule::{IntoInterval, Schedule, ScheduleError};
+
+type Callback = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync,
+>;
+type Ignore = Arc<dyn Fn(&(dyn Error + 'static)) -> bool + Send + Sync>;
+
+/// A callback run every interval; see the module docs.
+///
+/// # Examples
+///
+/// ```
+/// use machina_core::service::{PeriodicService, Supervisor};
+/// use machina_core::testing::MockRuntime;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let runs = Arc::new(AtomicU32::new(0));
+/// let counter = runs.clone();
+/// let reporter = PeriodicService::new("reporter", "10s", move || {
+///     let counter = counter.clone();
+///     async move { counter.fetch_add(1, Ordering::SeqCst); Ok::<(), std::io::Error>(()) }
+/// }).unwrap().delay(Duration::from_secs(5));
+/// let mock = MockRuntime::new();
+/// let stack = Supervisor::builder(&mock.runtime()).service("reporter", reporter, &[]).build().unwrap();
+/// mock.block_on(async { stack.start().await.unwrap() }).unwrap();
+/// mock.advance(Duration::from_secs(26)).unwrap(); // runs at 5, 15 and 25 s
+/// assert_eq!(runs.load(Ordering::SeqCst), 3);
+/// mock.block_on(async { stack.stop().await }).unwrap();
+/// ```
+pub struct PeriodicService {
+    name: String,
+    interval: Duration,
+    delay: Duration,
+    callback: Callback,
+    ignore: Vec<Ignore>,
+    running: Mutex<Option<Loop>>,
+}
+
+impl PeriodicService {
+    /// Runs `callback` every `interval` (a `Duration` or a string such as
+    /// `"30s"`).
+    ///
+    /// # Errors
+    /// [`ScheduleError`] for a malformed interval.
+    pub fn new<F, Fut, E>(
+        name: impl Into<String>,
+        interval: impl IntoInterval,
+        callback: F,
+    ) -> Result<Self, ScheduleError>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        let interval = interval.into_interval()?;
+        Ok(PeriodicService {
+            name: name.into(),
+            interval,
+            delay: Duration::ZERO,
+            callback: Arc::new(move || {
+                let run = callback();
+                Box::pin(async move { run.await.map_err(Into::into) })
+            }),
+            ignore: Vec::new(),
+            running: Mutex::new(None),
+        })
+    }
+
+    /// Waits `delay` before the first run (aiomisc `delay`).
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    /// Ignores errors of type `E` silently (no log).
+    pub fn ignore<E: Error + 'static>(mut self) -> Self {
+        self.ignore.push(Arc::new(|e| {
+            std::iter::successors(Some(e), |&e| e.source()).any(|e| e.is::<E>())
+        }));
+        self
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Loop>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Service for PeriodicService {
+    fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
+        Box::pin(async move {
+            let (callback, ignore, name) = (
+                self.callback.clone(),
+                self.ignore.clone(),
+                self.name.clone(),
+            );
+            let delay = self.delay;
+            let lp = Loop::builder(ctx.runtime(), self.name.clone(), Schedule::After(self.interval))
+                .clear_handled()
+                .before_loop(move |lp: Loop| async move {
+                    if !delay.is_zero() {
+                        lp.runtime().sleep(delay).await;
+                    }
+                })
+                .build(move |_lp: Loop| {
+                    let (run, ignore, name) = (callback(), ignore.clone(), name.clone());
+                    async move {
+                        if let Err(error) = run.await
+                            && !ignore.iter().any(|i| i(&*error))
+                        {
+                            tracing::error!(service = %name, %error, "periodic run failed; the schedule goes on");
+                        }
+                    }
+                });
+            let run = lp.start()?;
+            *self.slot() = Some(lp);
+            ctx.ready();
+            // Stay alive with the loop; stopping the service stops it.
+            let _ = run.await;
+            Ok(())
+        })
+    }
+
+    fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
+        Box::pin(async move {
+            let lp = self.slot().take();
+            if let Some(lp) = lp {
+                lp.stop();
+                lp.wait_until_done().await;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl std::fmt::Debug for PeriodicService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PeriodicService")
+            .field("name", &self.name)
+            .field("interval", &self.interval)
+            .field("delay", &self.delay)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+    use crate::service::Supervisor;
+    use crate::testing::MockRuntime;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("expected hiccup")]
+    struct Hiccup;
+
+    #[test]
+    fn runs_never_overlap_errors_do_not_stop_it_and_stop_ends_it() {
+        let mock = MockRuntime::new();
+        let rt = mock.runtime();
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let (log, clock) = (starts.clone(), rt.clone());
+        let t0 = rt.now();
+        let calls = Arc::new(AtomicU32::new(0));
+        let n = calls.clone();
+        let service = PeriodicService::new("poller", Duration::from_secs(10), move || {
+            let (log, clock, n) = (log.clone(), clock.clone(), n.clone());
+            async move {
+                log.lock().unwrap().push((clock.now() - t0).as_secs());
+                clock.sleep(Duration::from_secs(3)).await; // a 3 s run
+                match n.fetch_add(1, Ordering::SeqCst) {
+                    1 => Err(BoxError::from(std::io::Error::other("disk full"))),
+                    2 => Err(BoxError::from(Hiccup)),
+                    _ => Ok(()),
+                }
+            }
+        })
+        .unwrap()
+        .delay(Duration::from_secs(2))
+        .ignore::<Hiccup>();
+        let stack = Supervisor::builder(&rt)
+            .service("poller", service, &[])
+            .build()
+            .unwrap();
+        mock.block_on(async { stack.start().await.unwrap() })
+            .unwrap();
+        mock.advance(Duration::from_secs(60)).unwrap();
+        // First run at 2 s; each then takes 3 s and is followed by 10 s.
+        assert_eq!(*starts.lock().unwrap(), [2, 15, 28, 41, 54]);
+        let report = mock.block_on(async { stack.stop().await }).unwrap();
+        assert_eq!(report.stopped, ["poller"]);
+        let after = starts.lock().unwrap().len();
+        mock.advance(Duration::from_secs(60)).unwrap();
+        assert_eq!(starts.lock().unwrap().len(), after, "no run after stop");
+        assert!(PeriodicService::new("bad", "1x", || async { Ok::<(), BoxError>(()) }).is_err());
+    }
+}
