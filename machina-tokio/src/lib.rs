@@ -49,6 +49,9 @@ pub enum TokioAdapterError {
         "no tokio runtime is running on this thread: call machina_tokio::runtime() from inside one, or pass a Handle to machina_tokio::runtime_from"
     )]
     NoRuntime,
+    /// The OS signal handlers could not be installed.
+    #[error("could not listen for shutdown signals: {0}")]
+    Signals(String),
     /// The tokio runtime was built without its time driver.
     #[error("the tokio runtime has no timer: build it with .enable_time() (or .enable_all())")]
     TimerDisabled,
@@ -87,6 +90,41 @@ fn check_timer(handle: &Handle) -> Result<(), TokioAdapterError> {
         drop(tokio::time::sleep(Duration::ZERO))
     }))
     .map_err(|_| TokioAdapterError::TimerDisabled)
+}
+
+/// An [`Entrypoint`](machina_core::service::Entrypoint) builder on the
+/// current tokio runtime whose shutdown requests are SIGINT (Ctrl+C) and
+/// SIGTERM: the first stops the services gracefully, a second forces the
+/// exit ([`FORCED_EXIT_CODE`](machina_core::service::FORCED_EXIT_CODE)).
+///
+/// # Errors
+/// [`TokioAdapterError`] as [`runtime`]; [`TokioAdapterError::Signals`]
+/// if the signal handlers cannot be installed.
+pub fn entrypoint() -> Result<machina_core::service::EntrypointBuilder, TokioAdapterError> {
+    let rt = runtime()?;
+    let signals = shutdown_signals()?;
+    Ok(machina_core::service::Entrypoint::builder(&rt).signals(signals))
+}
+
+#[cfg(unix)]
+fn shutdown_signals() -> Result<machina_core::service::Signals, TokioAdapterError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let failed = |e: std::io::Error| TokioAdapterError::Signals(e.to_string());
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(failed)?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(failed)?;
+    Ok(Box::pin(futures::stream::poll_fn(move |cx| {
+        if interrupt.poll_recv(cx).is_ready() || terminate.poll_recv(cx).is_ready() {
+            return Poll::Ready(Some(()));
+        }
+        Poll::Pending
+    })))
+}
+
+#[cfg(not(unix))]
+fn shutdown_signals() -> Result<machina_core::service::Signals, TokioAdapterError> {
+    Ok(Box::pin(futures::stream::unfold((), |()| async {
+        tokio::signal::ctrl_c().await.ok().map(|()| ((), ()))
+    })))
 }
 
 /// The [`Spawn`] half of the tokio adapter.

@@ -13,10 +13,12 @@
 //! recurring and cron services are still to come.
 
 mod context;
+mod entrypoint;
 mod periodic;
 mod supervisor;
 
 pub use context::{Context, Key};
+pub use entrypoint::{Entrypoint, EntrypointBuilder, FORCED_EXIT_CODE, Outcome, Signals};
 pub use periodic::PeriodicService;
 pub use supervisor::{
     GraphError, Service, ServiceContext, ServiceFuture, StartError, StopReason, StopReport,

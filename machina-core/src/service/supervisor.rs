@@ -559,9 +559,12 @@ impl Supervisor {
     }
 
     async fn stop_with(&self, reason: StopReason) -> StopReport {
-        let running = std::mem::take(&mut *self.running());
         let mut report = StopReport::default();
-        for started in running.into_iter().rev() {
+        // One at a time from the end, so that a stop cut short leaves the
+        // services not yet stopped listed as started.
+        loop {
+            let next = self.running().pop();
+            let Some(started) = next else { break };
             let limit = started
                 .service
                 .graceful_shutdown_timeout()

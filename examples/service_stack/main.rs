@@ -1,0 +1,161 @@
+//! A small service stack on tokio: a "database", a cache that needs it, a
+//! periodic reporter, and a worker that needs both. It starts them in
+//! order, runs until Ctrl+C / SIGTERM (or `--for <ms>`), then stops them in
+//! reverse order, printing each step. `--stuck-stop` makes the worker's
+//! stop hang, to show the forced exit (code 70) when the shutdown timeout
+//! (`MACHINA_SHUTDOWN_TIMEOUT`, default 2s here) runs out.
+//!
+//! Run: `cargo run --bin service_stack -- --for 1500`
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use machina_tokio::retry::BoxError;
+use machina_tokio::rt::Runtime;
+use machina_tokio::service::{
+    Key, PeriodicService, Service, ServiceContext, ServiceFuture, StopReason,
+};
+
+const DB_URL: Key<String> = Key::new("db_url");
+
+struct Database(Runtime);
+
+impl Service for Database {
+    fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
+        Box::pin(async move {
+            println!("db: connecting");
+            self.0.sleep(Duration::from_millis(50)).await;
+            ctx.context()
+                .set(DB_URL, "postgres://localhost/app".to_owned());
+            println!("db: ready");
+            Ok(())
+        })
+    }
+
+    fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
+        Box::pin(async move {
+            println!("db: closed ({reason:?})");
+            Ok(())
+        })
+    }
+}
+
+struct Cache;
+
+impl Service for Cache {
+    fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
+        Box::pin(async move {
+            let url = ctx.context().get(DB_URL).await;
+            println!("cache: warmed from {url}");
+            Ok(())
+        })
+    }
+
+    fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
+        Box::pin(async {
+            println!("cache: stopped");
+            Ok(())
+        })
+    }
+}
+
+struct Worker {
+    rt: Runtime,
+    stuck_stop: bool,
+}
+
+impl Service for Worker {
+    fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
+        Box::pin(async move {
+            println!("worker: ready");
+            ctx.ready();
+            // Keeps working in the background until stopped.
+            let mut n = 0u64;
+            loop {
+                self.rt.sleep(Duration::from_millis(300)).await;
+                n += 1;
+                println!("worker: processed batch {n}");
+            }
+        })
+    }
+
+    fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
+        Box::pin(async move {
+            if self.stuck_stop {
+                println!("worker: stop hangs");
+                self.rt.sleep(Duration::from_secs(3600)).await;
+            }
+            println!("worker: stopped");
+            Ok(())
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let run_for = args
+        .iter()
+        .position(|a| a == "--for")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|ms| ms.parse::<u64>().ok());
+    let stuck_stop = args.iter().any(|a| a == "--stuck-stop");
+    let tokio_rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("cannot start tokio: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = tokio_rt.block_on(async move {
+        match run(run_for, stuck_stop).await {
+            Ok(code) => code,
+            Err(error) => {
+                eprintln!("service_stack: {error}");
+                1
+            }
+        }
+    });
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+async fn run(run_for: Option<u64>, stuck_stop: bool) -> Result<i32, BoxError> {
+    let entry = machina_tokio::entrypoint()?;
+    let rt = machina_tokio::runtime()?;
+    let reporter = PeriodicService::new("reporter", "200ms", || async {
+        println!("reporter: tick");
+        Ok::<(), BoxError>(())
+    })?;
+    let entrypoint = entry
+        .shutdown_timeout(Duration::from_secs(2))
+        .service("db", Database(rt.clone()), &[])
+        .service("cache", Cache, &["db"])
+        .service("reporter", reporter, &[])
+        .service(
+            "worker",
+            Worker {
+                rt: rt.clone(),
+                stuck_stop,
+            },
+            &["db", "cache"],
+        )
+        .post_start(|services| async move { println!("all services ready: {services:?}") })
+        .pre_stop(|_| async { println!("shutting down") })
+        .post_stop(|stopped| async move { println!("stopped, in order: {stopped:?}") })
+        .build()?;
+    let outcome = match run_for {
+        Some(ms) => {
+            entrypoint
+                .run(rt.sleep(Duration::from_millis(ms)))
+                .await
+                .exit_code
+        }
+        None => entrypoint.run_forever().await.exit_code,
+    };
+    println!("exit code {outcome}");
+    Ok(outcome)
+}

@@ -1,0 +1,291 @@
+//! [`Entrypoint`]: runs a program's services around its main future, and
+//! shuts them down in order on a signal (aiomisc `entrypoint` and `run`).
+//! The core has the logic; an adapter supplies the signals
+//! (`machina_tokio::entrypoint()`).
+//!
+//! # When each hook runs
+//!
+//! | hook | runs | gets |
+//! | --- | --- | --- |
+//! | `pre_start` | before any service starts | every service |
+//! | `post_start` | after every service is ready (not after a failed start) | every service |
+//! | `pre_stop` | when the main future ends, a signal comes, or a background task fails — before any service stops (not after a failed start) | the running services |
+//! | `post_stop` | after the services stopped — also after a failed start's rollback | the services that were stopped |
+//!
+//! # Exit codes
+//!
+//! 0 after a clean stop; 1 when the start failed, or a background task
+//! failed; [`FORCED_EXIT_CODE`] (70, as aiomisc) when a second signal came
+//! or the shutdown timeout ran out before every service stopped (what did
+//! not stop is logged).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::{Either, select};
+use futures::{Stream, StreamExt};
+
+use super::supervisor::{GraphError, Service, StopReport, Supervisor, SupervisorBuilder};
+use crate::rt::Runtime;
+
+/// The exit code after a forced shutdown.
+pub const FORCED_EXIT_CODE: i32 = 70;
+
+/// Each item is one shutdown request (SIGINT, SIGTERM, …).
+pub type Signals = Pin<Box<dyn Stream<Item = ()> + Send>>;
+
+type HookFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Hook = Arc<dyn Fn(Vec<String>) -> HookFuture + Send + Sync>;
+
+#[derive(Default, Clone)]
+struct Hooks {
+    pre_start: Vec<Hook>,
+    post_start: Vec<Hook>,
+    pre_stop: Vec<Hook>,
+    post_stop: Vec<Hook>,
+}
+
+async fn run_hooks(hooks: &[Hook], services: &[String]) {
+    for hook in hooks {
+        hook(services.to_vec()).await;
+    }
+}
+
+/// Configures an [`Entrypoint`].
+#[must_use = "call .build() to get the entrypoint"]
+pub struct EntrypointBuilder {
+    runtime: Runtime,
+    supervisor: SupervisorBuilder,
+    names: Vec<String>,
+    hooks: Hooks,
+    shutdown_timeout: Duration,
+    signals: Option<Signals>,
+}
+
+/// Why [`Entrypoint::run`] ended as it did, and with which exit code.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Outcome<T> {
+    /// The main future's value, if it finished.
+    pub value: Option<T>,
+    /// The process exit code to use.
+    pub exit_code: i32,
+    /// What stopping the services reported.
+    pub stop_report: StopReport,
+    /// Services still running when the shutdown was forced.
+    pub not_stopped: Vec<String>,
+}
+
+impl EntrypointBuilder {
+    /// Adds a service (see [`SupervisorBuilder::service`]).
+    pub fn service(mut self, name: &str, service: impl Service, depends_on: &[&str]) -> Self {
+        self.supervisor = self.supervisor.service(name, service, depends_on);
+        self.names.push(name.to_owned());
+        self
+    }
+
+    /// How long the whole shutdown may take (default 30 s; the environment
+    /// variable `MACHINA_SHUTDOWN_TIMEOUT`, e.g. `10s`, overrides it).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The shutdown requests to listen to (adapters pass OS signals).
+    pub fn signals(mut self, signals: Signals) -> Self {
+        self.signals = Some(signals);
+        self
+    }
+
+    fn hook<F, Fut>(f: F) -> Hook
+    where
+        F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        Arc::new(move |services| Box::pin(f(services)))
+    }
+
+    /// Runs `hook` before any service starts.
+    pub fn pre_start<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.hooks.pre_start.push(Self::hook(hook));
+        self
+    }
+
+    /// Runs `hook` once every service is ready.
+    pub fn post_start<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.hooks.post_start.push(Self::hook(hook));
+        self
+    }
+
+    /// Runs `hook` before the services stop.
+    pub fn pre_stop<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.hooks.pre_stop.push(Self::hook(hook));
+        self
+    }
+
+    /// Runs `hook` after the services stopped.
+    pub fn post_stop<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.hooks.post_stop.push(Self::hook(hook));
+        self
+    }
+
+    /// Checks the service graph.
+    ///
+    /// # Errors
+    /// [`GraphError`] as [`SupervisorBuilder::build`].
+    pub fn build(self) -> Result<Entrypoint, GraphError> {
+        let timeout = std::env::var("MACHINA_SHUTDOWN_TIMEOUT")
+            .ok()
+            .and_then(|v| crate::schedule::parse_interval(&v).ok())
+            .unwrap_or(self.shutdown_timeout);
+        Ok(Entrypoint {
+            runtime: self.runtime,
+            supervisor: self.supervisor.build()?,
+            names: self.names,
+            hooks: self.hooks,
+            shutdown_timeout: timeout,
+            signals: self
+                .signals
+                .unwrap_or_else(|| Box::pin(futures::stream::pending())),
+        })
+    }
+}
+
+impl fmt::Debug for EntrypointBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EntrypointBuilder")
+            .field("services", &self.names)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A program's services, run around its main future; see the module docs.
+pub struct Entrypoint {
+    runtime: Runtime,
+    supervisor: Supervisor,
+    names: Vec<String>,
+    hooks: Hooks,
+    shutdown_timeout: Duration,
+    signals: Signals,
+}
+
+impl Entrypoint {
+    /// Starts configuring an entrypoint on `runtime` (adapters add OS
+    /// signals: `machina_tokio::entrypoint()`).
+    pub fn builder(runtime: &Runtime) -> EntrypointBuilder {
+        EntrypointBuilder {
+            runtime: runtime.clone(),
+            supervisor: Supervisor::builder(runtime),
+            names: Vec::new(),
+            hooks: Hooks::default(),
+            shutdown_timeout: Duration::from_secs(30),
+            signals: None,
+        }
+    }
+
+    /// The supervisor of the services (for its `Context`).
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
+    }
+
+    /// Runs until a shutdown signal, then stops the services.
+    pub async fn run_forever(self) -> Outcome<()> {
+        self.run(futures::future::pending::<()>()).await
+    }
+
+    /// Starts the services, runs `main` until it ends (or a signal comes, or
+    /// a background task fails), then stops the services; see the module
+    /// docs for the hooks and exit codes.
+    pub async fn run<F: Future>(mut self, main: F) -> Outcome<F::Output> {
+        run_hooks(&self.hooks.pre_start, &self.names).await;
+        if let Err(error) = self.supervisor.start().await {
+            tracing::error!(%error, "start failed; rolled back");
+            run_hooks(&self.hooks.post_stop, &error.rolled_back).await;
+            return Outcome {
+                value: None,
+                exit_code: 1,
+                stop_report: error.stop_report,
+                not_stopped: Vec::new(),
+            };
+        }
+        let started = self.supervisor.started();
+        run_hooks(&self.hooks.post_start, &started).await;
+        let mut exit_code = 0;
+        let value = {
+            let main = std::pin::pin!(main);
+            let failure = std::pin::pin!(self.supervisor.failure());
+            let signal = self.signals.next();
+            match select(main, select(signal, failure)).await {
+                Either::Left((value, _)) => Some(value),
+                Either::Right((Either::Left(_), _)) => {
+                    tracing::info!("shutdown requested");
+                    None
+                }
+                Either::Right((Either::Right((failure, _)), _)) => {
+                    if let Some((service, error)) = failure {
+                        tracing::error!(%service, %error, "a background task failed; stopping");
+                    }
+                    exit_code = 1;
+                    None
+                }
+            }
+        };
+        let running = self.supervisor.started();
+        run_hooks(&self.hooks.pre_stop, &running).await;
+        let stop = std::pin::pin!(self.supervisor.stop());
+        let limit = std::pin::pin!(self.runtime.sleep(self.shutdown_timeout));
+        let second_signal = self.signals.next();
+        let (stop_report, not_stopped) = match select(stop, select(limit, second_signal)).await {
+            Either::Left((report, _)) => (report, Vec::new()),
+            Either::Right((why, _)) => {
+                let not_stopped = self.supervisor.started();
+                match why {
+                    Either::Left(_) => {
+                        tracing::error!(?not_stopped, "shutdown timed out; forcing exit")
+                    }
+                    Either::Right(_) => {
+                        tracing::error!(?not_stopped, "second signal; forcing exit")
+                    }
+                }
+                exit_code = FORCED_EXIT_CODE;
+                (StopReport::default(), not_stopped)
+            }
+        };
+        run_hooks(&self.hooks.post_stop, &stop_report.stopped).await;
+        Outcome {
+            value,
+            exit_code,
+            stop_report,
+            not_stopped,
+        }
+    }
+}
+
+impl fmt::Debug for Entrypoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entrypoint")
+            .field("services", &self.names)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish_non_exhaustive()
+    }
+}

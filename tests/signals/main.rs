@@ -1,0 +1,109 @@
+//! Real OS signals (Unix): run the `service_stack` program, send it
+//! SIGTERM, and check from its output that the services stopped in reverse
+//! order with exit code 0; and that a stop hanging past the shutdown
+//! timeout ends with the forced-exit code.
+
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Starts the program and returns it with a channel of its output lines.
+fn launch(args: &[&str], env: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_service_stack"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("service_stack starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Collects lines until one contains `marker` (or 20 s pass).
+fn read_until(rx: &mpsc::Receiver<String>, marker: &str, seen: &mut Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+            let done = line.contains(marker);
+            seen.push(line);
+            if done {
+                return;
+            }
+        }
+    }
+    panic!("no line with {marker:?} in {seen:?}");
+}
+
+fn send(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// Waits for the exit code (20 s at most).
+fn wait(child: &mut Child) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status.code().expect("an exit code, not a signal");
+        }
+        assert!(Instant::now() < deadline, "the program did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigterm_stops_the_services_in_reverse_order_and_exits_0() {
+    let (mut child, rx) = launch(&[], &[]);
+    let mut seen = Vec::new();
+    read_until(&rx, "all services ready", &mut seen);
+    send(&child, "TERM");
+    read_until(&rx, "exit code", &mut seen);
+    assert_eq!(wait(&mut child), 0, "{seen:?}");
+    let at = |text: &str| {
+        seen.iter()
+            .position(|l| l.starts_with(text))
+            .unwrap_or_else(|| panic!("{text:?} in {seen:?}"))
+    };
+    assert!(at("shutting down") < at("worker: stopped"));
+    assert!(at("worker: stopped") < at("cache: stopped"));
+    assert!(at("cache: stopped") < at("db: closed"));
+}
+
+#[test]
+fn a_stop_past_the_shutdown_timeout_forces_exit_code_70() {
+    let (mut child, rx) = launch(&["--stuck-stop"], &[("MACHINA_SHUTDOWN_TIMEOUT", "300ms")]);
+    let mut seen = Vec::new();
+    read_until(&rx, "all services ready", &mut seen);
+    send(&child, "TERM");
+    assert_eq!(wait(&mut child), 70, "{seen:?}");
+}
+
+#[test]
+fn a_second_signal_forces_the_exit_at_once() {
+    let (mut child, rx) = launch(&["--stuck-stop"], &[]);
+    let mut seen = Vec::new();
+    read_until(&rx, "all services ready", &mut seen);
+    send(&child, "INT");
+    read_until(&rx, "worker: stop hangs", &mut seen);
+    let started = Instant::now();
+    send(&child, "INT");
+    assert_eq!(wait(&mut child), 70, "{seen:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "forced before the 2 s timeout"
+    );
+}
