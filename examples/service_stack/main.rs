@@ -1,9 +1,11 @@
-//! A small service stack on tokio: a "database", a cache that needs it, a
+//! A small service stack: a "database", a cache that needs it, a
 //! periodic reporter, and a worker that needs both. It starts them in
 //! order, runs until Ctrl+C / SIGTERM (or `--for <ms>`), then stops them in
 //! reverse order, printing each step. `--stuck-stop` makes the worker's
 //! stop hang, to show the forced exit (code 70) when the shutdown timeout
-//! (`MACHINA_SHUTDOWN_TIMEOUT`, default 2s here) runs out.
+//! (`MACHINA_SHUTDOWN_TIMEOUT`, default 2s here) runs out. `--runtime
+//! tokio|smol|async-std` picks the adapter (tokio by default): the stack is
+//! the same code on each.
 //!
 //! Run: `cargo run --bin service_stack -- --for 1500`
 
@@ -14,7 +16,7 @@ use std::time::Duration;
 use machina_tokio::retry::BoxError;
 use machina_tokio::rt::Runtime;
 use machina_tokio::service::{
-    Key, PeriodicService, Service, ServiceContext, ServiceFuture, StopReason,
+    EntrypointBuilder, Key, PeriodicService, Service, ServiceContext, ServiceFuture, StopReason,
 };
 
 const DB_URL: Key<String> = Key::new("db_url");
@@ -94,38 +96,68 @@ impl Service for Worker {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let run_for = args
-        .iter()
-        .position(|a| a == "--for")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|ms| ms.parse::<u64>().ok());
-    let stuck_stop = args.iter().any(|a| a == "--stuck-stop");
-    let tokio_rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(error) => {
-            eprintln!("cannot start tokio: {error}");
-            return ExitCode::FAILURE;
-        }
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
     };
-    let code = tokio_rt.block_on(async move {
-        match run(run_for, stuck_stop).await {
-            Ok(code) => code,
-            Err(error) => {
-                eprintln!("service_stack: {error}");
-                1
-            }
+    let run_for = flag("--for").and_then(|ms| ms.parse::<u64>().ok());
+    let stuck_stop = args.iter().any(|a| a == "--stuck-stop");
+    let outcome = match flag("--runtime").as_deref().unwrap_or("tokio") {
+        "tokio" => on_tokio(run_for, stuck_stop),
+        "smol" => smol::block_on(async {
+            run(
+                machina_smol::entrypoint()?,
+                machina_smol::runtime(),
+                run_for,
+                stuck_stop,
+            )
+            .await
+        }),
+        "async-std" => async_std::task::block_on(async {
+            run(
+                machina_async_std::entrypoint()?,
+                machina_async_std::runtime(),
+                run_for,
+                stuck_stop,
+            )
+            .await
+        }),
+        other => Err(format!("unknown runtime {other:?}; use tokio, smol or async-std").into()),
+    };
+    match outcome {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(error) => {
+            eprintln!("service_stack: {error}");
+            ExitCode::FAILURE
         }
-    });
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
+    }
 }
 
-async fn run(run_for: Option<u64>, stuck_stop: bool) -> Result<i32, BoxError> {
-    let entry = machina_tokio::entrypoint()?;
-    let rt = machina_tokio::runtime()?;
+fn on_tokio(run_for: Option<u64>, stuck_stop: bool) -> Result<i32, BoxError> {
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    tokio_rt.block_on(async {
+        run(
+            machina_tokio::entrypoint()?,
+            machina_tokio::runtime()?,
+            run_for,
+            stuck_stop,
+        )
+        .await
+    })
+}
+
+/// The stack, written once against the runtime boundary.
+async fn run(
+    entry: EntrypointBuilder,
+    rt: Runtime,
+    run_for: Option<u64>,
+    stuck_stop: bool,
+) -> Result<i32, BoxError> {
     let reporter = PeriodicService::new("reporter", "200ms", || async {
         println!("reporter: tick");
         Ok::<(), BoxError>(())
@@ -147,7 +179,7 @@ async fn run(run_for: Option<u64>, stuck_stop: bool) -> Result<i32, BoxError> {
         .pre_stop(|_| async { println!("shutting down") })
         .post_stop(|stopped| async move { println!("stopped, in order: {stopped:?}") })
         .build()?;
-    let outcome = match run_for {
+    let code = match run_for {
         Some(ms) => {
             entrypoint
                 .run(rt.sleep(Duration::from_millis(ms)))
@@ -156,6 +188,6 @@ async fn run(run_for: Option<u64>, stuck_stop: bool) -> Result<i32, BoxError> {
         }
         None => entrypoint.run_forever().await.exit_code,
     };
-    println!("exit code {outcome}");
-    Ok(outcome)
+    println!("exit code {code}");
+    Ok(code)
 }

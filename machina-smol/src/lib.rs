@@ -75,6 +75,29 @@ pub fn runtime_on(executor: &Arc<Executor<'static>>) -> Runtime {
     )
 }
 
+/// An [`Entrypoint`](machina_core::service::Entrypoint) builder on smol's
+/// global executor whose shutdown requests are SIGINT and SIGTERM (through
+/// `async-signal`): the first stops the services gracefully, a second
+/// forces the exit.
+///
+/// # Errors
+/// The I/O error of installing the signal handlers.
+pub fn entrypoint() -> Result<machina_core::service::EntrypointBuilder, std::io::Error> {
+    Ok(machina_core::service::Entrypoint::builder(&runtime()).signals(shutdown_signals()?))
+}
+
+/// The shutdown requests of an entrypoint: SIGINT (Ctrl+C) and SIGTERM.
+fn shutdown_signals() -> Result<machina_core::service::Signals, std::io::Error> {
+    use async_signal::{Signal, Signals};
+    use futures::StreamExt;
+    #[cfg(unix)]
+    let kinds = [Signal::Int, Signal::Term];
+    #[cfg(not(unix))]
+    let kinds = [Signal::Int];
+    let signals = Signals::new(kinds)?;
+    Ok(Box::pin(signals.map(|_| ())))
+}
+
 /// The [`Spawn`] half of the smol adapter.
 #[derive(Debug, Clone)]
 pub struct SmolSpawner {

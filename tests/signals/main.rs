@@ -1,7 +1,8 @@
-//! Real OS signals (Unix): run the `service_stack` program, send it
-//! SIGTERM, and check from its output that the services stopped in reverse
-//! order with exit code 0; and that a stop hanging past the shutdown
-//! timeout ends with the forced-exit code.
+//! Real OS signals (Unix), on each adapter: run the `service_stack`
+//! program with `--runtime tokio|smol|async-std`, send it SIGTERM, and
+//! check from its output that the services stopped in reverse order with
+//! exit code 0; that a stop hanging past the shutdown timeout ends with
+//! the forced-exit code; and that a second signal forces the exit.
 
 #![cfg(unix)]
 
@@ -65,9 +66,8 @@ fn wait(child: &mut Child) -> i32 {
     }
 }
 
-#[test]
-fn sigterm_stops_the_services_in_reverse_order_and_exits_0() {
-    let (mut child, rx) = launch(&[], &[]);
+fn sigterm_stops_the_services_in_reverse_order_and_exits_0(runtime: &str) {
+    let (mut child, rx) = launch(&["--runtime", runtime], &[]);
     let mut seen = Vec::new();
     read_until(&rx, "all services ready", &mut seen);
     send(&child, "TERM");
@@ -83,18 +83,19 @@ fn sigterm_stops_the_services_in_reverse_order_and_exits_0() {
     assert!(at("cache: stopped") < at("db: closed"));
 }
 
-#[test]
-fn a_stop_past_the_shutdown_timeout_forces_exit_code_70() {
-    let (mut child, rx) = launch(&["--stuck-stop"], &[("MACHINA_SHUTDOWN_TIMEOUT", "300ms")]);
+fn a_stop_past_the_shutdown_timeout_forces_exit_code_70(runtime: &str) {
+    let (mut child, rx) = launch(
+        &["--runtime", runtime, "--stuck-stop"],
+        &[("MACHINA_SHUTDOWN_TIMEOUT", "300ms")],
+    );
     let mut seen = Vec::new();
     read_until(&rx, "all services ready", &mut seen);
     send(&child, "TERM");
     assert_eq!(wait(&mut child), 70, "{seen:?}");
 }
 
-#[test]
-fn a_second_signal_forces_the_exit_at_once() {
-    let (mut child, rx) = launch(&["--stuck-stop"], &[]);
+fn a_second_signal_forces_the_exit_at_once(runtime: &str) {
+    let (mut child, rx) = launch(&["--runtime", runtime, "--stuck-stop"], &[]);
     let mut seen = Vec::new();
     read_until(&rx, "all services ready", &mut seen);
     send(&child, "INT");
@@ -107,3 +108,30 @@ fn a_second_signal_forces_the_exit_at_once() {
         "forced before the 2 s timeout"
     );
 }
+
+macro_rules! on_each_adapter {
+    ($($test:ident),*) => {$(
+        mod $test {
+            #[test]
+            fn tokio() {
+                super::$test("tokio");
+            }
+
+            #[test]
+            fn smol() {
+                super::$test("smol");
+            }
+
+            #[test]
+            fn async_std() {
+                super::$test("async-std");
+            }
+        }
+    )*};
+}
+
+on_each_adapter!(
+    sigterm_stops_the_services_in_reverse_order_and_exits_0,
+    a_stop_past_the_shutdown_timeout_forces_exit_code_70,
+    a_second_signal_forces_the_exit_at_once
+);
