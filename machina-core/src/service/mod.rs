@@ -21,8 +21,8 @@ pub use context::{Context, Key};
 pub use entrypoint::{Entrypoint, EntrypointBuilder, FORCED_EXIT_CODE, Outcome, Signals};
 pub use periodic::PeriodicService;
 pub use supervisor::{
-    GraphError, Service, ServiceContext, ServiceFuture, StartError, StopReason, StopReport,
-    Supervisor, SupervisorBuilder,
+    GraphError, RestartPolicy, Service, ServiceContext, ServiceFuture, StartError, StopReason,
+    StopReport, Supervisor, SupervisorBuilder,
 };
 
 #[cfg(all(test, feature = "test-util"))]

@@ -60,6 +60,24 @@ pub trait Service: Send + Sync + 'static {
     }
 }
 
+/// What a background task of a service does when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum RestartPolicy {
+    /// The failure brings the whole stack down (facet's behaviour).
+    #[default]
+    Never,
+    /// Run the task again after `backoff`, doubling each time (at most 64×),
+    /// up to `max_restarts` times; a failure after that brings the stack
+    /// down.
+    OnFailure {
+        /// The first wait before a restart.
+        backoff: Duration,
+        /// How many restarts are allowed.
+        max_restarts: u32,
+    },
+}
+
 /// What a service gets while it starts: its name, the shared [`Context`],
 /// the runtime, a way to say it is ready, and background tasks.
 pub struct ServiceContext {
@@ -126,6 +144,45 @@ impl ServiceContext {
                 let _ = failures.unbounded_send((name, Box::new(error)));
             }
         }
+    }
+}
+
+impl ServiceContext {
+    /// Runs the task that `make` produces in the background, under
+    /// `policy`: with [`RestartPolicy::OnFailure`], a failed (or panicked)
+    /// run is replaced by a fresh one from `make` after a backoff; once the
+    /// restarts are used up, the failure brings the stack down.
+    pub fn spawn_restarting<M, F>(&self, policy: RestartPolicy, mut make: M)
+    where
+        M: FnMut() -> F + Send + 'static,
+        F: Future<Output = Result<(), BoxError>> + Send + 'static,
+    {
+        let runtime = self.runtime.clone();
+        let name = self.name.clone();
+        self.spawn(async move {
+            let mut restarts = 0u32;
+            loop {
+                // Aborted with this task when the service stops.
+                let run = runtime.spawn_named(&name, make())?.abort_on_drop();
+                let error: BoxError = match run.await {
+                    Ok(Ok(())) => return Ok(()),
+                    Ok(Err(error)) => error,
+                    Err(join) => Box::new(join),
+                };
+                match policy {
+                    RestartPolicy::OnFailure {
+                        backoff,
+                        max_restarts,
+                    } if restarts < max_restarts => {
+                        let wait = backoff.saturating_mul(1 << restarts.min(6));
+                        restarts += 1;
+                        tracing::warn!(service = %name, %error, restart = restarts, ?wait, "background task failed; restarting");
+                        runtime.sleep(wait).await;
+                    }
+                    _ => return Err(error),
+                }
+            }
+        });
     }
 }
 
