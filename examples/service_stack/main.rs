@@ -16,7 +16,8 @@ use std::time::Duration;
 use machina_tokio::retry::BoxError;
 use machina_tokio::rt::Runtime;
 use machina_tokio::service::{
-    EntrypointBuilder, Key, PeriodicService, Service, ServiceContext, ServiceFuture, StopReason,
+    EntrypointBuilder, Key, LogConfig, PeriodicService, Service, ServiceContext, ServiceFuture,
+    StopReason,
 };
 
 const DB_URL: Key<String> = Key::new("db_url");
@@ -160,9 +161,13 @@ async fn run(
 ) -> Result<i32, BoxError> {
     let reporter = PeriodicService::new("reporter", "200ms", || async {
         println!("reporter: tick");
+        tracing::info!("reporter tick");
         Ok::<(), BoxError>(())
     })?;
+    // Logs go to standard error; MACHINA_LOG_LEVEL and MACHINA_LOG_FORMAT
+    // (plain, color, json) adjust them.
     let entrypoint = entry
+        .logging(LogConfig::new())?
         .shutdown_timeout(Duration::from_secs(2))
         .service("db", Database(rt.clone()), &[])
         .service("cache", Cache, &["db"])

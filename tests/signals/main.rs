@@ -135,3 +135,37 @@ on_each_adapter!(
     a_stop_past_the_shutdown_timeout_forces_exit_code_70,
     a_second_signal_forces_the_exit_at_once
 );
+
+/// Logging follows MACHINA_LOG_FORMAT; a bad format is refused before
+/// anything starts.
+#[test]
+fn logging_follows_the_environment() {
+    let output = Command::new(env!("CARGO_BIN_EXE_service_stack"))
+        .args(["--for", "300"])
+        .env("MACHINA_LOG_FORMAT", "json")
+        .env("MACHINA_LOG_LEVEL", "info")
+        .output()
+        .expect("service_stack runs");
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let json_tick = stderr
+        .lines()
+        .find(|l| l.contains("reporter tick"))
+        .unwrap_or_else(|| panic!("no log line in {stderr}"));
+    assert!(
+        json_tick.starts_with('{') && json_tick.contains("\"level\":\"INFO\""),
+        "{json_tick}"
+    );
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_service_stack"))
+        .args(["--for", "300"])
+        .env("MACHINA_LOG_FORMAT", "xml")
+        .output()
+        .expect("service_stack runs");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown log format \"xml\""));
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).is_empty(),
+        "nothing started"
+    );
+}

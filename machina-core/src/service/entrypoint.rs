@@ -63,6 +63,8 @@ pub struct EntrypointBuilder {
     hooks: Hooks,
     shutdown_timeout: Duration,
     signals: Option<Signals>,
+    #[cfg(feature = "logging")]
+    logging: Option<super::logging::LogConfig>,
 }
 
 /// Why [`Entrypoint::run`] ended as it did, and with which exit code.
@@ -92,6 +94,21 @@ impl EntrypointBuilder {
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
+    }
+
+    /// Sets up logging when the entrypoint runs (feature `logging`);
+    /// `MACHINA_LOG_LEVEL` and `MACHINA_LOG_FORMAT` override `config`.
+    ///
+    /// # Errors
+    /// [`LogError`](super::LogError) for an unknown format or a level that
+    /// does not parse, so a typo is caught before anything starts.
+    #[cfg(feature = "logging")]
+    pub fn logging(
+        mut self,
+        config: super::logging::LogConfig,
+    ) -> Result<Self, super::logging::LogError> {
+        self.logging = Some(config.resolve()?);
+        Ok(self)
     }
 
     /// The shutdown requests to listen to (adapters pass OS signals).
@@ -166,6 +183,8 @@ impl EntrypointBuilder {
             signals: self
                 .signals
                 .unwrap_or_else(|| Box::pin(futures::stream::pending())),
+            #[cfg(feature = "logging")]
+            logging: self.logging,
         })
     }
 }
@@ -187,6 +206,8 @@ pub struct Entrypoint {
     hooks: Hooks,
     shutdown_timeout: Duration,
     signals: Signals,
+    #[cfg(feature = "logging")]
+    logging: Option<super::logging::LogConfig>,
 }
 
 impl Entrypoint {
@@ -200,6 +221,8 @@ impl Entrypoint {
             hooks: Hooks::default(),
             shutdown_timeout: Duration::from_secs(30),
             signals: None,
+            #[cfg(feature = "logging")]
+            logging: None,
         }
     }
 
@@ -217,6 +240,18 @@ impl Entrypoint {
     /// a background task fails), then stops the services; see the module
     /// docs for the hooks and exit codes.
     pub async fn run<F: Future>(mut self, main: F) -> Outcome<F::Output> {
+        // Held to the end of the run, so the log is flushed at the end.
+        #[cfg(feature = "logging")]
+        let _log = self
+            .logging
+            .as_ref()
+            .and_then(|config| match config.install() {
+                Ok(guard) => guard,
+                Err(error) => {
+                    eprintln!("logging not set up: {error}");
+                    None
+                }
+            });
         run_hooks(&self.hooks.pre_start, &self.names).await;
         if let Err(error) = self.supervisor.start().await {
             tracing::error!(%error, "start failed; rolled back");

@@ -14,11 +14,15 @@
 
 mod context;
 mod entrypoint;
+#[cfg(feature = "logging")]
+mod logging;
 mod periodic;
 mod supervisor;
 
 pub use context::{Context, Key};
 pub use entrypoint::{Entrypoint, EntrypointBuilder, FORCED_EXIT_CODE, Outcome, Signals};
+#[cfg(feature = "logging")]
+pub use logging::{LogConfig, LogError, LogFormat, LogGuard};
 pub use periodic::PeriodicService;
 pub use supervisor::{
     GraphError, RestartPolicy, Service, ServiceContext, ServiceFuture, StartError, StopReason,
