@@ -54,6 +54,32 @@ async fn run_hooks(hooks: &[Hook], services: &[String]) {
     }
 }
 
+/// Adds hooks and services to an entrypoint when it is built (aiomisc's
+/// entrypoint plugins, resolved at build time rather than discovered).
+///
+/// # Examples
+///
+/// ```
+/// use machina_core::service::{Entrypoint, EntrypointBuilder, Plugin};
+/// use machina_core::testing::MockRuntime;
+///
+/// struct Banner;
+/// impl Plugin for Banner {
+///     fn register(self: Box<Self>, entrypoint: EntrypointBuilder) -> EntrypointBuilder {
+///         entrypoint.pre_start(|services| async move { println!("starting {services:?}") })
+///     }
+/// }
+///
+/// let mock = MockRuntime::new();
+/// let entrypoint = Entrypoint::builder(&mock.runtime()).plugin(Banner).build().unwrap();
+/// let outcome = mock.block_on(entrypoint.run(async { 7 })).unwrap();
+/// assert_eq!(outcome.value, Some(7));
+/// ```
+pub trait Plugin {
+    /// Registers the plugin's hooks and services on `entrypoint`.
+    fn register(self: Box<Self>, entrypoint: EntrypointBuilder) -> EntrypointBuilder;
+}
+
 /// Configures an [`Entrypoint`].
 #[must_use = "call .build() to get the entrypoint"]
 pub struct EntrypointBuilder {
@@ -87,6 +113,11 @@ impl EntrypointBuilder {
         self.supervisor = self.supervisor.service(name, service, depends_on);
         self.names.push(name.to_owned());
         self
+    }
+
+    /// Lets `plugin` add its hooks and services.
+    pub fn plugin(self, plugin: impl Plugin + 'static) -> Self {
+        Box::new(plugin).register(self)
     }
 
     /// How long the whole shutdown may take (default 30 s; the environment

@@ -20,7 +20,7 @@ mod periodic;
 mod supervisor;
 
 pub use context::{Context, Key};
-pub use entrypoint::{Entrypoint, EntrypointBuilder, FORCED_EXIT_CODE, Outcome, Signals};
+pub use entrypoint::{Entrypoint, EntrypointBuilder, FORCED_EXIT_CODE, Outcome, Plugin, Signals};
 #[cfg(feature = "logging")]
 pub use logging::{LogConfig, LogError, LogFormat, LogGuard};
 pub use periodic::PeriodicService;
