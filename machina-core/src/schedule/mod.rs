@@ -4,10 +4,12 @@
 //! This module decides nothing at run time; the `Loop` engine follows the
 //! schedule.
 
+mod cron;
 mod interval;
 
 use std::time::Duration;
 
+pub use cron::{CronError, CronSchedule};
 pub use interval::{IntervalError, parse_interval};
 
 use crate::rt::MissedTick;
@@ -53,6 +55,12 @@ pub enum ScheduleError {
     /// The interval string was malformed.
     #[error(transparent)]
     Interval(#[from] IntervalError),
+    /// A cron pattern or time zone was refused.
+    #[error(transparent)]
+    Cron(#[from] CronError),
+    /// `change_interval` on a cron schedule, which has no interval.
+    #[error("a cron schedule has no interval to change; replace the schedule instead")]
+    NoInterval,
     /// A fixed-rate schedule had a zero period.
     #[error(
         "invalid fixed-rate schedule: the period is zero, which would run back to back forever; use After(0s) for that, or a period such as 1s"
@@ -75,7 +83,7 @@ pub enum ScheduleError {
 /// assert!(Schedule::after("1x").is_err());
 /// assert!(Schedule::fixed_rate(Duration::ZERO, MissedTick::Burst).is_err());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Schedule {
     /// Sleep `interval` after each body ends (exmachina's default mode);
@@ -86,6 +94,10 @@ pub enum Schedule {
     /// missed slots back to back (discord.ext.tasks), `Delay` restarts the
     /// grid (exmachina `entire`), `Skip` drops them.
     FixedRate(Duration, MissedTick),
+    /// Run at the calendar times a cron pattern matches, in its time zone,
+    /// read from the runtime's calendar clock; a run that overruns the next
+    /// match simply skips it.
+    Cron(CronSchedule),
 }
 
 impl Schedule {
@@ -113,10 +125,20 @@ impl Schedule {
         Ok(Schedule::FixedRate(period, missed))
     }
 
-    /// The interval or period.
+    /// Runs at the times `pattern` matches in the time zone `zone` (an
+    /// IANA name such as `"UTC"`).
+    ///
+    /// # Errors
+    /// [`ScheduleError::Cron`] for a bad pattern or zone.
+    pub fn cron(pattern: &str, zone: &str) -> Result<Self, ScheduleError> {
+        Ok(Schedule::Cron(CronSchedule::new(pattern, zone)?))
+    }
+
+    /// The interval or period (zero for a cron schedule).
     pub fn interval(&self) -> Duration {
-        match *self {
-            Schedule::After(d) | Schedule::FixedRate(d, _) => d,
+        match self {
+            Schedule::After(d) | Schedule::FixedRate(d, _) => *d,
+            Schedule::Cron(_) => Duration::ZERO,
         }
     }
 
@@ -124,11 +146,16 @@ impl Schedule {
     /// `change_interval`).
     ///
     /// # Errors
-    /// [`ScheduleError::ZeroPeriod`] for a zero fixed-rate period.
+    /// [`ScheduleError::ZeroPeriod`] for a zero fixed-rate period,
+    /// [`ScheduleError::NoInterval`] for a cron schedule.
     pub fn with_interval(&self, interval: Duration) -> Result<Self, ScheduleError> {
-        match *self {
+        match self {
             Schedule::After(_) => Ok(Schedule::After(interval)),
-            Schedule::FixedRate(_, missed) => Schedule::fixed_rate(interval, missed),
+            Schedule::FixedRate(_, missed) => Schedule::fixed_rate(interval, *missed),
+            Schedule::Cron(_) => Err(ScheduleError::NoInterval),
         }
     }
 }
+
+#[cfg(all(test, feature = "test-util"))]
+mod cron_tests;

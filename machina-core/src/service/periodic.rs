@@ -1,5 +1,6 @@
-//! [`PeriodicService`]: a callback run every interval as a service
-//! (aiomisc `PeriodicService`), on the one [`Loop`] engine.
+//! [`PeriodicService`]: a callback run every interval, or at the times a
+//! cron pattern matches, as a service (aiomisc `PeriodicService` and
+//! `CronService`), on the one [`Loop`] engine.
 //!
 //! Runs never overlap: each waits for the previous one, then sleeps the
 //! interval (`Schedule::After`). A failing run is logged and the schedule
@@ -46,7 +47,7 @@ type Ignore = Arc<dyn Fn(&(dyn Error + 'static)) -> bool + Send + Sync>;
 /// ```
 pub struct PeriodicService {
     name: String,
-    interval: Duration,
+    schedule: Schedule,
     delay: Duration,
     callback: Callback,
     ignore: Vec<Ignore>,
@@ -70,9 +71,51 @@ impl PeriodicService {
         E: Into<BoxError>,
     {
         let interval = interval.into_interval()?;
-        Ok(PeriodicService {
+        Ok(PeriodicService::with_schedule(
+            name,
+            Schedule::After(interval),
+            callback,
+        ))
+    }
+
+    /// Runs `callback` at the calendar times the cron `pattern` matches in
+    /// time zone `zone` (aiomisc `CronService`); an invalid pattern or zone
+    /// is refused here, at registration.
+    ///
+    /// # Errors
+    /// [`ScheduleError::Cron`] for a bad pattern or zone.
+    pub fn cron<F, Fut, E>(
+        name: impl Into<String>,
+        pattern: &str,
+        zone: &str,
+        callback: F,
+    ) -> Result<Self, ScheduleError>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        Ok(PeriodicService::with_schedule(
+            name,
+            Schedule::cron(pattern, zone)?,
+            callback,
+        ))
+    }
+
+    /// Runs `callback` on any [`Schedule`].
+    pub fn with_schedule<F, Fut, E>(
+        name: impl Into<String>,
+        schedule: Schedule,
+        callback: F,
+    ) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        PeriodicService {
             name: name.into(),
-            interval,
+            schedule,
             delay: Duration::ZERO,
             callback: Arc::new(move || {
                 let run = callback();
@@ -80,7 +123,7 @@ impl PeriodicService {
             }),
             ignore: Vec::new(),
             running: Mutex::new(None),
-        })
+        }
     }
 
     /// Waits `delay` before the first run (aiomisc `delay`).
@@ -111,7 +154,7 @@ impl Service for PeriodicService {
                 self.name.clone(),
             );
             let delay = self.delay;
-            let lp = Loop::builder(ctx.runtime(), self.name.clone(), Schedule::After(self.interval))
+            let lp = Loop::builder(ctx.runtime(), self.name.clone(), self.schedule.clone())
                 .clear_handled()
                 .before_loop(move |lp: Loop| async move {
                     if !delay.is_zero() {
@@ -153,7 +196,7 @@ impl std::fmt::Debug for PeriodicService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PeriodicService")
             .field("name", &self.name)
-            .field("interval", &self.interval)
+            .field("schedule", &self.schedule)
             .field("delay", &self.delay)
             .finish_non_exhaustive()
     }
@@ -210,5 +253,43 @@ mod tests {
         mock.advance(Duration::from_secs(60)).unwrap();
         assert_eq!(starts.lock().unwrap().len(), after, "no run after stop");
         assert!(PeriodicService::new("bad", "1x", || async { Ok::<(), BoxError>(()) }).is_err());
+    }
+
+    #[test]
+    fn a_cron_service_runs_on_the_calendar_and_refuses_bad_specs() {
+        use std::time::SystemTime;
+        // 2026-01-01T00:00:10Z on the mock's calendar clock.
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_610);
+        let mock = MockRuntime::builder().start_time(start).build();
+        let rt = mock.runtime();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (log, clock) = (seen.clone(), rt.clone());
+        let service = PeriodicService::cron("report", "*/5 * * * *", "UTC", move || {
+            let (log, clock) = (log.clone(), clock.clone());
+            async move {
+                let at = clock.system_now().duration_since(start).unwrap();
+                log.lock().unwrap().push(at.as_secs());
+                Ok::<(), BoxError>(())
+            }
+        })
+        .unwrap();
+        let stack = Supervisor::builder(&rt)
+            .service("report", service, &[])
+            .build()
+            .unwrap();
+        mock.block_on(async { stack.start().await.unwrap() })
+            .unwrap();
+        mock.advance(Duration::from_secs(16 * 60)).unwrap();
+        // Whole five-minute marks after 00:00:10: 00:05, 00:10, 00:15.
+        assert_eq!(*seen.lock().unwrap(), [290, 590, 890]);
+        mock.block_on(async { stack.stop().await }).unwrap();
+        let err = PeriodicService::cron("bad", "* * *", "UTC", || async { Ok::<(), BoxError>(()) })
+            .unwrap_err();
+        assert!(matches!(err, ScheduleError::Cron(_)), "{err:?}");
+        let err = PeriodicService::cron("bad", "* * * * *", "Nowhere/Else", || async {
+            Ok::<(), BoxError>(())
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("Nowhere/Else"), "{err}");
     }
 }

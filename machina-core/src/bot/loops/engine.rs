@@ -125,12 +125,17 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
             Either::Right(_) => return Ok(LoopEnd::Cancelled),
         }
     }
-    let mut interval = match lp.schedule() {
+    let schedule = lp.schedule();
+    let cron = match &schedule {
+        Schedule::Cron(cron) => Some(cron.clone()),
+        _ => None,
+    };
+    let mut interval = match schedule {
         Schedule::FixedRate(period, missed) => Some(
             rt.interval(period, missed)
                 .map_err(|e| Arc::new(e) as SharedError)?,
         ),
-        Schedule::After(_) => None,
+        _ => None,
     };
     let mut due = rt.now();
     let mut sleeper: Option<Sleep> = None;
@@ -156,6 +161,16 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
         if !retry_now {
             let mut first_wait = true;
             loop {
+                // A calendar schedule: the next match, on the runtime's
+                // calendar clock; a pattern that never matches again ends
+                // the run.
+                if let Some(cron) = &cron {
+                    match cron.wait_from(&rt) {
+                        Some(wait) => due = rt.now() + wait,
+                        None => return Ok(LoopEnd::Completed),
+                    }
+                    lp.set_next_iteration(Some(due));
+                }
                 if !first_wait {
                     let next = interval.as_ref().map_or(due, |iv| iv.next_deadline());
                     lp.set_next_iteration(Some(next));

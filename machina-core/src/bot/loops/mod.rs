@@ -356,7 +356,7 @@ impl Loop {
 
     /// The schedule.
     pub fn schedule(&self) -> Schedule {
-        self.state().schedule
+        self.state().schedule.clone()
     }
 
     /// Changes the interval. It takes effect from the last iteration: with

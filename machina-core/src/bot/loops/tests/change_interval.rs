@@ -42,7 +42,7 @@ fn first_takes_five(n: u64) -> Duration {
 #[test]
 fn fixed_rate_change_during_the_sleep_counts_from_the_last_start() {
     let burst = fixed(secs(10), MissedTick::Burst);
-    let (starts, next) = change_at(burst, one_second, (3, secs(4)), 13);
+    let (starts, next) = change_at(burst.clone(), one_second, (3, secs(4)), 13);
     assert_eq!(
         next,
         Some(secs(4)),
@@ -115,7 +115,7 @@ fn invalid_intervals_are_refused_and_change_nothing() {
     let (mock, rt, t0) = setup();
     let rec = Recorder::new(&rt, t0);
     let schedule = fixed(secs(10), MissedTick::Burst);
-    let lp = Loop::builder(&rt, "strict", schedule).build(timed_body(&rec, one_second));
+    let lp = Loop::builder(&rt, "strict", schedule.clone()).build(timed_body(&rec, one_second));
     let run = lp.start().unwrap();
     advance_to(&mock, t0, secs(3));
 
@@ -185,7 +185,7 @@ fn delay_change_after_an_overrun_counts_from_the_late_start() {
     // set at 37 s must not bring the next run forward.
     let delay = fixed(secs(10), MissedTick::Delay);
     let work = |n: u64| if n == 1 { secs(25) } else { secs(0) };
-    let (starts, next) = change_at(delay, work, (37, secs(20)), 56);
+    let (starts, next) = change_at(delay.clone(), work, (37, secs(20)), 56);
     assert_eq!(next, Some(secs(55)), "35 s + 20 s");
     assert_eq!(starts, all_secs([0, 10, 35, 55]));
 

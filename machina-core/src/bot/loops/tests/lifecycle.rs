@@ -207,7 +207,8 @@ fn stop_during_a_body_lets_it_finish_and_starts_no_more() {
     for schedule in [after(secs(10)), fixed(secs(10), MissedTick::Burst)] {
         let (mock, rt, t0) = setup();
         let rec = Recorder::new(&rt, t0);
-        let lp = Loop::builder(&rt, "graceful", schedule).build(timed_body(&rec, |_| secs(5)));
+        let lp =
+            Loop::builder(&rt, "graceful", schedule.clone()).build(timed_body(&rec, |_| secs(5)));
         let run = lp.start().unwrap();
         advance_to(&mock, t0, secs(2));
         lp.stop();
@@ -243,7 +244,8 @@ fn stop_during_the_sleep_ends_at_once_without_another_run() {
     for schedule in [after(secs(10)), fixed(secs(10), MissedTick::Burst)] {
         let (mock, rt, t0) = setup();
         let rec = Recorder::new(&rt, t0);
-        let lp = Loop::builder(&rt, "graceful", schedule).build(timed_body(&rec, |_| secs(0)));
+        let lp =
+            Loop::builder(&rt, "graceful", schedule.clone()).build(timed_body(&rec, |_| secs(0)));
         let run = lp.start().unwrap();
         advance_to(&mock, t0, secs(13));
         lp.stop();
@@ -302,7 +304,7 @@ fn cancel_right_after_start_runs_no_body() {
         let (mock, rt, t0) = setup();
         let rec = Recorder::new(&rt, t0);
         let lp = rec
-            .hooks(Loop::builder(&rt, "early", schedule))
+            .hooks(Loop::builder(&rt, "early", schedule.clone()))
             .build(timed_body(&rec, |_| secs(1)));
         let run = lp.start().unwrap();
         lp.cancel();
@@ -325,7 +327,7 @@ fn stop_at_the_instant_an_iteration_is_due_starts_no_more_runs() {
     for schedule in [after(secs(10)), fixed(secs(10), MissedTick::Burst)] {
         let (mock, rt, t0) = setup();
         let rec = Recorder::new(&rt, t0);
-        let lp = Loop::builder(&rt, "tie", schedule).build(timed_body(&rec, |_| secs(0)));
+        let lp = Loop::builder(&rt, "tie", schedule.clone()).build(timed_body(&rec, |_| secs(0)));
         // A controller whose timer, registered first, fires first at 10 s.
         let (rt2, lp2, rec2) = (rt.clone(), lp.clone(), rec.clone());
         rt.spawn(async move {
@@ -379,7 +381,7 @@ fn cancel_during_the_sleep_ends_at_once() {
     for schedule in [after(secs(10)), fixed(secs(10), MissedTick::Burst)] {
         let (mock, rt, t0) = setup();
         let rec = Recorder::new(&rt, t0);
-        let lp = Loop::builder(&rt, "abort", schedule).build(timed_body(&rec, |_| secs(1)));
+        let lp = Loop::builder(&rt, "abort", schedule.clone()).build(timed_body(&rec, |_| secs(1)));
         let run = lp.start().unwrap();
         advance_to(&mock, t0, secs(4));
         lp.cancel();
