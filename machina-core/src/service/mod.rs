@@ -7,16 +7,18 @@
 //!   reverse order with timeouts, and a failing background task is
 //!   reported so the stack can be brought down.
 //! - [`Context`]: values shared under typed keys; `get` waits until set.
-//! - [`PeriodicService`]: a callback every interval, never overlapping.
-//!
-//! The entrypoint (signals, hooks, logging), restart policies, and the
-//! recurring and cron services are still to come.
+//! - [`PeriodicService`]: a callback every interval or at cron times,
+//!   never overlapping.
+//! - [`RecurringService`]: a callback whose waits an async strategy
+//!   chooses.
+//! - [`Entrypoint`]: hooks, plugins, signals, shutdown timeout, logging.
 
 mod context;
 mod entrypoint;
 #[cfg(feature = "logging")]
 mod logging;
 mod periodic;
+mod recurring;
 mod supervisor;
 
 pub use context::{Context, Key};
@@ -24,6 +26,7 @@ pub use entrypoint::{Entrypoint, EntrypointBuilder, FORCED_EXIT_CODE, Outcome, P
 #[cfg(feature = "logging")]
 pub use logging::{LogConfig, LogError, LogFormat, LogGuard};
 pub use periodic::PeriodicService;
+pub use recurring::{RecurringService, RecurringState, Strategy};
 pub use supervisor::{
     GraphError, RestartPolicy, Service, ServiceContext, ServiceFuture, StartError, StopReason,
     StopReport, Supervisor, SupervisorBuilder,
