@@ -36,6 +36,10 @@ pub enum CronError {
 
 /// A cron pattern in a time zone.
 ///
+/// A [`Loop`](crate::bot::Loop) on a cron schedule waits for the first match
+/// after its previous body ended: matches that passed while a body overran
+/// are skipped, never run in a burst.
+///
 /// # Examples
 ///
 /// ```

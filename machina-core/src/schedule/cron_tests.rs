@@ -127,3 +127,38 @@ fn bad_specs_are_refused_at_registration() {
         ScheduleError::NoInterval
     );
 }
+
+#[test]
+fn matches_missed_while_a_body_overran_are_skipped() {
+    let mock = MockRuntime::builder()
+        .start_time(at("2026-06-01T12:00:00Z"))
+        .build();
+    let rt = mock.runtime();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let lp = Loop::builder(&rt, "slow", Schedule::cron("*/5 * * * *", "UTC").unwrap())
+        .count(3)
+        .build(move |lp: Loop| {
+            let log = log.clone();
+            async move {
+                log.lock()
+                    .unwrap()
+                    .push(local(lp.runtime().system_now(), "UTC"));
+                lp.runtime().sleep(Duration::from_secs(7 * 60)).await; // overruns a slot
+            }
+        });
+    let end = mock
+        .block_on(lp.start().unwrap())
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(end, LoopEnd::Completed);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "2026-06-01 12:05 UTC",
+            "2026-06-01 12:15 UTC",
+            "2026-06-01 12:25 UTC"
+        ]
+    );
+}
