@@ -15,6 +15,7 @@ fn secs(n: u64) -> Duration {
 }
 
 type Log = Arc<Mutex<Vec<u64>>>;
+type RunFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;
 
 /// A callback that records its start (seconds since t0), takes `work`
 /// seconds and fails on the runs listed in `fail` (0-based).
@@ -22,10 +23,7 @@ fn recording(
     rt: &crate::rt::Runtime,
     work: u64,
     fail: &'static [u32],
-) -> (
-    Log,
-    impl Fn() -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync + 'static,
-) {
+) -> (Log, impl Fn() -> RunFuture + Send + Sync + 'static) {
     let log: Log = Arc::default();
     let (seen, clock, t0, n) = (
         log.clone(),
