@@ -22,9 +22,14 @@ fn local(time: SystemTime, zone: &str) -> String {
     zoned.strftime("%Y-%m-%d %H:%M %Z").to_string()
 }
 
-/// Runs a loop on `schedule` for `count` runs from `start`; returns the
-/// calendar time of each run.
+/// Runs a loop on `schedule` for `count` instant runs from `start`;
+/// returns the calendar time of each run.
 fn runs(start: &str, schedule: Schedule, count: u64) -> Vec<SystemTime> {
+    runs_taking(start, schedule, count, Duration::ZERO)
+}
+
+/// As [`runs`], each run taking `work` of virtual time.
+fn runs_taking(start: &str, schedule: Schedule, count: u64, work: Duration) -> Vec<SystemTime> {
     let mock = MockRuntime::builder().start_time(at(start)).build();
     let rt = mock.runtime();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -33,7 +38,10 @@ fn runs(start: &str, schedule: Schedule, count: u64) -> Vec<SystemTime> {
         .count(count)
         .build(move |lp: Loop| {
             let log = log.clone();
-            async move { log.lock().unwrap().push(lp.runtime().system_now()) }
+            async move {
+                log.lock().unwrap().push(lp.runtime().system_now());
+                lp.runtime().sleep(work).await;
+            }
         });
     let end = mock
         .block_on(lp.start().unwrap())
@@ -130,31 +138,17 @@ fn bad_specs_are_refused_at_registration() {
 
 #[test]
 fn matches_missed_while_a_body_overran_are_skipped() {
-    let mock = MockRuntime::builder()
-        .start_time(at("2026-06-01T12:00:00Z"))
-        .build();
-    let rt = mock.runtime();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    let lp = Loop::builder(&rt, "slow", Schedule::cron("*/5 * * * *", "UTC").unwrap())
-        .count(3)
-        .build(move |lp: Loop| {
-            let log = log.clone();
-            async move {
-                log.lock()
-                    .unwrap()
-                    .push(local(lp.runtime().system_now(), "UTC"));
-                lp.runtime().sleep(Duration::from_secs(7 * 60)).await; // overruns a slot
-            }
-        });
-    let end = mock
-        .block_on(lp.start().unwrap())
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(end, LoopEnd::Completed);
+    let schedule = Schedule::cron("*/5 * * * *", "UTC").unwrap();
+    // Each run takes 7 minutes, overrunning the next five-minute slot.
+    let times = runs_taking(
+        "2026-06-01T12:00:00Z",
+        schedule,
+        3,
+        Duration::from_secs(7 * 60),
+    );
+    let shown: Vec<_> = times.iter().map(|t| local(*t, "UTC")).collect();
     assert_eq!(
-        *seen.lock().unwrap(),
+        shown,
         [
             "2026-06-01 12:05 UTC",
             "2026-06-01 12:15 UTC",

@@ -132,17 +132,10 @@ fn failures_are_counted_so_the_strategy_can_back_off() {
 fn stop_ends_a_wait_at_once_and_lets_a_run_finish() {
     let mock = MockRuntime::new();
     let rt = mock.runtime();
-    let t0 = rt.now();
-    let (starts, callback) = recording(&rt, 8, &[]);
-    let service = RecurringService::new("slow", |_s| async { Strategy::Run(secs(10)) }, callback);
-    let stack = Supervisor::builder(&rt)
-        .service("slow", service, &[])
-        .build()
-        .unwrap();
-    mock.block_on(async { stack.start().await.unwrap() })
-        .unwrap();
 
     // During the wait before the second run (run 10..18, next at 28).
+    let t0 = rt.now();
+    let (starts, stack) = slow_every_ten(&mock);
     mock.advance(secs(20)).unwrap();
     let report = mock.block_on(async { stack.stop().await }).unwrap();
     assert_eq!(report.stopped, ["slow"]);
@@ -151,20 +144,27 @@ fn stop_ends_a_wait_at_once_and_lets_a_run_finish() {
     assert_eq!(*starts.lock().unwrap(), [10]);
 
     // During a run: stop waits until it finishes (started at 10, 8 s).
+    let t1 = rt.now();
+    let (starts, stack) = slow_every_ten(&mock);
+    mock.advance(secs(13)).unwrap();
+    mock.block_on(async { stack.stop().await }).unwrap();
+    assert_eq!(rt.now() - t1, secs(18), "the run in progress finished");
+    mock.advance(secs(100)).unwrap();
+    assert_eq!(starts.lock().unwrap().len(), 1);
+}
+
+/// A started stack with one service: every 10 s, a run of 8 s.
+fn slow_every_ten(mock: &MockRuntime) -> (Log, Supervisor) {
+    let rt = mock.runtime();
     let (starts, callback) = recording(&rt, 8, &[]);
     let service = RecurringService::new("slow", |_s| async { Strategy::Run(secs(10)) }, callback);
     let stack = Supervisor::builder(&rt)
         .service("slow", service, &[])
         .build()
         .unwrap();
-    let t1 = rt.now();
     mock.block_on(async { stack.start().await.unwrap() })
         .unwrap();
-    mock.advance(secs(13)).unwrap();
-    mock.block_on(async { stack.stop().await }).unwrap();
-    assert_eq!(rt.now() - t1, secs(18), "the run in progress finished");
-    mock.advance(secs(100)).unwrap();
-    assert_eq!(starts.lock().unwrap().len(), 1);
+    (starts, stack)
 }
 
 #[test]
