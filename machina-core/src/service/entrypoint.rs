@@ -207,7 +207,7 @@ impl EntrypointBuilder {
             .unwrap_or(self.shutdown_timeout);
         Ok(Entrypoint {
             runtime: self.runtime,
-            supervisor: self.supervisor.build()?,
+            supervisor: Arc::new(self.supervisor.build()?),
             names: self.names,
             hooks: self.hooks,
             shutdown_timeout: timeout,
@@ -232,7 +232,7 @@ impl fmt::Debug for EntrypointBuilder {
 /// A program's services, run around its main future; see the module docs.
 pub struct Entrypoint {
     runtime: Runtime,
-    supervisor: Supervisor,
+    supervisor: Arc<Supervisor>,
     names: Vec<String>,
     hooks: Hooks,
     shutdown_timeout: Duration,
@@ -257,8 +257,12 @@ impl Entrypoint {
         }
     }
 
-    /// The supervisor of the services (for its `Context`).
-    pub fn supervisor(&self) -> &Supervisor {
+    /// The supervisor of the services: its `Context`, and, cloned into the
+    /// main future, [`Supervisor::start_service`] /
+    /// [`Supervisor::stop_service`] while the program runs (aiomisc
+    /// `start_services` / `stop_services`); services added so are stopped
+    /// with the rest at shutdown.
+    pub fn supervisor(&self) -> &Arc<Supervisor> {
         &self.supervisor
     }
 

@@ -28,8 +28,8 @@ pub use logging::{LogConfig, LogError, LogFormat, LogGuard};
 pub use periodic::PeriodicService;
 pub use recurring::{RecurringService, RecurringState, Strategy};
 pub use supervisor::{
-    GraphError, RestartPolicy, Service, ServiceContext, ServiceFuture, StartError, StopReason,
-    StopReport, Supervisor, SupervisorBuilder,
+    ChangeError, GraphError, RestartPolicy, Service, ServiceContext, ServiceFuture, StartError,
+    StopReason, StopReport, Supervisor, SupervisorBuilder,
 };
 
 #[cfg(all(test, feature = "test-util"))]

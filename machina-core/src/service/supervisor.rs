@@ -12,8 +12,11 @@ use futures::StreamExt;
 use futures::channel::{mpsc, oneshot};
 
 use super::context::Context;
+
+mod dynamic;
 use crate::retry::BoxError;
 use crate::rt::{AbortHandle, JoinHandle, Runtime};
+pub use dynamic::ChangeError;
 
 /// What a service's `start` and `stop` return.
 pub type ServiceFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'static>>;
@@ -34,6 +37,9 @@ pub enum StopReason {
         /// The service the task belonged to.
         service: String,
     },
+    /// The service alone was stopped on a running stack
+    /// ([`Supervisor::stop_service`]).
+    Removed,
 }
 
 /// A long-running part of a program (facet's and aiomisc's services).
@@ -241,6 +247,7 @@ pub struct StopReport {
     pub timed_out: Vec<String>,
 }
 
+#[derive(Clone)]
 struct Entry {
     name: Arc<str>,
     service: Arc<dyn Service>,
@@ -363,7 +370,7 @@ impl SupervisorBuilder {
         let (failures_tx, failures_rx) = mpsc::unbounded();
         Ok(Supervisor {
             runtime: self.runtime,
-            entries: self.entries,
+            entries: Mutex::new(self.entries),
             stop_timeout: self.stop_timeout,
             context: self.context,
             running: Mutex::new(Vec::new()),
@@ -446,7 +453,8 @@ impl Launched {
 /// ```
 pub struct Supervisor {
     runtime: Runtime,
-    entries: Vec<Entry>,
+    /// Registered services; [`Supervisor::start_service`] adds to them.
+    entries: Mutex<Vec<Entry>>,
     stop_timeout: Duration,
     context: Context,
     /// Services that are ready, in the order they became ready.
@@ -477,6 +485,10 @@ impl Supervisor {
         &self.context
     }
 
+    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn running(&self) -> std::sync::MutexGuard<'_, Vec<Launched>> {
         self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -495,9 +507,9 @@ impl Supervisor {
     /// # Errors
     /// [`StartError`] as described.
     pub async fn start(&self) -> Result<(), StartError> {
-        let n = self.entries.len();
-        let position: HashMap<&str, usize> = self
-            .entries
+        let entries = self.entries().clone();
+        let n = entries.len();
+        let position: HashMap<&str, usize> = entries
             .iter()
             .enumerate()
             .map(|(i, e)| (&*e.name, i))
@@ -508,11 +520,11 @@ impl Supervisor {
         let (news_tx, mut news_rx) = mpsc::unbounded::<News>();
         let mut done = 0;
         while done < n {
-            for (i, entry) in self.entries.iter().enumerate() {
+            for (i, entry) in entries.iter().enumerate() {
                 let deps_ready = entry.deps.iter().all(|d| ready[position[d.as_str()]]);
                 if !launched[i] && deps_ready {
                     launched[i] = true;
-                    match self.launch(i, news_tx.clone()) {
+                    match self.launch(entry, i, news_tx.clone()) {
                         Ok(started) => {
                             starting.insert(i, started);
                         }
@@ -532,7 +544,7 @@ impl Supervisor {
                     }
                 }
                 Some(News::Failed(i, error)) => {
-                    let service = self.entries[i].name.to_string();
+                    let service = entries[i].name.to_string();
                     // The failed start has ended on its own; cancel the
                     // siblings still starting, then undo what started.
                     starting.remove(&i);
@@ -558,10 +570,14 @@ impl Supervisor {
     }
 
     /// Spawns the start of service `i`, reporting its readiness or failure.
-    fn launch(&self, i: usize, news: mpsc::UnboundedSender<News>) -> Result<Launched, BoxError> {
+    fn launch(
+        &self,
+        entry: &Entry,
+        i: usize,
+        news: mpsc::UnboundedSender<News>,
+    ) -> Result<Launched, BoxError> {
         use std::sync::atomic::{AtomicBool, Ordering};
 
-        let entry = &self.entries[i];
         let (ready_tx, ready_rx) = oneshot::channel();
         let tasks = Arc::new(Mutex::new(Vec::new()));
         let ctx = ServiceContext {
@@ -622,23 +638,29 @@ impl Supervisor {
         loop {
             let next = self.running().pop();
             let Some(started) = next else { break };
-            let limit = started
-                .service
-                .graceful_shutdown_timeout()
-                .unwrap_or(self.stop_timeout);
-            let stopping = started.service.clone().stop(reason.clone());
-            match self.runtime.timeout(limit, stopping).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => report.errors.push((started.name.to_string(), error)),
-                Err(_) => {
-                    tracing::warn!(service = %started.name, ?limit, "service did not stop in time");
-                    report.timed_out.push(started.name.to_string());
-                }
-            }
-            report.stopped.push(started.name.to_string());
-            started.cancel().await;
+            self.stop_one(started, reason.clone(), &mut report).await;
         }
         report
+    }
+
+    /// Stops one started service: its `stop` bounded by its timeout, then
+    /// its background work; the outcome goes into `report`.
+    async fn stop_one(&self, started: Launched, reason: StopReason, report: &mut StopReport) {
+        let limit = started
+            .service
+            .graceful_shutdown_timeout()
+            .unwrap_or(self.stop_timeout);
+        let stopping = started.service.clone().stop(reason);
+        match self.runtime.timeout(limit, stopping).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => report.errors.push((started.name.to_string(), error)),
+            Err(_) => {
+                tracing::warn!(service = %started.name, ?limit, "service did not stop in time");
+                report.timed_out.push(started.name.to_string());
+            }
+        }
+        report.stopped.push(started.name.to_string());
+        started.cancel().await;
     }
 
     /// Waits until a service's background work fails; returns which and
@@ -656,7 +678,11 @@ impl fmt::Debug for Supervisor {
         f.debug_struct("Supervisor")
             .field(
                 "services",
-                &self.entries.iter().map(|e| &*e.name).collect::<Vec<_>>(),
+                &self
+                    .entries()
+                    .iter()
+                    .map(|e| e.name.to_string())
+                    .collect::<Vec<_>>(),
             )
             .field("started", &self.started())
             .finish_non_exhaustive()

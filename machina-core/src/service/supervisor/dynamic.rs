@@ -1,0 +1,187 @@
+//! Changing a running stack (aiomisc `start_services` / `stop_services`):
+//! [`Supervisor::start_service`] adds and starts one service whose
+//! dependencies are running; [`Supervisor::stop_service`] stops one that
+//! no running service depends on.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::channel::mpsc;
+
+use super::{Entry, GraphError, News, Service, StartError, StopReason, StopReport, Supervisor};
+use crate::retry::BoxError;
+
+/// Why a service could not be added to or removed from a running stack.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChangeError {
+    /// The name is taken, or a dependency is not registered.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A dependency is registered but not running.
+    #[error("service {service:?} depends on {dependency:?}, which is not running")]
+    DependencyNotRunning {
+        /// The service being added.
+        service: String,
+        /// The dependency that is not running.
+        dependency: String,
+    },
+    /// The service's start failed; nothing else was touched.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// No running service has this name.
+    #[error("no running service is named {0:?}")]
+    NotRunning(String),
+    /// Running services still depend on it; stop them first.
+    #[error("service {service:?} is still needed by {dependents:?}; stop those first")]
+    Needed {
+        /// The service asked to stop.
+        service: String,
+        /// The running services that depend on it.
+        dependents: Vec<String>,
+    },
+}
+
+impl Supervisor {
+    /// Adds `service` under `name` to the running stack and starts it once
+    /// its dependencies (which must be running) are; returns when it is
+    /// ready. A failed start leaves the stack as it was.
+    ///
+    /// # Errors
+    /// [`ChangeError::Graph`] for a taken name or an unknown dependency,
+    /// [`ChangeError::DependencyNotRunning`], or [`ChangeError::Start`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::service::{Service, ServiceContext, ServiceFuture, Supervisor};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::sync::Arc;
+    ///
+    /// struct Noop;
+    /// impl Service for Noop {
+    ///     fn start(self: Arc<Self>, _ctx: ServiceContext) -> ServiceFuture {
+    ///         Box::pin(async { Ok(()) })
+    ///     }
+    /// }
+    /// let mock = MockRuntime::new();
+    /// let stack = Supervisor::builder(&mock.runtime()).service("db", Noop, &[]).build().unwrap();
+    /// mock.block_on(async {
+    ///     stack.start().await.unwrap();
+    ///     stack.start_service("cache", Noop, &["db"]).await.unwrap();
+    ///     assert_eq!(stack.started(), ["db", "cache"]);
+    ///     stack.stop_service("cache").await.unwrap();
+    ///     assert_eq!(stack.started(), ["db"]);
+    ///     stack.stop().await;
+    /// }).unwrap();
+    /// ```
+    pub async fn start_service(
+        &self,
+        name: &str,
+        service: impl Service,
+        depends_on: &[&str],
+    ) -> Result<(), ChangeError> {
+        let entry = {
+            let mut entries = self.entries();
+            if entries.iter().any(|e| &*e.name == name) {
+                return Err(GraphError::Duplicate(name.to_string()).into());
+            }
+            let running = self.started();
+            for dep in depends_on {
+                if !entries.iter().any(|e| &*e.name == *dep) {
+                    return Err(GraphError::UnknownDependency {
+                        service: name.to_string(),
+                        missing: dep.to_string(),
+                    }
+                    .into());
+                }
+                if !running.iter().any(|r| r == dep) {
+                    return Err(ChangeError::DependencyNotRunning {
+                        service: name.to_string(),
+                        dependency: dep.to_string(),
+                    });
+                }
+            }
+            let entry = Entry {
+                name: Arc::from(name),
+                service: Arc::new(service),
+                deps: depends_on.iter().map(|d| d.to_string()).collect(),
+            };
+            entries.push(entry.clone());
+            entry
+        };
+        let (news_tx, mut news_rx) = mpsc::unbounded();
+        let failed = |error: BoxError| StartError {
+            service: name.to_string(),
+            error,
+            rolled_back: Vec::new(),
+            stop_report: StopReport::default(),
+        };
+        let launched = match self.launch(&entry, 0, news_tx) {
+            Ok(launched) => launched,
+            Err(error) => {
+                self.forget(name);
+                return Err(failed(error).into());
+            }
+        };
+        match news_rx.next().await {
+            Some(News::Ready(_)) => {
+                self.running().push(launched);
+                Ok(())
+            }
+            Some(News::Failed(_, error)) => {
+                launched.cancel().await;
+                self.forget(name);
+                Err(failed(error).into())
+            }
+            None => {
+                launched.cancel().await;
+                self.forget(name);
+                Err(failed("the start ended without saying ready or failed".into()).into())
+            }
+        }
+    }
+
+    /// Stops the running service `name` (its `stop` with
+    /// [`StopReason::Removed`], bounded by its timeout, then its background
+    /// work) and removes it, so it may be started again later.
+    ///
+    /// # Errors
+    /// [`ChangeError::NotRunning`] for an unknown or stopped name, and
+    /// [`ChangeError::Needed`] while running services depend on it.
+    pub async fn stop_service(&self, name: &str) -> Result<StopReport, ChangeError> {
+        let started = {
+            let entries = self.entries();
+            let mut running = self.running();
+            let Some(position) = running.iter().position(|s| &*s.name == name) else {
+                return Err(ChangeError::NotRunning(name.to_string()));
+            };
+            let dependents: Vec<String> = running
+                .iter()
+                .filter(|s| {
+                    entries
+                        .iter()
+                        .any(|e| e.name == s.name && e.deps.iter().any(|d| d == name))
+                })
+                .map(|s| s.name.to_string())
+                .collect();
+            if !dependents.is_empty() {
+                return Err(ChangeError::Needed {
+                    service: name.to_string(),
+                    dependents,
+                });
+            }
+            running.remove(position)
+        };
+        let mut report = StopReport::default();
+        self.stop_one(started, StopReason::Removed, &mut report)
+            .await;
+        self.forget(name);
+        Ok(report)
+    }
+
+    /// Removes `name` from the registered services.
+    fn forget(&self, name: &str) {
+        self.entries().retain(|e| &*e.name != name);
+    }
+}
