@@ -28,7 +28,7 @@ pub enum ChangeError {
     },
     /// The service's start failed; nothing else was touched.
     #[error(transparent)]
-    Start(#[from] StartError),
+    Start(#[from] Box<StartError>),
     /// No running service has this name.
     #[error("no running service is named {0:?}")]
     NotRunning(String),
@@ -111,11 +111,13 @@ impl Supervisor {
             entry
         };
         let (news_tx, mut news_rx) = mpsc::unbounded();
-        let failed = |error: BoxError| StartError {
-            service: name.to_string(),
-            error,
-            rolled_back: Vec::new(),
-            stop_report: StopReport::default(),
+        let failed = |error: BoxError| {
+            Box::new(StartError {
+                service: name.to_string(),
+                error,
+                rolled_back: Vec::new(),
+                stop_report: StopReport::default(),
+            })
         };
         let launched = match self.launch(&entry, 0, news_tx) {
             Ok(launched) => launched,
