@@ -164,6 +164,22 @@ async fn run(
         tracing::info!("reporter tick");
         Ok::<(), BoxError>(())
     })?;
+    // A cron job on whole seconds, in calendar time.
+    let clock_rt = rt.clone();
+    let clock = PeriodicService::cron("clock", "* * * * * *", "UTC", move || {
+        let now = clock_rt.system_now();
+        async move {
+            let since_epoch = now
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            println!(
+                "clock: {}.{:03}",
+                since_epoch.as_secs(),
+                since_epoch.subsec_millis()
+            );
+            Ok::<(), BoxError>(())
+        }
+    })?;
     // Logs go to standard error; MACHINA_LOG_LEVEL and MACHINA_LOG_FORMAT
     // (plain, color, json) adjust them.
     let entrypoint = entry
@@ -172,6 +188,7 @@ async fn run(
         .service("db", Database(rt.clone()), &[])
         .service("cache", Cache, &["db"])
         .service("reporter", reporter, &[])
+        .service("clock", clock, &[])
         .service(
             "worker",
             Worker {

@@ -109,6 +109,29 @@ fn a_second_signal_forces_the_exit_at_once(runtime: &str) {
     );
 }
 
+fn the_cron_job_fires_on_whole_seconds(runtime: &str) {
+    let output = Command::new(env!("CARGO_BIN_EXE_service_stack"))
+        .args(["--runtime", runtime, "--for", "2100"])
+        .output()
+        .expect("service_stack runs");
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let ticks: Vec<(u64, u32)> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("clock: "))
+        .map(|t| {
+            let (secs, millis) = t.split_once('.').expect("secs.millis");
+            (secs.parse().unwrap(), millis.parse().unwrap())
+        })
+        .collect();
+    assert!(ticks.len() >= 2, "{stdout}");
+    for pair in ticks.windows(2) {
+        assert_eq!(pair[1].0, pair[0].0 + 1, "one run per second: {ticks:?}");
+    }
+    // Runs start at whole seconds (a generous margin for a loaded machine).
+    assert!(ticks.iter().all(|&(_, ms)| ms < 500), "{ticks:?}");
+}
+
 macro_rules! on_each_adapter {
     ($($test:ident),*) => {$(
         mod $test {
@@ -133,7 +156,8 @@ macro_rules! on_each_adapter {
 on_each_adapter!(
     sigterm_stops_the_services_in_reverse_order_and_exits_0,
     a_stop_past_the_shutdown_timeout_forces_exit_code_70,
-    a_second_signal_forces_the_exit_at_once
+    a_second_signal_forces_the_exit_at_once,
+    the_cron_job_fires_on_whole_seconds
 );
 
 /// Logging follows MACHINA_LOG_FORMAT; a bad format is refused before

@@ -28,7 +28,9 @@ use std::time::Duration;
 use futures::future::{Either, select};
 use futures::{Stream, StreamExt};
 
-use super::supervisor::{GraphError, Service, StopReport, Supervisor, SupervisorBuilder};
+use super::supervisor::{
+    ChangeError, GraphError, Service, StopReport, Supervisor, SupervisorBuilder,
+};
 use crate::rt::Runtime;
 
 /// The exit code after a forced shutdown.
@@ -209,7 +211,7 @@ impl EntrypointBuilder {
             runtime: self.runtime,
             supervisor: Arc::new(self.supervisor.build()?),
             names: self.names,
-            hooks: self.hooks,
+            hooks: Arc::new(self.hooks),
             shutdown_timeout: timeout,
             signals: self
                 .signals
@@ -234,7 +236,7 @@ pub struct Entrypoint {
     runtime: Runtime,
     supervisor: Arc<Supervisor>,
     names: Vec<String>,
-    hooks: Hooks,
+    hooks: Arc<Hooks>,
     shutdown_timeout: Duration,
     signals: Signals,
     #[cfg(feature = "logging")]
@@ -264,6 +266,16 @@ impl Entrypoint {
     /// with the rest at shutdown.
     pub fn supervisor(&self) -> &Arc<Supervisor> {
         &self.supervisor
+    }
+
+    /// A handle for the main future that starts and stops single services
+    /// while the program runs, firing this entrypoint's hooks around each
+    /// change (aiomisc `start_services` / `stop_services`).
+    pub fn services(&self) -> ServiceControl {
+        ServiceControl {
+            supervisor: self.supervisor.clone(),
+            hooks: self.hooks.clone(),
+        }
     }
 
     /// Runs until a shutdown signal, then stops the services.
@@ -356,6 +368,58 @@ impl fmt::Debug for Entrypoint {
         f.debug_struct("Entrypoint")
             .field("services", &self.names)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts and stops services on a running entrypoint, with its hooks:
+/// `pre_start` and `post_start` around a start (`post_start` only if it
+/// succeeded), `pre_stop` and `post_stop` around a stop (neither if the
+/// stop is refused). From [`Entrypoint::services`].
+#[derive(Clone)]
+pub struct ServiceControl {
+    supervisor: Arc<Supervisor>,
+    hooks: Arc<Hooks>,
+}
+
+impl ServiceControl {
+    /// See [`Supervisor::start_service`]; the hooks receive `[name]`.
+    ///
+    /// # Errors
+    /// As [`Supervisor::start_service`].
+    pub async fn start_service(
+        &self,
+        name: &str,
+        service: impl Service,
+        depends_on: &[&str],
+    ) -> Result<(), ChangeError> {
+        let names = [name.to_string()];
+        run_hooks(&self.hooks.pre_start, &names).await;
+        self.supervisor
+            .start_service(name, service, depends_on)
+            .await?;
+        run_hooks(&self.hooks.post_start, &names).await;
+        Ok(())
+    }
+
+    /// See [`Supervisor::stop_service`]; `pre_stop` receives `[name]`,
+    /// `post_stop` what was stopped.
+    ///
+    /// # Errors
+    /// As [`Supervisor::stop_service`].
+    pub async fn stop_service(&self, name: &str) -> Result<StopReport, ChangeError> {
+        self.supervisor.check_stoppable(name)?;
+        run_hooks(&self.hooks.pre_stop, &[name.to_string()]).await;
+        let report = self.supervisor.stop_service(name).await?;
+        run_hooks(&self.hooks.post_stop, &report.stopped).await;
+        Ok(report)
+    }
+}
+
+impl std::fmt::Debug for ServiceControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceControl")
+            .field("supervisor", &self.supervisor)
             .finish_non_exhaustive()
     }
 }

@@ -22,7 +22,9 @@ mod recurring;
 mod supervisor;
 
 pub use context::{Context, Key};
-pub use entrypoint::{Entrypoint, EntrypointBuilder, FORCED_EXIT_CODE, Outcome, Plugin, Signals};
+pub use entrypoint::{
+    Entrypoint, EntrypointBuilder, FORCED_EXIT_CODE, Outcome, Plugin, ServiceControl, Signals,
+};
 #[cfg(feature = "logging")]
 pub use logging::{LogConfig, LogError, LogFormat, LogGuard};
 pub use periodic::PeriodicService;

@@ -394,7 +394,7 @@ mod entrypoint {
 
     use super::*;
 
-    fn hooks(builder: EntrypointBuilder, log: &Log) -> EntrypointBuilder {
+    pub(super) fn hooks(builder: EntrypointBuilder, log: &Log) -> EntrypointBuilder {
         let (a, b, c, d) = (log.clone(), log.clone(), log.clone(), log.clone());
         builder
             .pre_start(move |s| {
@@ -893,5 +893,65 @@ mod dynamic {
             .filter(|e| e.starts_with("stopped"))
             .collect();
         assert_eq!(stops, ["stopped worker", "stopped db"]);
+    }
+
+    #[test]
+    fn changes_through_the_entrypoint_fire_its_hooks() {
+        let mock = MockRuntime::new();
+        let rt = mock.runtime();
+        let log = Log::default();
+        let ep = super::entrypoint::hooks(Entrypoint::builder(&rt), &log)
+            .service("db", Scripted::new("db", &rt, &log), &[])
+            .build()
+            .unwrap();
+        let services = ep.services();
+        let (rt2, log2) = (rt.clone(), log.clone());
+        let outcome = mock
+            .block_on(ep.run(async move {
+                let mark = |what: &str| log2.lock().unwrap().push(what.to_owned());
+                mark("-- main");
+                let cache = Scripted::new("cache", &rt2, &log2);
+                services
+                    .start_service("cache", cache, &["db"])
+                    .await
+                    .unwrap();
+                mark("-- refused");
+                assert!(services.stop_service("db").await.is_err());
+                assert!(services.stop_service("nope").await.is_err());
+                let broken = Scripted {
+                    fail_start: true,
+                    ..Scripted::new("broken", &rt2, &log2)
+                };
+                assert!(services.start_service("broken", broken, &[]).await.is_err());
+                mark("-- stop");
+                services.stop_service("cache").await.unwrap();
+                mark("-- end");
+            }))
+            .unwrap();
+        assert_eq!(outcome.exit_code, 0);
+        let seen = entries(&log);
+        let main = seen.iter().position(|l| l == "-- main").unwrap();
+        assert_eq!(
+            seen[main..],
+            [
+                "-- main",
+                "pre_start [\"cache\"]",
+                "starting cache",
+                "ready cache",
+                "post_start [\"cache\"]",
+                "-- refused",
+                "pre_start [\"broken\"]",
+                "starting broken",
+                "failed broken",
+                "-- stop",
+                "pre_stop [\"cache\"]",
+                "stopped cache",
+                "post_stop [\"cache\"]",
+                "-- end",
+                "pre_stop [\"db\"]",
+                "stopped db",
+                "post_stop [\"db\"]",
+            ]
+        );
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::channel::mpsc;
 
-use super::{Entry, GraphError, News, Service, StartError, StopReason, StopReport, Supervisor};
+use super::{
+    Entry, GraphError, Launched, News, Service, StartError, StopReason, StopReport, Supervisor,
+};
 use crate::retry::BoxError;
 
 /// Why a service could not be added to or removed from a running stack.
@@ -155,24 +157,7 @@ impl Supervisor {
         let started = {
             let entries = self.entries();
             let mut running = self.running();
-            let Some(position) = running.iter().position(|s| &*s.name == name) else {
-                return Err(ChangeError::NotRunning(name.to_string()));
-            };
-            let dependents: Vec<String> = running
-                .iter()
-                .filter(|s| {
-                    entries
-                        .iter()
-                        .any(|e| e.name == s.name && e.deps.iter().any(|d| d == name))
-                })
-                .map(|s| s.name.to_string())
-                .collect();
-            if !dependents.is_empty() {
-                return Err(ChangeError::Needed {
-                    service: name.to_string(),
-                    dependents,
-                });
-            }
+            let position = Self::stoppable(&entries, &running, name)?;
             running.remove(position)
         };
         let mut report = StopReport::default();
@@ -180,6 +165,45 @@ impl Supervisor {
             .await;
         self.forget(name);
         Ok(report)
+    }
+
+    /// Whether [`Supervisor::stop_service`] would accept `name` now.
+    ///
+    /// # Errors
+    /// As [`Supervisor::stop_service`].
+    pub fn check_stoppable(&self, name: &str) -> Result<(), ChangeError> {
+        let entries = self.entries();
+        let running = self.running();
+        Self::stoppable(&entries, &running, name).map(|_| ())
+    }
+
+    /// The position of `name` among the running services, if it runs and
+    /// no running service depends on it.
+    fn stoppable(
+        entries: &[Entry],
+        running: &[Launched],
+        name: &str,
+    ) -> Result<usize, ChangeError> {
+        let Some(position) = running.iter().position(|s| &*s.name == name) else {
+            return Err(ChangeError::NotRunning(name.to_string()));
+        };
+        let dependents: Vec<String> = running
+            .iter()
+            .filter(|s| {
+                entries
+                    .iter()
+                    .any(|e| e.name == s.name && e.deps.iter().any(|d| d == name))
+            })
+            .map(|s| s.name.to_string())
+            .collect();
+        if dependents.is_empty() {
+            Ok(position)
+        } else {
+            Err(ChangeError::Needed {
+                service: name.to_string(),
+                dependents,
+            })
+        }
     }
 
     /// Removes `name` from the registered services.
