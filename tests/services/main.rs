@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use machina_core::rt::Runtime;
-use machina_core::service::{Key, Service, ServiceContext, ServiceFuture, StopReason, Supervisor};
+use machina_core::service::{
+    Entrypoint, Key, Service, ServiceContext, ServiceFuture, StopReason, Supervisor,
+};
 use support::{Env, Log, entries, log, push};
 
 const PORT: Key<u16> = Key::new("port");
@@ -98,5 +100,30 @@ cross_runtime! {
         assert_eq!(err.service, "api");
         assert_eq!(err.rolled_back, ["db"]);
         assert_eq!(entries(&events), ["ready db", "stop db"]);
+    }
+
+    /// aiomisc's `run(main, *services)`: services up, main, services down.
+    async fn run_starts_the_services_around_main(rt: Runtime, _env: Env) {
+        let events = log();
+        let services: Vec<(&str, Arc<dyn Service>)> = vec![
+            ("db", Arc::new(step("db", &rt, &events, 0))),
+            ("cache", Arc::new(Step { resident: true, ..step("cache", &rt, &events, 5) })),
+        ];
+        let main_log = events.clone();
+        let outcome = machina_core::service::run(Entrypoint::builder(&rt), services, async move {
+            push(&main_log, "main".to_owned());
+            7
+        })
+        .await
+        .unwrap();
+        assert_eq!((outcome.value, outcome.exit_code), (Some(7), 0));
+        assert_eq!(entries(&events), ["ready db", "ready cache", "main", "stop cache", "stop db"]);
+
+        let twice: Vec<(&str, Arc<dyn Service>)> = vec![
+            ("db", Arc::new(step("db", &rt, &events, 0))),
+            ("db", Arc::new(step("db", &rt, &events, 0))),
+        ];
+        let err = machina_core::service::run(Entrypoint::builder(&rt), twice, async {}).await.unwrap_err();
+        assert!(err.to_string().contains("duplicate service name \"db\""), "{err}");
     }
 }

@@ -423,3 +423,40 @@ impl std::fmt::Debug for ServiceControl {
             .finish_non_exhaustive()
     }
 }
+
+/// aiomisc's `run(main, *services)`: starts `services` (together, no
+/// dependencies between them) on `entry`, runs `main`, then stops them in
+/// reverse; `entry`'s signals, hooks and shutdown timeout apply.
+///
+/// # Errors
+/// [`GraphError::Duplicate`] when two services share a name.
+///
+/// # Examples
+///
+/// ```
+/// use machina_core::service::{self, Entrypoint, Service, ServiceContext, ServiceFuture};
+/// use machina_core::testing::MockRuntime;
+/// use std::sync::Arc;
+///
+/// struct Noop;
+/// impl Service for Noop {
+///     fn start(self: Arc<Self>, _ctx: ServiceContext) -> ServiceFuture {
+///         Box::pin(async { Ok(()) })
+///     }
+/// }
+/// let mock = MockRuntime::new();
+/// let entry = Entrypoint::builder(&mock.runtime());
+/// let services: Vec<(&str, Arc<dyn Service>)> = vec![("a", Arc::new(Noop)), ("b", Arc::new(Noop))];
+/// let outcome = mock.block_on(service::run(entry, services, async { 42 })).unwrap().unwrap();
+/// assert_eq!((outcome.value, outcome.exit_code), (Some(42), 0));
+/// ```
+pub async fn run<F: Future>(
+    entry: EntrypointBuilder,
+    services: Vec<(&str, Arc<dyn Service>)>,
+    main: F,
+) -> Result<Outcome<F::Output>, GraphError> {
+    let entry = services.into_iter().fold(entry, |entry, (name, service)| {
+        entry.service(name, service, &[])
+    });
+    Ok(entry.build()?.run(main).await)
+}

@@ -23,7 +23,7 @@ mod supervisor;
 
 pub use context::{Context, Key};
 pub use entrypoint::{
-    Entrypoint, EntrypointBuilder, FORCED_EXIT_CODE, Outcome, Plugin, ServiceControl, Signals,
+    Entrypoint, EntrypointBuilder, FORCED_EXIT_CODE, Outcome, Plugin, ServiceControl, Signals, run,
 };
 #[cfg(feature = "logging")]
 pub use logging::{LogConfig, LogError, LogFormat, LogGuard};

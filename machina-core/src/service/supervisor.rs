@@ -66,6 +66,22 @@ pub trait Service: Send + Sync + 'static {
     }
 }
 
+/// A shared service is a service: lists such as
+/// [`SupervisorBuilder::stages`] and [`run`](super::run) hold them.
+impl Service for Arc<dyn Service> {
+    fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
+        <dyn Service as Service>::start(Arc::clone(&*self), ctx)
+    }
+
+    fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
+        <dyn Service as Service>::stop(Arc::clone(&*self), reason)
+    }
+
+    fn graceful_shutdown_timeout(&self) -> Option<Duration> {
+        (**self).graceful_shutdown_timeout()
+    }
+}
+
 /// What a background task of a service does when it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
