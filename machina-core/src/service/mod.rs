@@ -5,13 +5,15 @@
 //! - [`Supervisor`]: a dependency graph of services — independent ones
 //!   start in parallel, a failed start is rolled back, everything stops in
 //!   reverse order with timeouts, and a failing background task is
-//!   reported so the stack can be brought down.
+//!   reported so the stack can be brought down; services can be added
+//!   and removed while it runs (`start_service`, `stop_service`).
 //! - [`Context`]: values shared under typed keys; `get` waits until set.
 //! - [`PeriodicService`]: a callback every interval or at cron times,
 //!   never overlapping.
 //! - [`RecurringService`]: a callback whose waits an async strategy
 //!   chooses.
-//! - [`Entrypoint`]: hooks, plugins, signals, shutdown timeout, logging.
+//! - [`Entrypoint`]: hooks, plugins, signals, shutdown timeout, logging;
+//!   [`ServiceControl`] for changes with hooks; the [`run`] shorthand.
 
 mod context;
 mod entrypoint;
