@@ -219,54 +219,37 @@ where
 /// ```
 #[macro_export]
 macro_rules! cross_runtime {
-    ($(
-        $(#[doc = $doc:literal])*
-        async fn $name:ident($rt:ident : Runtime, $env:ident : Env) $body:block
-    )*) => {$(
-        $(#[doc = $doc])*
-        mod $name {
-            #[allow(unused_imports, reason = "bodies use what they need")]
-            use super::*;
-
-            #[allow(unused_variables, reason = "not every body needs its Env")]
-            async fn body($rt: Runtime, $env: Env) $body
-
-            #[test]
-            fn mock() {
-                $crate::support::run_mock(body);
-            }
-
-            #[test]
-            fn tokio_mt() {
-                $crate::support::run_tokio_mt(body);
-            }
-
-            #[test]
-            fn tokio_ct() {
-                $crate::support::run_tokio_ct(body);
-            }
-
-            #[test]
-            fn smol() {
-                $crate::support::run_smol(body);
-            }
-
-            #[test]
-            fn async_std() {
-                $crate::support::run_async_std(body);
-            }
+    ($($items:tt)*) => {
+        $crate::runtime_tests! {
+            [mock => run_mock, tokio_mt => run_tokio_mt, tokio_ct => run_tokio_ct,
+             smol => run_smol, async_std => run_async_std]
+            $($items)*
         }
-    )*};
+    };
 }
 
 /// Like [`cross_runtime!`], for bodies that wait on real threads, which the
 /// mock runtime cannot see finish: only the real runtimes.
 #[macro_export]
 macro_rules! real_runtimes {
-    ($(
+    ($($items:tt)*) => {
+        $crate::runtime_tests! {
+            [tokio_mt => run_tokio_mt, tokio_ct => run_tokio_ct,
+             smol => run_smol, async_std => run_async_std]
+            $($items)*
+        }
+    };
+}
+
+/// One module per body, with one `#[test]` per listed runtime, each
+/// running the body through its `support::run_*` function.
+#[macro_export]
+macro_rules! runtime_tests {
+    (
+        @module [$($test:ident => $runner:ident),*]
         $(#[doc = $doc:literal])*
-        async fn $name:ident($rt:ident : Runtime, $env:ident : Env) $body:block
-    )*) => {$(
+        $name:ident($rt:ident, $env:ident) $body:block
+    ) => {
         $(#[doc = $doc])*
         mod $name {
             #[allow(unused_imports, reason = "bodies use what they need")]
@@ -275,25 +258,25 @@ macro_rules! real_runtimes {
             #[allow(unused_variables, reason = "not every body needs its Env")]
             async fn body($rt: Runtime, $env: Env) $body
 
-            #[test]
-            fn tokio_mt() {
-                $crate::support::run_tokio_mt(body);
-            }
-
-            #[test]
-            fn tokio_ct() {
-                $crate::support::run_tokio_ct(body);
-            }
-
-            #[test]
-            fn smol() {
-                $crate::support::run_smol(body);
-            }
-
-            #[test]
-            fn async_std() {
-                $crate::support::run_async_std(body);
-            }
+            $(
+                #[test]
+                fn $test() {
+                    $crate::support::$runner(body);
+                }
+            )*
+        }
+    };
+    (
+        $runners:tt
+        $(
+            $(#[doc = $doc:literal])*
+            async fn $name:ident($rt:ident : Runtime, $env:ident : Env) $body:block
+        )*
+    ) => {$(
+        $crate::runtime_tests! {
+            @module $runners
+            $(#[doc = $doc])*
+            $name($rt, $env) $body
         }
     )*};
 }
