@@ -181,7 +181,8 @@ async fn run(
         }
     })?;
     // Logs go to standard error; MACHINA_LOG_LEVEL and MACHINA_LOG_FORMAT
-    // (plain, color, json) adjust them.
+    // (plain, color, json; journald when built with `--features journald`)
+    // adjust them.
     let entrypoint = entry
         .logging(LogConfig::new())?
         .shutdown_timeout(Duration::from_secs(2))

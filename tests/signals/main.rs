@@ -6,6 +6,9 @@
 
 #![cfg(unix)]
 
+#[cfg(all(target_os = "linux", feature = "journald"))]
+mod journald;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;

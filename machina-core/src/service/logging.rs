@@ -4,9 +4,17 @@
 //!
 //! Configured from the builder and, over it, from the environment:
 //! `MACHINA_LOG_LEVEL` (a `tracing` filter such as `info` or
-//! `machina_core=debug,warn`) and `MACHINA_LOG_FORMAT` (`plain`, `color`
-//! or `json`). Nothing is installed when the application has set up
-//! `tracing` itself.
+//! `machina_core=debug,warn`) and `MACHINA_LOG_FORMAT` (`plain`, `color`,
+//! `json`, or `journald` with feature `journald`). Nothing is installed
+//! when the application has set up `tracing` itself.
+//!
+//! `journald` sends each event to the systemd journal's native socket
+//! (`/run/systemd/journal/socket`) with `tracing-journald`, keeping its
+//! fields; levels map to priorities ERROR 3, WARN 4, INFO 5, DEBUG 6,
+//! TRACE 7. The socket is checked when the configuration is resolved, so a
+//! program asked to log to a journal that is not there stops with
+//! [`LogError::Journald`] before anything starts, instead of logging
+//! nowhere.
 
 use std::fmt;
 
@@ -22,6 +30,8 @@ pub enum LogFormat {
     Color,
     /// One JSON object per line.
     Json,
+    /// The systemd journal (feature `journald`; see the module docs).
+    Journald,
 }
 
 /// A logging configuration that cannot be used.
@@ -29,8 +39,21 @@ pub enum LogFormat {
 #[non_exhaustive]
 pub enum LogError {
     /// An unknown format name.
-    #[error("unknown log format {0:?}; use plain, color or json")]
+    #[error("unknown log format {0:?}; use plain, color, json or journald")]
     Format(String),
+    /// `journald` was asked for, but Machina was built without its
+    /// `journald` feature.
+    #[error("log format journald needs Machina's `journald` feature")]
+    JournaldNotBuilt,
+    /// `journald` was asked for, but the journal's socket cannot be reached.
+    #[error(
+        "cannot reach the systemd journal at /run/systemd/journal/socket: {reason}; \
+         run under systemd or choose another log format"
+    )]
+    Journald {
+        /// The operating system's error.
+        reason: String,
+    },
     /// A level or filter `tracing` cannot parse.
     #[error("invalid log level {level:?}: {reason}; use e.g. info, debug or my_crate=debug,warn")]
     Level {
@@ -43,7 +66,7 @@ pub enum LogError {
 
 /// Keeps the non-blocking writer running; dropping it flushes the log.
 pub struct LogGuard {
-    _guard: tracing_appender::non_blocking::WorkerGuard,
+    _guard: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
 impl fmt::Debug for LogGuard {
@@ -57,6 +80,7 @@ impl fmt::Debug for LogGuard {
 pub struct LogConfig {
     level: String,
     format: LogFormat,
+    syslog_identifier: Option<String>,
 }
 
 impl Default for LogConfig {
@@ -64,6 +88,7 @@ impl Default for LogConfig {
         LogConfig {
             level: "info".to_owned(),
             format: LogFormat::Plain,
+            syslog_identifier: None,
         }
     }
 }
@@ -86,28 +111,60 @@ impl LogConfig {
         self
     }
 
+    /// The `SYSLOG_IDENTIFIER` of journal entries (format `journald`);
+    /// the program's file name by default.
+    pub fn syslog_identifier(mut self, identifier: impl Into<String>) -> Self {
+        self.syslog_identifier = Some(identifier.into());
+        self
+    }
+
     /// This configuration with `MACHINA_LOG_LEVEL` and `MACHINA_LOG_FORMAT`
     /// applied over it, checked.
     ///
     /// # Errors
-    /// [`LogError`] for an unknown format or a level that does not parse.
+    /// [`LogError`] for an unknown format, a level that does not parse, or
+    /// a journal that cannot be reached (format `journald`).
     pub fn resolve(mut self) -> Result<Self, LogError> {
         if let Ok(level) = std::env::var("MACHINA_LOG_LEVEL") {
             self.level = level;
         }
         if let Ok(format) = std::env::var("MACHINA_LOG_FORMAT") {
-            self.format = match format.to_ascii_lowercase().as_str() {
-                "plain" => LogFormat::Plain,
-                "color" | "colour" => LogFormat::Color,
-                "json" => LogFormat::Json,
-                _ => return Err(LogError::Format(format)),
-            };
+            self.format = parse_format(&format)?;
         }
+        self.check()?;
+        Ok(self)
+    }
+
+    /// Checks the level, and for `journald` that the journal is there.
+    fn check(&self) -> Result<(), LogError> {
+        self.filter()?;
+        if self.format == LogFormat::Journald {
+            self.journald_layer()?;
+        }
+        Ok(())
+    }
+
+    fn filter(&self) -> Result<EnvFilter, LogError> {
         EnvFilter::try_new(&self.level).map_err(|e| LogError::Level {
             level: self.level.clone(),
             reason: e.to_string(),
+        })
+    }
+
+    #[cfg(feature = "journald")]
+    fn journald_layer(&self) -> Result<tracing_journald::Layer, LogError> {
+        let layer = tracing_journald::layer().map_err(|e| LogError::Journald {
+            reason: e.to_string(),
         })?;
-        Ok(self)
+        Ok(match &self.syslog_identifier {
+            Some(identifier) => layer.with_syslog_identifier(identifier.clone()),
+            None => layer,
+        })
+    }
+
+    #[cfg(not(feature = "journald"))]
+    fn journald_layer(&self) -> Result<std::convert::Infallible, LogError> {
+        Err(LogError::JournaldNotBuilt)
     }
 
     /// The level or filter in force.
@@ -120,33 +177,68 @@ impl LogConfig {
         self.format
     }
 
-    /// Installs the subscriber, writing to standard error through a
-    /// non-blocking writer, unless `tracing` is already set up (then
-    /// `Ok(None)`).
+    /// Installs the subscriber, unless `tracing` is already set up (then
+    /// `Ok(None)`): text and JSON go to standard error through a
+    /// non-blocking writer, `journald` straight to the journal's socket
+    /// (one datagram per event).
     ///
     /// # Errors
-    /// [`LogError::Level`] if the level does not parse.
+    /// [`LogError::Level`] if the level does not parse; for `journald`,
+    /// [`LogError::Journald`] or [`LogError::JournaldNotBuilt`].
     pub fn install(&self) -> Result<Option<LogGuard>, LogError> {
         if tracing::dispatcher::has_been_set() {
             return Ok(None);
         }
-        let filter = EnvFilter::try_new(&self.level).map_err(|e| LogError::Level {
-            level: self.level.clone(),
-            reason: e.to_string(),
-        })?;
+        let filter = self.filter()?;
+        let ansi = match self.format {
+            LogFormat::Journald => return self.install_journald(filter),
+            LogFormat::Plain | LogFormat::Json => false,
+            LogFormat::Color => true,
+        };
         let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
-            .with_writer(writer);
+            .with_writer(writer)
+            .with_ansi(ansi);
         // `try_init` fails only if another subscriber won a race to be the
         // global one; that one then logs, which is what was wanted.
-        let _ = match self.format {
-            LogFormat::Plain => builder.with_ansi(false).try_init(),
-            LogFormat::Color => builder.with_ansi(true).try_init(),
-            LogFormat::Json => builder.json().try_init(),
+        let _ = if self.format == LogFormat::Json {
+            builder.json().try_init()
+        } else {
+            builder.try_init()
         };
-        Ok(Some(LogGuard { _guard: guard }))
+        Ok(Some(LogGuard {
+            _guard: Some(guard),
+        }))
     }
+
+    #[cfg(feature = "journald")]
+    fn install_journald(&self, filter: EnvFilter) -> Result<Option<LogGuard>, LogError> {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        let layer = self.journald_layer()?;
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(layer)
+            .try_init();
+        Ok(Some(LogGuard { _guard: None }))
+    }
+
+    #[cfg(not(feature = "journald"))]
+    fn install_journald(&self, _filter: EnvFilter) -> Result<Option<LogGuard>, LogError> {
+        Err(LogError::JournaldNotBuilt)
+    }
+}
+
+/// A format name as `MACHINA_LOG_FORMAT` spells it.
+fn parse_format(name: &str) -> Result<LogFormat, LogError> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "plain" => LogFormat::Plain,
+        "color" | "colour" => LogFormat::Color,
+        "json" => LogFormat::Json,
+        "journald" | "journal" => LogFormat::Journald,
+        _ => return Err(LogError::Format(name.to_owned())),
+    })
 }
 
 #[cfg(test)]
@@ -164,17 +256,36 @@ mod tests {
         assert!(
             LogError::Format("xml".into())
                 .to_string()
-                .contains("plain, color or json")
+                .contains("plain, color, json or journald")
+        );
+    }
+
+    #[test]
+    fn format_names_parse_case_blind_and_unknown_ones_are_refused() {
+        assert_eq!(parse_format("JSON"), Ok(LogFormat::Json));
+        assert_eq!(parse_format("colour"), Ok(LogFormat::Color));
+        assert_eq!(parse_format("journald"), Ok(LogFormat::Journald));
+        assert_eq!(parse_format("Plain"), Ok(LogFormat::Plain));
+        assert_eq!(
+            parse_format("syslog"),
+            Err(LogError::Format("syslog".into()))
+        );
+    }
+
+    #[cfg(not(feature = "journald"))]
+    #[test]
+    fn journald_without_the_feature_is_refused() {
+        let config = LogConfig::new().format(LogFormat::Journald);
+        assert_eq!(
+            config.resolve_without_env(),
+            Err(LogError::JournaldNotBuilt)
         );
     }
 
     impl LogConfig {
         /// `resolve` ignoring the environment (tests must not depend on it).
         fn resolve_without_env(self) -> Result<Self, LogError> {
-            EnvFilter::try_new(&self.level).map_err(|e| LogError::Level {
-                level: self.level.clone(),
-                reason: e.to_string(),
-            })?;
+            self.check()?;
             Ok(self)
         }
     }
