@@ -5,7 +5,8 @@
 //! stop hang, to show the forced exit (code 70) when the shutdown timeout
 //! (`MACHINA_SHUTDOWN_TIMEOUT`, default 2s here) runs out. `--runtime
 //! tokio|smol|async-std` picks the adapter (tokio by default): the stack is
-//! the same code on each.
+//! the same code on each. `--own-tracing` sets up `tracing` in the program
+//! itself (JSON lines), so the entrypoint's logging set-up stands aside.
 //!
 //! Run: `cargo run --bin service_stack -- --for 1500`
 
@@ -55,9 +56,9 @@ impl Service for Cache {
         })
     }
 
-    fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
-        Box::pin(async {
-            println!("cache: stopped");
+    fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
+        Box::pin(async move {
+            println!("cache: stopped ({reason:?})");
             Ok(())
         })
     }
@@ -83,13 +84,13 @@ impl Service for Worker {
         })
     }
 
-    fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
+    fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
         Box::pin(async move {
             if self.stuck_stop {
                 println!("worker: stop hangs");
                 self.rt.sleep(Duration::from_secs(3600)).await;
             }
-            println!("worker: stopped");
+            println!("worker: stopped ({reason:?})");
             Ok(())
         })
     }
@@ -105,6 +106,12 @@ fn main() -> ExitCode {
     };
     let run_for = flag("--for").and_then(|ms| ms.parse::<u64>().ok());
     let stuck_stop = args.iter().any(|a| a == "--stuck-stop");
+    if args.iter().any(|a| a == "--own-tracing") {
+        tracing_subscriber::fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let outcome = match flag("--runtime").as_deref().unwrap_or("tokio") {
         "tokio" => on_tokio(run_for, stuck_stop),
         "smol" => smol::block_on(async {
@@ -198,9 +205,17 @@ async fn run(
             },
             &["db", "cache"],
         )
-        .post_start(|services| async move { println!("all services ready: {services:?}") })
+        .pre_start(|hook| async move { println!("starting: {:?}", hook.services()) })
+        .post_start(|hook| async move {
+            let url = hook.context().try_get(DB_URL);
+            println!(
+                "all services ready: {:?} (db at {})",
+                hook.services(),
+                url.as_deref().map_or("?", String::as_str)
+            );
+        })
         .pre_stop(|_| async { println!("shutting down") })
-        .post_stop(|stopped| async move { println!("stopped, in order: {stopped:?}") })
+        .post_stop(|hook| async move { println!("stopped, in order: {:?}", hook.services()) })
         .build()?;
     let code = match run_for {
         Some(ms) => {

@@ -69,6 +69,26 @@ pub fn entrypoint() -> Result<machina_core::service::EntrypointBuilder, std::io:
     Ok(machina_core::service::Entrypoint::builder(&runtime()).signals(shutdown_signals()?))
 }
 
+/// aiomisc's `run(main, *services)` on async-std: starts `services` (no
+/// dependencies between them) under [`entrypoint`]'s signals, runs `main`,
+/// then stops them in reverse. For dependencies, hooks or a shutdown
+/// timeout, use [`entrypoint`] itself.
+///
+/// # Errors
+/// [`RunError::Setup`](machina_core::service::RunError::Setup) as
+/// [`entrypoint`]; [`RunError::Entrypoint`](machina_core::service::RunError::Entrypoint)
+/// for two services with one name or a bad `MACHINA_SHUTDOWN_TIMEOUT`.
+pub async fn run<F: std::future::Future>(
+    main: F,
+    services: Vec<(&str, Arc<dyn machina_core::service::Service>)>,
+) -> Result<
+    machina_core::service::Outcome<F::Output>,
+    machina_core::service::RunError<std::io::Error>,
+> {
+    let entry = entrypoint().map_err(machina_core::service::RunError::Setup)?;
+    Ok(machina_core::service::run(entry, services, main).await?)
+}
+
 /// The shutdown requests of an entrypoint: SIGINT (Ctrl+C) and SIGTERM.
 fn shutdown_signals() -> Result<machina_core::service::Signals, std::io::Error> {
     use async_signal::{Signal, Signals};

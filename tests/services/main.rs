@@ -127,3 +127,89 @@ cross_runtime! {
         assert!(err.to_string().contains("duplicate service name \"db\""), "{err}");
     }
 }
+
+/// Each adapter's own `run(main, services)` (aiomisc `run`): the services
+/// come up, `main` runs, they go down in reverse; a duplicate name is an
+/// error before anything starts.
+mod adapter_run {
+    use super::*;
+
+    fn stack(rt: &Runtime, events: &Log) -> Vec<(&'static str, Arc<dyn Service>)> {
+        vec![
+            ("db", Arc::new(step("db", rt, events, 0))),
+            ("cache", Arc::new(step("cache", rt, events, 5))),
+        ]
+    }
+
+    fn check<E: std::fmt::Debug>(
+        outcome: machina_core::service::Outcome<u8>,
+        events: &Log,
+        duplicate: Result<machina_core::service::Outcome<()>, E>,
+    ) {
+        assert_eq!((outcome.value, outcome.exit_code), (Some(9), 0));
+        assert_eq!(
+            entries(events),
+            ["ready db", "ready cache", "main", "stop cache", "stop db"]
+        );
+        let err = format!("{:?}", duplicate.unwrap_err());
+        assert!(err.contains("Duplicate(\"db\")"), "{err}");
+    }
+
+    #[test]
+    fn tokio() {
+        let tokio_rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        tokio_rt.block_on(async {
+            let rt = machina_tokio::runtime().unwrap();
+            let events = log();
+            let main_log = events.clone();
+            let main = async move {
+                push(&main_log, "main".to_owned());
+                9u8
+            };
+            let outcome = machina_tokio::run(main, stack(&rt, &events)).await.unwrap();
+            let twice = vec![stack(&rt, &events).remove(0), stack(&rt, &events).remove(0)];
+            check(outcome, &events, machina_tokio::run(async {}, twice).await);
+        });
+    }
+
+    #[test]
+    fn smol() {
+        smol::block_on(async {
+            let rt = machina_smol::runtime();
+            let events = log();
+            let main_log = events.clone();
+            let main = async move {
+                push(&main_log, "main".to_owned());
+                9u8
+            };
+            let outcome = machina_smol::run(main, stack(&rt, &events)).await.unwrap();
+            let twice = vec![stack(&rt, &events).remove(0), stack(&rt, &events).remove(0)];
+            check(outcome, &events, machina_smol::run(async {}, twice).await);
+        });
+    }
+
+    #[test]
+    fn async_std() {
+        async_std::task::block_on(async {
+            let rt = machina_async_std::runtime();
+            let events = log();
+            let main_log = events.clone();
+            let main = async move {
+                push(&main_log, "main".to_owned());
+                9u8
+            };
+            let outcome = machina_async_std::run(main, stack(&rt, &events))
+                .await
+                .unwrap();
+            let twice = vec![stack(&rt, &events).remove(0), stack(&rt, &events).remove(0)];
+            check(
+                outcome,
+                &events,
+                machina_async_std::run(async {}, twice).await,
+            );
+        });
+    }
+}

@@ -14,24 +14,32 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Starts the program and returns it with a channel of its output lines.
+/// Starts the program and returns it with a channel of its output lines
+/// (standard output and standard error, each line whole).
 fn launch(args: &[&str], env: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_service_stack"))
         .args(args)
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("service_stack starts");
-    let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    forward(stdout, tx.clone());
+    forward(stderr, tx);
+    (child, rx)
+}
+
+fn forward(from: impl std::io::Read + Send + 'static, to: mpsc::Sender<String>) {
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
+        for line in BufReader::new(from).lines().map_while(Result::ok) {
+            if to.send(line).is_err() {
                 return;
             }
         }
     });
-    (child, rx)
 }
 
 /// Collects lines until one contains `marker` (or 20 s pass).
@@ -81,9 +89,13 @@ fn sigterm_stops_the_services_in_reverse_order_and_exits_0(runtime: &str) {
             .position(|l| l.starts_with(text))
             .unwrap_or_else(|| panic!("{text:?} in {seen:?}"))
     };
-    assert!(at("shutting down") < at("worker: stopped"));
-    assert!(at("worker: stopped") < at("cache: stopped"));
-    assert!(at("cache: stopped") < at("db: closed"));
+    // The hooks in order around the stops, and each service told why.
+    assert!(at("starting: [") < at("all services ready"));
+    assert!(at("all services ready") < at("shutting down"));
+    assert!(at("shutting down") < at("worker: stopped (Signal)"));
+    assert!(at("worker: stopped (Signal)") < at("cache: stopped (Signal)"));
+    assert!(at("cache: stopped (Signal)") < at("db: closed (Signal)"));
+    assert!(at("db: closed (Signal)") < at("stopped, in order: [\"worker\", \"cache\", \"db\""));
 }
 
 fn a_stop_past_the_shutdown_timeout_forces_exit_code_70(runtime: &str) {
@@ -93,8 +105,21 @@ fn a_stop_past_the_shutdown_timeout_forces_exit_code_70(runtime: &str) {
     );
     let mut seen = Vec::new();
     read_until(&rx, "all services ready", &mut seen);
+    let signalled = Instant::now();
     send(&child, "TERM");
+    read_until(&rx, "shutdown timed out", &mut seen);
     assert_eq!(wait(&mut child), 70, "{seen:?}");
+    // 300 ms from the environment, not the program's own 2 s.
+    assert!(
+        signalled.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        signalled.elapsed()
+    );
+    let forced = seen.last().expect("the forced-exit line");
+    assert!(
+        forced.contains("worker"),
+        "names what did not stop: {forced}"
+    );
 }
 
 fn a_second_signal_forces_the_exit_at_once(runtime: &str) {
@@ -193,6 +218,64 @@ fn logging_follows_the_environment() {
     assert!(String::from_utf8_lossy(&refused.stderr).contains("unknown log format \"xml\""));
     assert!(
         String::from_utf8_lossy(&refused.stdout).is_empty(),
+        "nothing started"
+    );
+}
+
+/// Runs `service_stack --for 300` with `env` and `args`.
+fn run_briefly(env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_service_stack"))
+        .args(["--for", "300"])
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("service_stack runs")
+}
+
+/// MACHINA_LOG_LEVEL filters: at `warn` the info ticks are not logged
+/// (the program still runs and prints them on standard output).
+#[test]
+fn the_log_level_from_the_environment_filters() {
+    let output = run_briefly(&[("MACHINA_LOG_LEVEL", "warn")], &[]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("reporter: tick"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("reporter tick"), "{stderr}");
+
+    let output = run_briefly(&[("MACHINA_LOG_LEVEL", "info")], &[]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("reporter tick"));
+}
+
+/// A program that sets up `tracing` itself keeps its own subscriber: the
+/// entrypoint's (plain text here) stands aside.
+#[test]
+fn logging_stands_aside_when_the_program_set_up_tracing() {
+    let output = run_briefly(&[("MACHINA_LOG_FORMAT", "plain")], &["--own-tracing"]);
+    assert_eq!(output.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tick = stderr
+        .lines()
+        .find(|l| l.contains("reporter tick"))
+        .unwrap_or_else(|| panic!("no tick in {stderr}"));
+    assert!(
+        tick.starts_with('{'),
+        "the program's JSON, not plain: {tick}"
+    );
+}
+
+/// A MACHINA_SHUTDOWN_TIMEOUT that does not parse is refused before
+/// anything starts.
+#[test]
+fn a_bad_shutdown_timeout_is_refused() {
+    let output = run_briefly(&[("MACHINA_SHUTDOWN_TIMEOUT", "1x")], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("invalid MACHINA_SHUTDOWN_TIMEOUT \"1x\""),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).is_empty(),
         "nothing started"
     );
 }

@@ -5,19 +5,30 @@
 //!
 //! # When each hook runs
 //!
-//! | hook | runs | gets |
+//! Every hook gets a [`HookContext`]: the services involved, and the
+//! entrypoint's shared [`Context`], supervisor and runtime.
+//!
+//! | hook | runs | services involved |
 //! | --- | --- | --- |
 //! | `pre_start` | before any service starts | every service |
-//! | `post_start` | after every service is ready (not after a failed start) | every service |
-//! | `pre_stop` | when the main future ends, a signal comes, or a background task fails — before any service stops (not after a failed start) | the running services |
-//! | `post_stop` | after the services stopped — also after a failed start's rollback | the services that were stopped |
+//! | `post_start` | after every service is ready (not after a failed or interrupted start) | every service |
+//! | `pre_stop` | when the main future ends, a signal comes, or a background task fails — before any service stops (not after a failed or interrupted start) | the running services |
+//! | `post_stop` | after the services stopped — also after a failed start's rollback, an interrupted start and a forced exit | the services that were stopped, in order |
+//!
+//! # Stop reasons
+//!
+//! Services are told why they stop: [`StopReason::Shutdown`] when the main
+//! future ended, [`StopReason::Signal`] on a shutdown request (also one
+//! that interrupts the start), [`StopReason::TaskFailed`] when a background
+//! task failed, [`StopReason::StartFailed`] during a rollback.
 //!
 //! # Exit codes
 //!
-//! 0 after a clean stop; 1 when the start failed, or a background task
-//! failed; [`FORCED_EXIT_CODE`] (70, as aiomisc) when a second signal came
-//! or the shutdown timeout ran out before every service stopped (what did
-//! not stop is logged).
+//! 0 after a clean stop; 1 when the start failed, a background task
+//! failed, or a service's stop failed or ran past its own timeout;
+//! [`FORCED_EXIT_CODE`] (70, as aiomisc) when a second signal came or the
+//! shutdown timeout ran out before every service stopped (what did not stop
+//! is logged, and the stops that did finish stay in the report).
 
 use std::fmt;
 use std::future::Future;
@@ -28,8 +39,10 @@ use std::time::Duration;
 use futures::future::{Either, select};
 use futures::{Stream, StreamExt};
 
+use super::context::Context;
 use super::supervisor::{
-    ChangeError, GraphError, Service, StopReport, Supervisor, SupervisorBuilder,
+    ChangeError, GraphError, Service, Started, StopReason, StopReport, Supervisor,
+    SupervisorBuilder,
 };
 use crate::rt::Runtime;
 
@@ -40,7 +53,77 @@ pub const FORCED_EXIT_CODE: i32 = 70;
 pub type Signals = Pin<Box<dyn Stream<Item = ()> + Send>>;
 
 type HookFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-type Hook = Arc<dyn Fn(Vec<String>) -> HookFuture + Send + Sync>;
+type Hook = Arc<dyn Fn(HookContext) -> HookFuture + Send + Sync>;
+
+/// What a hook gets: the services involved (see the module docs) and the
+/// entrypoint they belong to.
+#[derive(Clone)]
+pub struct HookContext {
+    services: Vec<String>,
+    supervisor: Arc<Supervisor>,
+    runtime: Runtime,
+}
+
+impl HookContext {
+    /// The services this hook is about.
+    pub fn services(&self) -> &[String] {
+        &self.services
+    }
+
+    /// The values shared by the entrypoint's services.
+    pub fn context(&self) -> &Context {
+        self.supervisor.context()
+    }
+
+    /// The entrypoint's supervisor (what runs, what is stopping).
+    pub fn supervisor(&self) -> &Arc<Supervisor> {
+        &self.supervisor
+    }
+
+    /// The entrypoint's runtime.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+}
+
+impl fmt::Debug for HookContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HookContext")
+            .field("services", &self.services)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why an adapter's `run(main, services)` shorthand did not run: the
+/// adapter could not set up its entrypoint (`E`, e.g. no runtime or no
+/// signal handlers), or the entrypoint could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError<E: std::error::Error + 'static> {
+    /// The adapter could not set up the entrypoint.
+    #[error("could not set up the entrypoint: {0}")]
+    Setup(#[source] E),
+    /// The entrypoint could not be built.
+    #[error(transparent)]
+    Entrypoint(#[from] EntrypointError),
+}
+
+/// An entrypoint that cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EntrypointError {
+    /// The service graph is wrong.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// `MACHINA_SHUTDOWN_TIMEOUT` does not parse.
+    #[error("invalid MACHINA_SHUTDOWN_TIMEOUT {value:?}: {reason}")]
+    ShutdownTimeout {
+        /// What the variable holds.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
 
 #[derive(Default, Clone)]
 struct Hooks {
@@ -50,9 +133,21 @@ struct Hooks {
     post_stop: Vec<Hook>,
 }
 
-async fn run_hooks(hooks: &[Hook], services: &[String]) {
+/// The next shutdown request; a stream that has ended never requests one.
+async fn next_signal(signals: &mut Signals) {
+    if signals.next().await.is_none() {
+        futures::future::pending::<()>().await;
+    }
+}
+
+async fn run_hooks(hooks: &[Hook], services: &[String], supervisor: &Arc<Supervisor>) {
     for hook in hooks {
-        hook(services.to_vec()).await;
+        hook(HookContext {
+            services: services.to_vec(),
+            supervisor: supervisor.clone(),
+            runtime: supervisor.runtime().clone(),
+        })
+        .await;
     }
 }
 
@@ -68,7 +163,7 @@ async fn run_hooks(hooks: &[Hook], services: &[String]) {
 /// struct Banner;
 /// impl Plugin for Banner {
 ///     fn register(self: Box<Self>, entrypoint: EntrypointBuilder) -> EntrypointBuilder {
-///         entrypoint.pre_start(|services| async move { println!("starting {services:?}") })
+///         entrypoint.pre_start(|hook| async move { println!("starting {:?}", hook.services()) })
 ///     }
 /// }
 ///
@@ -105,7 +200,8 @@ pub struct Outcome<T> {
     pub exit_code: i32,
     /// What stopping the services reported.
     pub stop_report: StopReport,
-    /// Services still running when the shutdown was forced.
+    /// Services not stopped when the shutdown was forced: the one whose
+    /// stop was under way first, then those not reached.
     pub not_stopped: Vec<String>,
 }
 
@@ -123,7 +219,8 @@ impl EntrypointBuilder {
     }
 
     /// How long the whole shutdown may take (default 30 s; the environment
-    /// variable `MACHINA_SHUTDOWN_TIMEOUT`, e.g. `10s`, overrides it).
+    /// variable `MACHINA_SHUTDOWN_TIMEOUT`, e.g. `10s` or `1m30s`, overrides
+    /// it, and [`build`](Self::build) refuses a value that does not parse).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -152,16 +249,16 @@ impl EntrypointBuilder {
 
     fn hook<F, Fut>(f: F) -> Hook
     where
-        F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
+        F: Fn(HookContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        Arc::new(move |services| Box::pin(f(services)))
+        Arc::new(move |hook| Box::pin(f(hook)))
     }
 
     /// Runs `hook` before any service starts.
     pub fn pre_start<F, Fut>(mut self, hook: F) -> Self
     where
-        F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
+        F: Fn(HookContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.hooks.pre_start.push(Self::hook(hook));
@@ -171,7 +268,7 @@ impl EntrypointBuilder {
     /// Runs `hook` once every service is ready.
     pub fn post_start<F, Fut>(mut self, hook: F) -> Self
     where
-        F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
+        F: Fn(HookContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.hooks.post_start.push(Self::hook(hook));
@@ -181,7 +278,7 @@ impl EntrypointBuilder {
     /// Runs `hook` before the services stop.
     pub fn pre_stop<F, Fut>(mut self, hook: F) -> Self
     where
-        F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
+        F: Fn(HookContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.hooks.pre_stop.push(Self::hook(hook));
@@ -191,22 +288,28 @@ impl EntrypointBuilder {
     /// Runs `hook` after the services stopped.
     pub fn post_stop<F, Fut>(mut self, hook: F) -> Self
     where
-        F: Fn(Vec<String>) -> Fut + Send + Sync + 'static,
+        F: Fn(HookContext) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.hooks.post_stop.push(Self::hook(hook));
         self
     }
 
-    /// Checks the service graph.
+    /// Checks the service graph and `MACHINA_SHUTDOWN_TIMEOUT`.
     ///
     /// # Errors
-    /// [`GraphError`] as [`SupervisorBuilder::build`].
-    pub fn build(self) -> Result<Entrypoint, GraphError> {
-        let timeout = std::env::var("MACHINA_SHUTDOWN_TIMEOUT")
-            .ok()
-            .and_then(|v| crate::schedule::parse_interval(&v).ok())
-            .unwrap_or(self.shutdown_timeout);
+    /// [`EntrypointError::Graph`] as [`SupervisorBuilder::build`];
+    /// [`EntrypointError::ShutdownTimeout`] for a value that does not parse.
+    pub fn build(self) -> Result<Entrypoint, EntrypointError> {
+        let timeout = match std::env::var("MACHINA_SHUTDOWN_TIMEOUT") {
+            Ok(value) => crate::schedule::parse_interval(&value).map_err(|e| {
+                EntrypointError::ShutdownTimeout {
+                    value: value.clone(),
+                    reason: e.to_string(),
+                }
+            })?,
+            Err(_) => self.shutdown_timeout,
+        };
         Ok(Entrypoint {
             runtime: self.runtime,
             supervisor: Arc::new(self.supervisor.build()?),
@@ -299,48 +402,78 @@ impl Entrypoint {
                     None
                 }
             });
-        run_hooks(&self.hooks.pre_start, &self.names).await;
-        if let Err(error) = self.supervisor.start().await {
-            tracing::error!(%error, "start failed; rolled back");
-            run_hooks(&self.hooks.post_stop, &error.rolled_back).await;
-            return Outcome {
-                value: None,
-                exit_code: 1,
-                stop_report: error.stop_report,
-                not_stopped: Vec::new(),
-            };
+        let supervisor = self.supervisor.clone();
+        run_hooks(&self.hooks.pre_start, &self.names, &supervisor).await;
+        // A shutdown request during the start interrupts it: whatever
+        // started is stopped again, as after a failed start.
+        let started = supervisor.start_until(next_signal(&mut self.signals)).await;
+        match started {
+            Ok(Started::All) => {}
+            Ok(_) => {
+                tracing::info!("shutdown requested during the start; stopping what started");
+                return self.shut_down(StopReason::Signal, None, 0).await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "start failed; rolled back");
+                run_hooks(&self.hooks.post_stop, &error.rolled_back, &supervisor).await;
+                return Outcome {
+                    value: None,
+                    exit_code: 1,
+                    stop_report: error.stop_report,
+                    not_stopped: Vec::new(),
+                };
+            }
         }
-        let started = self.supervisor.started();
-        run_hooks(&self.hooks.post_start, &started).await;
-        let mut exit_code = 0;
-        let value = {
+        let started = supervisor.started();
+        run_hooks(&self.hooks.post_start, &started, &supervisor).await;
+        let (value, reason, exit_code) = {
             let main = std::pin::pin!(main);
-            let failure = std::pin::pin!(self.supervisor.failure());
-            let signal = self.signals.next();
+            let failure = std::pin::pin!(supervisor.failure());
+            let signal = std::pin::pin!(next_signal(&mut self.signals));
             match select(main, select(signal, failure)).await {
-                Either::Left((value, _)) => Some(value),
+                Either::Left((value, _)) => (Some(value), StopReason::Shutdown, 0),
                 Either::Right((Either::Left(_), _)) => {
                     tracing::info!("shutdown requested");
-                    None
+                    (None, StopReason::Signal, 0)
                 }
                 Either::Right((Either::Right((failure, _)), _)) => {
-                    if let Some((service, error)) = failure {
-                        tracing::error!(%service, %error, "a background task failed; stopping");
-                    }
-                    exit_code = 1;
-                    None
+                    let service = match failure {
+                        Some((service, error)) => {
+                            tracing::error!(%service, %error, "a background task failed; stopping");
+                            service
+                        }
+                        None => String::new(),
+                    };
+                    (None, StopReason::TaskFailed { service }, 1)
                 }
             }
         };
-        let running = self.supervisor.started();
-        run_hooks(&self.hooks.pre_stop, &running).await;
-        let stop = std::pin::pin!(self.supervisor.stop());
+        let running = supervisor.started();
+        run_hooks(&self.hooks.pre_stop, &running, &supervisor).await;
+        self.shut_down(reason, value, exit_code).await
+    }
+
+    /// Stops the services for `reason` within the shutdown timeout (a
+    /// second signal cuts it short), runs `post_stop`, and says how it went.
+    async fn shut_down<T>(
+        mut self,
+        reason: StopReason,
+        value: Option<T>,
+        mut exit_code: i32,
+    ) -> Outcome<T> {
+        let supervisor = self.supervisor.clone();
+        let stop = std::pin::pin!(supervisor.stop_because(reason));
         let limit = std::pin::pin!(self.runtime.sleep(self.shutdown_timeout));
-        let second_signal = self.signals.next();
+        let second_signal = std::pin::pin!(next_signal(&mut self.signals));
         let (stop_report, not_stopped) = match select(stop, select(limit, second_signal)).await {
-            Either::Left((report, _)) => (report, Vec::new()),
+            Either::Left((report, _)) => {
+                if !report.is_clean() && exit_code == 0 {
+                    exit_code = 1;
+                }
+                (report, Vec::new())
+            }
             Either::Right((why, _)) => {
-                let not_stopped = self.supervisor.started();
+                let not_stopped = supervisor.not_stopped();
                 match why {
                     Either::Left(_) => {
                         tracing::error!(?not_stopped, "shutdown timed out; forcing exit")
@@ -350,10 +483,10 @@ impl Entrypoint {
                     }
                 }
                 exit_code = FORCED_EXIT_CODE;
-                (StopReport::default(), not_stopped)
+                (supervisor.take_stop_report(), not_stopped)
             }
         };
-        run_hooks(&self.hooks.post_stop, &stop_report.stopped).await;
+        run_hooks(&self.hooks.post_stop, &stop_report.stopped, &supervisor).await;
         Outcome {
             value,
             exit_code,
@@ -394,11 +527,11 @@ impl ServiceControl {
         depends_on: &[&str],
     ) -> Result<(), ChangeError> {
         let names = [name.to_string()];
-        run_hooks(&self.hooks.pre_start, &names).await;
+        run_hooks(&self.hooks.pre_start, &names, &self.supervisor).await;
         self.supervisor
             .start_service(name, service, depends_on)
             .await?;
-        run_hooks(&self.hooks.post_start, &names).await;
+        run_hooks(&self.hooks.post_start, &names, &self.supervisor).await;
         Ok(())
     }
 
@@ -409,9 +542,9 @@ impl ServiceControl {
     /// As [`Supervisor::stop_service`].
     pub async fn stop_service(&self, name: &str) -> Result<StopReport, ChangeError> {
         self.supervisor.check_stoppable(name)?;
-        run_hooks(&self.hooks.pre_stop, &[name.to_string()]).await;
+        run_hooks(&self.hooks.pre_stop, &[name.to_string()], &self.supervisor).await;
         let report = self.supervisor.stop_service(name).await?;
-        run_hooks(&self.hooks.post_stop, &report.stopped).await;
+        run_hooks(&self.hooks.post_stop, &report.stopped, &self.supervisor).await;
         Ok(report)
     }
 }
@@ -429,7 +562,8 @@ impl std::fmt::Debug for ServiceControl {
 /// reverse; `entry`'s signals, hooks and shutdown timeout apply.
 ///
 /// # Errors
-/// [`GraphError::Duplicate`] when two services share a name.
+/// [`EntrypointError`] when two services share a name, or
+/// `MACHINA_SHUTDOWN_TIMEOUT` does not parse.
 ///
 /// # Examples
 ///
@@ -454,7 +588,7 @@ pub async fn run<F: Future>(
     entry: EntrypointBuilder,
     services: Vec<(&str, Arc<dyn Service>)>,
     main: F,
-) -> Result<Outcome<F::Output>, GraphError> {
+) -> Result<Outcome<F::Output>, EntrypointError> {
     let entry = services.into_iter().fold(entry, |entry, (name, service)| {
         entry.service(name, service, &[])
     });

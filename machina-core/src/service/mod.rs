@@ -25,7 +25,8 @@ mod supervisor;
 
 pub use context::{Context, Key};
 pub use entrypoint::{
-    Entrypoint, EntrypointBuilder, FORCED_EXIT_CODE, Outcome, Plugin, ServiceControl, Signals, run,
+    Entrypoint, EntrypointBuilder, EntrypointError, FORCED_EXIT_CODE, HookContext, Outcome, Plugin,
+    RunError, ServiceControl, Signals, run,
 };
 #[cfg(feature = "logging")]
 pub use logging::{LogConfig, LogError, LogFormat, LogGuard};
@@ -33,7 +34,7 @@ pub use periodic::PeriodicService;
 pub use recurring::{RecurringService, RecurringState, Strategy};
 pub use supervisor::{
     ChangeError, GraphError, RestartPolicy, Service, ServiceContext, ServiceFuture, StartError,
-    StopReason, StopReport, Supervisor, SupervisorBuilder,
+    Started, StopReason, StopReport, Supervisor, SupervisorBuilder,
 };
 
 #[cfg(all(test, feature = "test-util"))]

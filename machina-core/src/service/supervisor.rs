@@ -4,18 +4,19 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use futures::channel::{mpsc, oneshot};
+use futures::{FutureExt, StreamExt};
 
 use super::context::Context;
 
 mod dynamic;
 use crate::retry::BoxError;
-use crate::rt::{AbortHandle, JoinHandle, Runtime};
+use crate::rt::{JoinError, JoinHandle, PanicPayload, Runtime};
 pub use dynamic::ChangeError;
 
 /// What a service's `start` and `stop` return.
@@ -25,8 +26,10 @@ pub type ServiceFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Sen
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StopReason {
-    /// An orderly shutdown.
+    /// An orderly shutdown: the program's main work ended.
     Shutdown,
+    /// A shutdown requested from outside (SIGINT, SIGTERM, Ctrl+C).
+    Signal,
     /// The start of the stack failed (this service had started).
     StartFailed {
         /// The service whose start failed.
@@ -107,8 +110,13 @@ pub struct ServiceContext {
     context: Context,
     runtime: Runtime,
     ready: Arc<Mutex<Option<oneshot::Sender<()>>>>,
-    tasks: Arc<Mutex<Vec<AbortHandle>>>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     failures: mpsc::UnboundedSender<(Arc<str>, BoxError)>,
+}
+
+/// A panic caught in a service's future, as an error.
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> BoxError {
+    Box::new(JoinError::Panicked(PanicPayload::new(payload)))
 }
 
 impl ServiceContext {
@@ -136,34 +144,33 @@ impl ServiceContext {
     }
 
     /// Runs `task` in the background for as long as the service runs; if it
-    /// fails (an error or a panic), the whole stack is brought down.
+    /// fails (an error or a panic), the whole stack is brought down. When
+    /// the service stops, the task is cancelled and awaited.
     pub fn spawn<F>(&self, task: F)
     where
         F: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
         let (name, failures) = (self.name.clone(), self.failures.clone());
-        let spawned = self.runtime.spawn_named(&self.name, task);
-        match spawned {
+        let guarded = async move {
+            let failure = match AssertUnwindSafe(task).catch_unwind().await {
+                Ok(Ok(())) => return,
+                Ok(Err(error)) => error,
+                Err(payload) => panic_error(payload),
+            };
+            let _ = failures.unbounded_send((name, failure));
+        };
+        match self.runtime.spawn_named(&self.name, guarded) {
             Ok(handle) => {
-                self.tasks
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(handle.abort_handle());
-                let watch = async move {
-                    let failure = match handle.await {
-                        Ok(Ok(())) => return,
-                        Ok(Err(error)) => error,
-                        Err(join) if join.is_cancelled() => return,
-                        Err(join) => Box::new(join) as BoxError,
-                    };
-                    let _ = failures.unbounded_send((name, failure));
-                };
-                if let Ok(watcher) = self.runtime.spawn(watch) {
-                    watcher.detach();
-                }
+                let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+                // A service that spawns many short tasks must not pile up
+                // handles of finished ones.
+                tasks.retain(|t| !t.is_finished());
+                tasks.push(handle);
             }
             Err(error) => {
-                let _ = failures.unbounded_send((name, Box::new(error)));
+                let _ = self
+                    .failures
+                    .unbounded_send((self.name.clone(), Box::new(error)));
             }
         }
     }
@@ -261,6 +268,25 @@ pub struct StopReport {
     pub errors: Vec<(String, BoxError)>,
     /// Services whose `stop` ran past their timeout.
     pub timed_out: Vec<String>,
+}
+
+impl StopReport {
+    /// Whether every stop ended cleanly and in time.
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty() && self.timed_out.is_empty()
+    }
+
+    fn absorb(&mut self, other: StopReport) {
+        self.stopped.extend(other.stopped);
+        self.errors.extend(other.errors);
+        self.timed_out.extend(other.timed_out);
+    }
+}
+
+/// Locks `mutex`, ignoring poisoning (the data stays consistent: every
+/// section below is a single push, pop or take).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[derive(Clone)]
@@ -390,6 +416,8 @@ impl SupervisorBuilder {
             stop_timeout: self.stop_timeout,
             context: self.context,
             running: Mutex::new(Vec::new()),
+            stopping: Mutex::new(Vec::new()),
+            progress: Mutex::new(StopReport::default()),
             failures_tx,
             failures_rx: futures::lock::Mutex::new(failures_rx),
         })
@@ -415,22 +443,24 @@ struct Launched {
     /// The task running `start` (and, after readiness, its remainder).
     task: JoinHandle<()>,
     /// Background tasks the service spawned.
-    tasks: Arc<Mutex<Vec<AbortHandle>>>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl Launched {
     /// Cancels the start task and the background tasks, and waits until
-    /// the start task has ended.
+    /// every one of them has ended (their futures dropped).
     async fn cancel(self) {
-        for task in self
+        let tasks: Vec<JoinHandle<()>> = self
             .tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .drain(..)
-        {
-            task.abort();
-        }
+            .collect();
+        tasks.iter().for_each(JoinHandle::abort);
         self.task.abort();
+        for task in tasks {
+            let _ = task.await;
+        }
         let _ = self.task.await;
     }
 }
@@ -475,8 +505,44 @@ pub struct Supervisor {
     context: Context,
     /// Services that are ready, in the order they became ready.
     running: Mutex<Vec<Launched>>,
+    /// Services whose stop is under way.
+    stopping: Mutex<Vec<Arc<str>>>,
+    /// What the stops of the shutdown under way reported so far.
+    progress: Mutex<StopReport>,
     failures_tx: mpsc::UnboundedSender<(Arc<str>, BoxError)>,
     failures_rx: futures::lock::Mutex<mpsc::UnboundedReceiver<(Arc<str>, BoxError)>>,
+}
+
+/// How [`Supervisor::start_until`] ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Started {
+    /// Every service is ready.
+    All,
+    /// Interrupted: the services not yet ready were cancelled.
+    Interrupted,
+}
+
+/// A service whose start is under way. If the start is abandoned (its
+/// future dropped) the start task and its background tasks are aborted, so
+/// nothing keeps running unowned.
+struct Starting(Option<Launched>);
+
+impl Starting {
+    fn take(&mut self) -> Launched {
+        self.0.take().expect("a Starting is taken once")
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if let Some(launched) = self.0.take() {
+            launched.task.abort();
+            for task in lock(&launched.tasks).iter() {
+                task.abort();
+            }
+        }
+    }
 }
 
 /// A start's news for the supervisor.
@@ -501,6 +567,11 @@ impl Supervisor {
         &self.context
     }
 
+    /// The runtime the services run on.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
     fn entries(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -514,6 +585,24 @@ impl Supervisor {
         self.running().iter().map(|s| s.name.to_string()).collect()
     }
 
+    /// The services not yet stopped: those whose stop is under way, then
+    /// those still running (newest first, the order they would stop in).
+    pub fn not_stopped(&self) -> Vec<String> {
+        let mut names: Vec<String> = lock(&self.stopping)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        names.extend(self.running().iter().rev().map(|s| s.name.to_string()));
+        names
+    }
+
+    /// What the shutdown under way has reported so far, taken out: after a
+    /// shutdown was cut short (a stop future dropped), the stops that did
+    /// finish are still accounted for.
+    pub fn take_stop_report(&self) -> StopReport {
+        std::mem::take(&mut *lock(&self.progress))
+    }
+
     /// Starts every service once its dependencies are ready, independent
     /// ones in parallel. If one fails, the others still starting are
     /// cancelled, the started ones are stopped in reverse order (the
@@ -523,6 +612,25 @@ impl Supervisor {
     /// # Errors
     /// [`StartError`] as described.
     pub async fn start(&self) -> Result<(), StartError> {
+        match self.start_until(futures::future::pending()).await {
+            Ok(Started::All | Started::Interrupted) => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// [`start`](Self::start), unless `interrupt` completes first: then the
+    /// services still starting are cancelled (and awaited), the ones that
+    /// are ready keep running — stop them with [`stop`](Self::stop) or
+    /// [`stop_because`](Self::stop_because) — and the result is
+    /// [`Started::Interrupted`].
+    ///
+    /// # Errors
+    /// [`StartError`] as [`start`](Self::start).
+    pub async fn start_until(
+        &self,
+        interrupt: impl Future<Output = ()>,
+    ) -> Result<Started, StartError> {
+        let mut interrupt = std::pin::pin!(interrupt.fuse());
         let entries = self.entries().clone();
         let n = entries.len();
         let position: HashMap<&str, usize> = entries
@@ -532,7 +640,7 @@ impl Supervisor {
             .collect();
         let mut ready = vec![false; n];
         let mut launched = vec![false; n];
-        let mut starting: HashMap<usize, Launched> = HashMap::new();
+        let mut starting: HashMap<usize, Starting> = HashMap::new();
         let (news_tx, mut news_rx) = mpsc::unbounded::<News>();
         let mut done = 0;
         while done < n {
@@ -542,7 +650,7 @@ impl Supervisor {
                     launched[i] = true;
                     match self.launch(entry, i, news_tx.clone()) {
                         Ok(started) => {
-                            starting.insert(i, started);
+                            starting.insert(i, Starting(Some(started)));
                         }
                         Err(error) => {
                             let _ = news_tx.unbounded_send(News::Failed(i, error));
@@ -550,22 +658,33 @@ impl Supervisor {
                     }
                 }
             }
-            let news = news_rx.next().await;
+            let news = futures::select_biased! {
+                news = news_rx.next() => news,
+                () = interrupt => {
+                    for (_, mut sibling) in starting.drain() {
+                        sibling.take().cancel().await;
+                    }
+                    return Ok(Started::Interrupted);
+                }
+            };
             match news {
                 Some(News::Ready(i)) => {
                     ready[i] = true;
                     done += 1;
-                    if let Some(started) = starting.remove(&i) {
-                        self.running().push(started);
+                    if let Some(mut started) = starting.remove(&i) {
+                        self.running().push(started.take());
                     }
                 }
                 Some(News::Failed(i, error)) => {
                     let service = entries[i].name.to_string();
                     // The failed start has ended on its own; cancel the
                     // siblings still starting, then undo what started.
-                    starting.remove(&i);
-                    for (_, sibling) in starting.drain() {
-                        sibling.cancel().await;
+                    if let Some(mut failed) = starting.remove(&i) {
+                        // Its start task has ended; nothing to cancel.
+                        drop(failed.take());
+                    }
+                    for (_, mut sibling) in starting.drain() {
+                        sibling.take().cancel().await;
                     }
                     let stop_report = self
                         .stop_with(StopReason::StartFailed {
@@ -582,7 +701,7 @@ impl Supervisor {
                 None => break,
             }
         }
-        Ok(())
+        Ok(Started::All)
     }
 
     /// Spawns the start of service `i`, reporting its readiness or failure.
@@ -611,7 +730,11 @@ impl Supervisor {
         let (flag, news_from_task) = (announced.clone(), news.clone());
         let (name, failures) = (entry.name.clone(), self.failures_tx.clone());
         let task = self.runtime.spawn_named(&entry.name, async move {
-            match start.await {
+            let outcome = AssertUnwindSafe(start)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|payload| Err(panic_error(payload)));
+            match outcome {
                 Ok(()) => {
                     if !flag.swap(true, Ordering::SeqCst) {
                         let _ = news_from_task.unbounded_send(News::Ready(i));
@@ -642,41 +765,59 @@ impl Supervisor {
     }
 
     /// Stops every started service in reverse order of readiness: its
-    /// `stop` (bounded by its timeout), then its background work.
+    /// `stop` (bounded by its timeout), then its background work; the
+    /// services are told [`StopReason::Shutdown`].
     pub async fn stop(&self) -> StopReport {
         self.stop_with(StopReason::Shutdown).await
     }
 
+    /// [`stop`](Self::stop), telling the services `reason`.
+    pub async fn stop_because(&self, reason: StopReason) -> StopReport {
+        self.stop_with(reason).await
+    }
+
     async fn stop_with(&self, reason: StopReason) -> StopReport {
-        let mut report = StopReport::default();
         // One at a time from the end, so that a stop cut short leaves the
-        // services not yet stopped listed as started.
+        // services not yet stopped listed, and what did stop reported.
         loop {
             let next = self.running().pop();
             let Some(started) = next else { break };
-            self.stop_one(started, reason.clone(), &mut report).await;
+            let mut one = StopReport::default();
+            self.stop_one(started, reason.clone(), &mut one).await;
+            lock(&self.progress).absorb(one);
         }
-        report
+        self.take_stop_report()
     }
 
     /// Stops one started service: its `stop` bounded by its timeout, then
     /// its background work; the outcome goes into `report`.
     async fn stop_one(&self, started: Launched, reason: StopReason, report: &mut StopReport) {
+        lock(&self.stopping).push(started.name.clone());
         let limit = started
             .service
             .graceful_shutdown_timeout()
             .unwrap_or(self.stop_timeout);
-        let stopping = started.service.clone().stop(reason);
+        let stopping = AssertUnwindSafe(started.service.clone().stop(reason)).catch_unwind();
         match self.runtime.timeout(limit, stopping).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => report.errors.push((started.name.to_string(), error)),
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => {
+                tracing::error!(service = %started.name, %error, "service stop failed");
+                report.errors.push((started.name.to_string(), error));
+            }
+            Ok(Err(payload)) => {
+                let error = panic_error(payload);
+                tracing::error!(service = %started.name, %error, "service stop panicked");
+                report.errors.push((started.name.to_string(), error));
+            }
             Err(_) => {
                 tracing::warn!(service = %started.name, ?limit, "service did not stop in time");
                 report.timed_out.push(started.name.to_string());
             }
         }
-        report.stopped.push(started.name.to_string());
+        let name = started.name.clone();
         started.cancel().await;
+        report.stopped.push(name.to_string());
+        lock(&self.stopping).retain(|n| !Arc::ptr_eq(n, &name));
     }
 
     /// Waits until a service's background work fails; returns which and

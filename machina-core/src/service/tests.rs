@@ -101,6 +101,8 @@ impl Service for Scripted {
     }
 }
 
+mod failures;
+
 fn entries(log: &Log) -> Vec<String> {
     log.lock().unwrap().clone()
 }
@@ -399,19 +401,35 @@ mod entrypoint {
         builder
             .pre_start(move |s| {
                 let log = a.clone();
-                async move { log.lock().unwrap().push(format!("pre_start {s:?}")) }
+                async move {
+                    log.lock()
+                        .unwrap()
+                        .push(format!("pre_start {:?}", s.services()))
+                }
             })
             .post_start(move |s| {
                 let log = b.clone();
-                async move { log.lock().unwrap().push(format!("post_start {s:?}")) }
+                async move {
+                    log.lock()
+                        .unwrap()
+                        .push(format!("post_start {:?}", s.services()))
+                }
             })
             .pre_stop(move |s| {
                 let log = c.clone();
-                async move { log.lock().unwrap().push(format!("pre_stop {s:?}")) }
+                async move {
+                    log.lock()
+                        .unwrap()
+                        .push(format!("pre_stop {:?}", s.services()))
+                }
             })
             .post_stop(move |s| {
                 let log = d.clone();
-                async move { log.lock().unwrap().push(format!("post_stop {s:?}")) }
+                async move {
+                    log.lock()
+                        .unwrap()
+                        .push(format!("post_stop {:?}", s.services()))
+                }
             })
     }
 
@@ -484,7 +502,7 @@ mod entrypoint {
         assert_eq!(outcome.exit_code, FORCED_EXIT_CODE);
         assert_eq!(
             outcome.not_stopped,
-            ["fast"],
+            ["stuck", "fast"],
             "stuck was being stopped; fast not yet"
         );
         assert_eq!(mock.elapsed(), ms(220));
@@ -673,7 +691,11 @@ mod plugins {
                 .service("audit", Scripted::new("audit", &self.rt, &self.log), &[])
                 .pre_start(move |services| {
                     let log = a.clone();
-                    async move { log.lock().unwrap().push(format!("audit sees {services:?}")) }
+                    async move {
+                        log.lock()
+                            .unwrap()
+                            .push(format!("audit sees {:?}", services.services()))
+                    }
                 })
                 .post_stop(move |_| {
                     let log = b.clone();
