@@ -1,6 +1,7 @@
 //! A small service stack: a "database", a cache that needs it, a
 //! periodic reporter, and a worker that needs both. It starts them in
-//! order, runs until Ctrl+C / SIGTERM (or `--for <ms>`), then stops them in
+//! order, runs until Ctrl+C / SIGTERM or for a few seconds (`--for <ms>`,
+//! 5000 by default; `--forever` waits for a signal), then stops them in
 //! reverse order, printing each step. `--stuck-stop` makes the worker's
 //! stop hang, to show the forced exit (code 70) when the shutdown timeout
 //! (`MACHINA_SHUTDOWN_TIMEOUT`, default 2s here) runs out. `--runtime
@@ -8,7 +9,7 @@
 //! the same code on each. `--own-tracing` sets up `tracing` in the program
 //! itself (JSON lines), so the entrypoint's logging set-up stands aside.
 //!
-//! Run: `cargo run --bin service_stack -- --for 1500`
+//! Run: `cargo run --bin service_stack` (Ctrl+C to stop it early)
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -104,7 +105,17 @@ fn main() -> ExitCode {
             .and_then(|i| args.get(i + 1))
             .cloned()
     };
-    let run_for = flag("--for").and_then(|ms| ms.parse::<u64>().ok());
+    let run_for = match flag("--for") {
+        _ if args.iter().any(|a| a == "--forever") => None,
+        Some(ms) => match ms.parse::<u64>() {
+            Ok(ms) => Some(ms),
+            Err(_) => {
+                eprintln!("service_stack: --for takes milliseconds, not {ms:?}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Some(5000),
+    };
     let stuck_stop = args.iter().any(|a| a == "--stuck-stop");
     if args.iter().any(|a| a == "--own-tracing") {
         tracing_subscriber::fmt()

@@ -59,6 +59,8 @@ pub mod backoff;
 pub mod bot;
 pub mod breaker;
 pub mod limit;
+#[cfg(test)]
+mod log_capture;
 pub mod pool;
 pub mod retry;
 pub mod rt;

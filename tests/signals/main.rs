@@ -78,7 +78,7 @@ fn wait(child: &mut Child) -> i32 {
 }
 
 fn sigterm_stops_the_services_in_reverse_order_and_exits_0(runtime: &str) {
-    let (mut child, rx) = launch(&["--runtime", runtime], &[]);
+    let (mut child, rx) = launch(&["--runtime", runtime, "--forever"], &[]);
     let mut seen = Vec::new();
     read_until(&rx, "all services ready", &mut seen);
     send(&child, "TERM");
@@ -100,7 +100,7 @@ fn sigterm_stops_the_services_in_reverse_order_and_exits_0(runtime: &str) {
 
 fn a_stop_past_the_shutdown_timeout_forces_exit_code_70(runtime: &str) {
     let (mut child, rx) = launch(
-        &["--runtime", runtime, "--stuck-stop"],
+        &["--runtime", runtime, "--stuck-stop", "--forever"],
         &[("MACHINA_SHUTDOWN_TIMEOUT", "300ms")],
     );
     let mut seen = Vec::new();
@@ -123,7 +123,7 @@ fn a_stop_past_the_shutdown_timeout_forces_exit_code_70(runtime: &str) {
 }
 
 fn a_second_signal_forces_the_exit_at_once(runtime: &str) {
-    let (mut child, rx) = launch(&["--runtime", runtime, "--stuck-stop"], &[]);
+    let (mut child, rx) = launch(&["--runtime", runtime, "--stuck-stop", "--forever"], &[]);
     let mut seen = Vec::new();
     read_until(&rx, "all services ready", &mut seen);
     send(&child, "INT");
@@ -278,4 +278,18 @@ fn a_bad_shutdown_timeout_is_refused() {
         String::from_utf8_lossy(&output.stdout).is_empty(),
         "nothing started"
     );
+}
+
+/// With no arguments the example runs for a few seconds and then shuts
+/// down in order by itself.
+#[test]
+fn the_example_ends_by_itself_after_a_few_seconds() {
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_service_stack"))
+        .output()
+        .expect("service_stack runs");
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("db: closed (Shutdown)"), "{stdout}");
+    assert!(started.elapsed() >= Duration::from_secs(5));
 }

@@ -28,6 +28,7 @@ mod system;
 mod threads;
 mod timeout;
 mod timer;
+mod yield_now;
 
 pub use interval::{Interval, IntervalError, MissedTick};
 pub(crate) use join::panic_message;
@@ -40,6 +41,7 @@ pub use system::SystemTimer;
 pub use threads::{ThreadError, ThreadedStream, sync_wait};
 pub use timeout::{Elapsed, Timeout};
 pub use timer::{Sleep, SleepFuture, Timer};
+pub use yield_now::{YieldNow, yield_now};
 
 #[cfg(test)]
 mod tests {

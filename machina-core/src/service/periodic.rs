@@ -174,9 +174,10 @@ impl Service for PeriodicService {
             let run = lp.start()?;
             *self.slot() = Some(lp);
             ctx.ready();
-            // Stay alive with the loop; stopping the service stops it.
-            let _ = run.await;
-            Ok(())
+            // Stay alive with the loop; stopping the service stops it. A
+            // panic in the callback ends the loop with an error, which
+            // brings the stack down like any background failure.
+            until_loop_ends(run).await
         })
     }
 
@@ -189,6 +190,16 @@ impl Service for PeriodicService {
             }
             Ok(())
         })
+    }
+}
+
+/// Waits for a service's loop to end: `Ok` once it stopped or completed,
+/// its error (a panic in the callback) otherwise.
+pub(super) async fn until_loop_ends(run: crate::bot::LoopRun) -> Result<(), BoxError> {
+    match run.await {
+        Ok(Ok(_end)) => Ok(()),
+        Ok(Err(error)) => Err(Box::new(error)),
+        Err(join) => Err(Box::new(join)),
     }
 }
 
@@ -244,9 +255,23 @@ mod tests {
             .unwrap();
         mock.block_on(async { stack.start().await.unwrap() })
             .unwrap();
-        mock.advance(Duration::from_secs(60)).unwrap();
+        let ((), events) =
+            crate::log_capture::capture(|| mock.advance(Duration::from_secs(60)).unwrap());
         // First run at 2 s; each then takes 3 s and is followed by 10 s.
         assert_eq!(*starts.lock().unwrap(), [2, 15, 28, 41, 54]);
+        // The second run's error is logged; the third's, allow-listed, not.
+        let errors: Vec<String> = events
+            .iter()
+            .filter(|e| e.level == tracing::Level::ERROR)
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e.field("service").unwrap_or("?"),
+                    e.field("error").unwrap_or("?")
+                )
+            })
+            .collect();
+        assert_eq!(errors, ["poller disk full"]);
         let report = mock.block_on(async { stack.stop().await }).unwrap();
         assert_eq!(report.stopped, ["poller"]);
         let after = starts.lock().unwrap().len();
@@ -291,5 +316,37 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("Nowhere/Else"), "{err}");
+    }
+
+    #[test]
+    fn a_panicking_run_brings_the_stack_down_instead_of_silently_stopping() {
+        let mock = MockRuntime::new();
+        let rt = mock.runtime();
+        let calls = Arc::new(AtomicU32::new(0));
+        let n = calls.clone();
+        let service = PeriodicService::new("poller", Duration::from_secs(10), move || {
+            let n = n.clone();
+            async move {
+                if n.fetch_add(1, Ordering::SeqCst) == 2 {
+                    panic!("index out of range");
+                }
+                Ok::<(), BoxError>(())
+            }
+        })
+        .unwrap();
+        let stack = Supervisor::builder(&rt)
+            .service("poller", service, &[])
+            .build()
+            .unwrap();
+        let (service, error) = mock
+            .block_on(async {
+                stack.start().await.unwrap();
+                stack.failure().await.unwrap()
+            })
+            .unwrap();
+        assert_eq!(service, "poller");
+        assert!(error.to_string().contains("index out of range"), "{error}");
+        assert_eq!(mock.elapsed(), Duration::from_secs(20), "the third run");
+        mock.block_on(async { stack.stop().await }).unwrap();
     }
 }

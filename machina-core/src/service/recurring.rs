@@ -1,14 +1,17 @@
 //! [`RecurringService`]: a callback whose every wait is chosen by an async
 //! strategy (aiomisc `RecurringCallback` with `StrategySkip` and
-//! `StrategyStop`).
+//! `StrategyStop`), on the one [`Loop`] engine.
 //!
 //! Before each run the strategy is asked what to do next, given what has
 //! happened so far ([`RecurringState`]): [`Strategy::Run`] waits and then
 //! runs the callback, [`Strategy::Skip`] waits and asks again without
-//! running, [`Strategy::Stop`] ends the service. Runs never overlap. A
+//! running, [`Strategy::Stop`] ends the cycle. Runs never overlap. A
 //! failing run is logged and the strategy is asked again, so it can back
-//! off. Stopping the service ends a wait (or a strategy call) at once and
-//! lets a run in progress finish.
+//! off. Stopping ends a wait at once and lets a run in progress (and the
+//! strategy call after it) finish.
+//!
+//! As a service it runs while the stack runs; [`RecurringService::to_loop`]
+//! gives the same cycle as a standalone [`Loop`] to start and stop by hand.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,11 +19,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
-use futures::channel::oneshot;
-use futures::future::{Either, select};
 
 use super::supervisor::{Service, ServiceContext, ServiceFuture, StopReason};
+use crate::bot::Loop;
 use crate::retry::BoxError;
+use crate::rt::Runtime;
+use crate::schedule::Schedule;
 
 type Callback =
     Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>> + Send + Sync>;
@@ -35,7 +39,7 @@ pub enum Strategy {
     /// Wait this long, then ask again without running (aiomisc
     /// `StrategySkip`).
     Skip(Duration),
-    /// End the service (aiomisc `StrategyStop`).
+    /// End the cycle (aiomisc `StrategyStop`).
     Stop,
 }
 
@@ -91,14 +95,15 @@ pub struct RecurringService {
     name: String,
     strategy: StrategyFn,
     callback: Callback,
-    stop: Mutex<Option<Running>>,
+    running: Mutex<Option<Loop>>,
 }
 
-/// The signals of a running cycle: ask it to stop, learn that it ended.
-struct Running {
-    stop: oneshot::Sender<()>,
-    /// Resolves (cancelled) when the cycle's sender is dropped at its end.
-    done: oneshot::Receiver<()>,
+/// Where a cycle is between two iterations of its loop.
+#[derive(Debug, Default)]
+struct Cycle {
+    state: RecurringState,
+    /// The last decision was `Run`: the next iteration runs the callback.
+    run_next: bool,
 }
 
 impl RecurringService {
@@ -115,93 +120,129 @@ impl RecurringService {
             name: name.into(),
             strategy: Arc::new(move |state| strategy(state).boxed()),
             callback: Arc::new(move || callback().map(|r| r.map_err(Into::into)).boxed()),
-            stop: Mutex::new(None),
+            running: Mutex::new(None),
         }
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
-        self.stop.lock().unwrap_or_else(|p| p.into_inner())
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Loop>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The strategy/wait/run cycle until the strategy stops or `stopped`
-    /// fires.
-    async fn cycle(&self, ctx: &ServiceContext, mut stopped: oneshot::Receiver<()>) {
-        let mut state = RecurringState::default();
-        loop {
-            let decision = match select((self.strategy)(state), &mut stopped).await {
-                Either::Left((decision, _)) => decision,
-                Either::Right(_) => return,
-            };
-            let (wait, run) = match decision {
-                Strategy::Stop => {
-                    tracing::debug!(service = %self.name, ?state, "the strategy stopped the service");
-                    return;
-                }
-                Strategy::Skip(wait) => (wait, false),
-                Strategy::Run(wait) => (wait, true),
-            };
-            // A zero wait still yields once, so a strategy that never waits
-            // cannot starve the executor.
-            let sleep = if wait.is_zero() {
-                yield_once().boxed()
-            } else {
-                ctx.runtime().sleep(wait).boxed()
-            };
-            if let Either::Right(_) = select(sleep, &mut stopped).await {
-                return;
-            }
-            if !run {
-                state.skips += 1;
-                continue;
-            }
-            let outcome = (self.callback)().await;
-            state.runs += 1;
-            match outcome {
-                Ok(()) => state.consecutive_failures = 0,
-                Err(error) => {
-                    state.failures += 1;
-                    state.consecutive_failures += 1;
-                    tracing::error!(service = %self.name, %error, "recurring run failed; asking the strategy again");
-                }
-            }
-        }
+    /// The strategy/wait/run cycle as a [`Loop`] on `runtime` (not
+    /// started): each iteration runs the callback if the last decision was
+    /// [`Strategy::Run`], asks the strategy, and sets the wait before the
+    /// next iteration; [`Strategy::Stop`] stops the loop. Each call makes a
+    /// fresh cycle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::service::{RecurringService, Strategy};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let service = RecurringService::new(
+    ///     "ping",
+    ///     |state| async move {
+    ///         if state.runs < 2 { Strategy::Run(Duration::from_secs(30)) } else { Strategy::Stop }
+    ///     },
+    ///     || async { Ok::<(), std::io::Error>(()) },
+    /// );
+    /// let mock = MockRuntime::new();
+    /// let lp = service.to_loop(&mock.runtime());
+    /// let run = lp.start().unwrap();
+    /// mock.block_on(run).unwrap().unwrap();
+    /// assert_eq!(mock.elapsed(), Duration::from_secs(60)); // two runs, 30 s apart
+    /// ```
+    pub fn to_loop(&self, runtime: &Runtime) -> Loop {
+        let (strategy, callback, name) = (
+            self.strategy.clone(),
+            self.callback.clone(),
+            self.name.clone(),
+        );
+        let cycle = Arc::new(Mutex::new(Cycle::default()));
+        Loop::builder(runtime, self.name.clone(), Schedule::After(Duration::ZERO))
+            .clear_handled()
+            .build(move |lp: Loop| {
+                let (strategy, callback, name, cycle) = (
+                    strategy.clone(),
+                    callback.clone(),
+                    name.clone(),
+                    cycle.clone(),
+                );
+                async move { step(&lp, &name, &strategy, &callback, &cycle).await }
+            })
     }
 }
 
-/// Pending once, then ready: gives other tasks a turn.
-fn yield_once() -> impl Future<Output = ()> {
-    let mut yielded = false;
-    std::future::poll_fn(move |cx| {
-        if yielded {
-            std::task::Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
+fn lock(cycle: &Mutex<Cycle>) -> std::sync::MutexGuard<'_, Cycle> {
+    cycle.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One iteration: the run the last decision asked for, then the next
+/// decision.
+async fn step(
+    lp: &Loop,
+    name: &str,
+    strategy: &StrategyFn,
+    callback: &Callback,
+    cycle: &Mutex<Cycle>,
+) {
+    if std::mem::take(&mut lock(cycle).run_next) {
+        let outcome = callback().await;
+        let mut cycle = lock(cycle);
+        cycle.state.runs += 1;
+        match outcome {
+            Ok(()) => cycle.state.consecutive_failures = 0,
+            Err(error) => {
+                cycle.state.failures += 1;
+                cycle.state.consecutive_failures += 1;
+                tracing::error!(service = %name, %error, "recurring run failed; asking the strategy again");
+            }
         }
-    })
+    }
+    let state = lock(cycle).state;
+    let wait = match strategy(state).await {
+        Strategy::Stop => {
+            tracing::debug!(service = %name, ?state, "the strategy stopped the cycle");
+            lp.stop();
+            return;
+        }
+        Strategy::Skip(wait) => {
+            lock(cycle).state.skips += 1;
+            wait
+        }
+        Strategy::Run(wait) => {
+            lock(cycle).run_next = true;
+            wait
+        }
+    };
+    // `After` accepts any duration, zero included.
+    let _ = lp.change_interval(wait);
 }
 
 impl Service for RecurringService {
     fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
         Box::pin(async move {
-            let (stop, stopped) = oneshot::channel();
-            let (_ended, done) = oneshot::channel::<()>();
-            *self.slot() = Some(Running { stop, done });
+            let lp = self.to_loop(ctx.runtime());
+            let run = lp.start()?;
+            *self.slot() = Some(lp);
             ctx.ready();
-            self.cycle(&ctx, stopped).await;
-            Ok(())
+            // Stay alive with the loop; stopping the service stops it. A
+            // panic in the callback ends the loop with an error, which
+            // brings the stack down like any background failure.
+            super::periodic::until_loop_ends(run).await
         })
     }
 
     fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
         Box::pin(async move {
-            let running = self.slot().take();
-            if let Some(Running { stop, done }) = running {
-                let _ = stop.send(());
+            let lp = self.slot().take();
+            if let Some(lp) = lp {
                 // A run in progress finishes first; the supervisor's stop
                 // timeout bounds a run that does not.
-                let _ = done.await;
+                lp.stop();
+                lp.wait_until_done().await;
             }
             Ok(())
         })

@@ -184,6 +184,13 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
                         }
                         Either::Right(control) => Either::Right(control),
                     },
+                    None if due <= rt.now() => {
+                        // Due already (a zero interval): still give the
+                        // other tasks a turn, or a loop that never waits
+                        // would starve them.
+                        scheduled = due;
+                        race(crate::rt::yield_now(), lp.control(ANY_CONTROL)).await
+                    }
                     None => {
                         // One timer for the whole run, re-armed each time.
                         scheduled = due;

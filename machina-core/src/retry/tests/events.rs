@@ -4,78 +4,17 @@
 #[allow(unused_imports, reason = "each area uses part of the shared prelude")]
 use super::*;
 
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Metadata, Subscriber};
-
-/// One event of the retry module: its level and its fields, as text.
-#[derive(Debug)]
-struct Captured {
-    level: Level,
-    fields: Vec<(&'static str, String)>,
-}
-
-impl Captured {
-    fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// A subscriber that keeps the retry module's events (no dependency on
-/// `tracing-subscriber`).
-struct Capture(Arc<Mutex<Vec<Captured>>>);
-
-struct Fields(Vec<(&'static str, String)>);
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0.push((field.name(), format!("{value:?}")));
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.push((field.name(), value.to_owned()));
-    }
-}
-
-impl Subscriber for Capture {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-    fn event(&self, event: &Event<'_>) {
-        if !event.metadata().target().starts_with("machina_core::retry") {
-            return;
-        }
-        let mut fields = Fields(Vec::new());
-        event.record(&mut fields);
-        self.0.lock().unwrap().push(Captured {
-            level: *event.metadata().level(),
-            fields: fields.0,
-        });
-    }
-
-    fn enter(&self, _: &Id) {}
-
-    fn exit(&self, _: &Id) {}
-}
+use crate::log_capture::Captured;
+use tracing::Level;
 
 /// Runs `f` with a capturing subscriber on this thread; returns the
 /// retry module's events.
 fn capture(f: impl FnOnce()) -> Vec<Captured> {
-    let events = Arc::new(Mutex::new(Vec::new()));
-    tracing::subscriber::with_default(Capture(events.clone()), f);
-    std::mem::take(&mut *events.lock().unwrap())
+    let ((), events) = crate::log_capture::capture(f);
+    events
+        .into_iter()
+        .filter(|e| e.target.starts_with("machina_core::retry"))
+        .collect()
 }
 
 #[test]

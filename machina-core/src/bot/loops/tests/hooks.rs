@@ -1,13 +1,6 @@
 //! `before_loop`, `after_loop` and `on_error`: which run, in what order and
 //! at what instant for every way a run ends, and what they see.
 
-use std::fmt;
-
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::subscriber::Interest;
-use tracing::{Event, Level, Metadata, Subscriber};
-
 #[allow(unused_imports, reason = "each area uses part of the shared prelude")]
 use super::*;
 
@@ -319,48 +312,6 @@ fn hooks_see_failed_after_an_error_and_being_cancelled_after_a_cancel_only() {
     );
 }
 
-/// Keeps every event as its level and its fields, as `name=value; ` text.
-struct Capture(Log<(Level, String)>);
-
-impl Subscriber for Capture {
-    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
-        // Other tests run on other threads without this subscriber: ask per
-        // event rather than caching "always" for every thread.
-        Interest::sometimes()
-    }
-
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-
-    fn event(&self, event: &Event<'_>) {
-        let mut fields = Fields(String::new());
-        event.record(&mut fields);
-        push(&self.0, (*event.metadata().level(), fields.0));
-    }
-
-    fn enter(&self, _: &Id) {}
-
-    fn exit(&self, _: &Id) {}
-}
-
-struct Fields(String);
-
-impl Visit for Fields {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        use fmt::Write;
-        write!(self.0, "{}={value:?}; ", field.name()).unwrap();
-    }
-}
-
 /// The error-level events logged while a loop named `name` fails with
 /// "fatal: boom", with or without a custom `on_error`.
 fn error_events(name: &'static str, custom_on_error: bool) -> Vec<String> {
@@ -371,15 +322,14 @@ fn error_events(name: &'static str, custom_on_error: bool) -> Vec<String> {
         builder = rec.hooks(builder);
     }
     let lp = builder.build(failing_body(&rec, |_| Some(fatal("boom"))));
-    let events = log();
     let run = lp.start().unwrap();
-    let end = tracing::subscriber::with_default(Capture(events.clone()), || finish(&mock, run));
+    let (end, events) = crate::log_capture::capture(|| finish(&mock, run));
     assert!(end.is_err());
     assert!(lp.failed());
-    entries(&events)
+    events
         .into_iter()
-        .filter(|(level, _)| *level == Level::ERROR)
-        .map(|(_, text)| text)
+        .filter(|e| e.level == tracing::Level::ERROR)
+        .map(|e| e.text())
         .collect()
 }
 
