@@ -86,7 +86,7 @@ pub async fn run<F: std::future::Future>(
     machina_core::service::RunError<std::io::Error>,
 > {
     let entry = entrypoint().map_err(machina_core::service::RunError::Setup)?;
-    Ok(machina_core::service::run(entry, services, main).await?)
+    Ok(machina_core::service::run(entry, main, services).await?)
 }
 
 /// The shutdown requests of an entrypoint: SIGINT (Ctrl+C) and SIGTERM.

@@ -123,7 +123,7 @@ pub async fn run<F: std::future::Future>(
     machina_core::service::RunError<TokioAdapterError>,
 > {
     let entry = entrypoint().map_err(machina_core::service::RunError::Setup)?;
-    Ok(machina_core::service::run(entry, services, main).await?)
+    Ok(machina_core::service::run(entry, main, services).await?)
 }
 
 #[cfg(unix)]

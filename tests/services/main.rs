@@ -110,12 +110,13 @@ cross_runtime! {
             ("cache", Arc::new(Step { resident: true, ..step("cache", &rt, &events, 5) })),
         ];
         let main_log = events.clone();
-        let outcome = machina_core::service::run(Entrypoint::builder(&rt), services, async move {
+        let main = async move {
             push(&main_log, "main".to_owned());
             7
-        })
-        .await
-        .unwrap();
+        };
+        let outcome = machina_core::service::run(Entrypoint::builder(&rt), main, services)
+            .await
+            .unwrap();
         assert_eq!((outcome.value, outcome.exit_code), (Some(7), 0));
         assert_eq!(entries(&events), ["ready db", "ready cache", "main", "stop cache", "stop db"]);
 
@@ -123,7 +124,7 @@ cross_runtime! {
             ("db", Arc::new(step("db", &rt, &events, 0))),
             ("db", Arc::new(step("db", &rt, &events, 0))),
         ];
-        let err = machina_core::service::run(Entrypoint::builder(&rt), twice, async {}).await.unwrap_err();
+        let err = machina_core::service::run(Entrypoint::builder(&rt), async {}, twice).await.unwrap_err();
         assert!(err.to_string().contains("duplicate service name \"db\""), "{err}");
     }
 }

@@ -156,9 +156,21 @@ impl Acquire {
         Ok(std::mem::take(&mut self.groups).into_permit())
     }
 
-    /// One look at every group, under all their locks; takes the permit if
-    /// this caller may start, else queues it (or refreshes its waker).
-    fn attempt(&mut self, now: Instant, waker: &Waker) -> Outcome {
+    /// One look at the group(s): takes the permit if this caller may
+    /// start, else queues it (or refreshes its waker).
+    fn attempt(&mut self, waker: &Waker) -> Outcome {
+        match &self.groups {
+            Small::One(group) => attempt_one(group, &mut self.tickets, &mut self.queued_at, waker),
+            _ => {
+                let now = self.groups.as_slice()[0].runtime.now();
+                self.attempt_all(now, waker)
+            }
+        }
+    }
+
+    /// [`attempt`](Self::attempt) across several groups, under all their
+    /// locks.
+    fn attempt_all(&mut self, now: Instant, waker: &Waker) -> Outcome {
         let queued = !self.tickets.is_empty();
         let mut guards: Vec<MutexGuard<'_, GroupState>> = self
             .groups
@@ -248,19 +260,94 @@ impl Acquire {
     }
 }
 
+/// [`Acquire::attempt`] in a single group: one lock, no
+/// allocation, and the clock read only when the group has a window or
+/// a wait is timed.
+fn attempt_one(
+    group: &GroupInner,
+    tickets: &mut Small<u64>,
+    queued_at: &mut Option<Instant>,
+    waker: &Waker,
+) -> Outcome {
+    let ticket = tickets.as_slice().first().copied();
+    let mut state = lock(&group.state);
+    let ahead = match ticket {
+        Some(ticket) => state.waiters.head() != Some(ticket),
+        None => !state.waiters.is_empty(),
+    };
+    let opens_at = if ahead {
+        None
+    } else {
+        let now = group.decision_now();
+        match state.policy.check(now) {
+            Ok(()) => {
+                state.policy.commit(now);
+                state.stats.acquired += 1;
+                let mut next = None;
+                if let Some(ticket) = ticket {
+                    if let Some(at) = *queued_at {
+                        state.stats.waited += 1;
+                        state.stats.wait_time += group.runtime.now().saturating_duration_since(at);
+                    }
+                    state.waiters.remove(ticket);
+                    // As in `attempt_all`: wake the next in line unless
+                    // only a slot blocks it.
+                    let slots_full = matches!(
+                        state.policy.check(now),
+                        Err(NotUntil {
+                            cause: Blocked::InFlight,
+                            ..
+                        })
+                    );
+                    if !slots_full {
+                        next = state.head_waker();
+                    }
+                }
+                drop(state);
+                *tickets = Small::Empty;
+                if let Some(next) = next {
+                    next.wake();
+                }
+                return Outcome::Ready;
+            }
+            Err(NotUntil {
+                cause: Blocked::Window,
+                earliest,
+            }) => earliest,
+            Err(_) => None,
+        }
+    };
+    match ticket {
+        Some(ticket) => {
+            if let Some(current) = state.waiters.waker_mut(ticket)
+                && !current.will_wake(waker)
+            {
+                *current = waker.clone();
+            }
+        }
+        None => {
+            let ticket = state.next_ticket;
+            state.next_ticket += 1;
+            state.waiters.push(ticket, waker.clone());
+            *tickets = Small::One(ticket);
+            *queued_at = Some(group.runtime.now());
+        }
+    }
+    Outcome::Wait(opens_at)
+}
+
 impl Future for Acquire {
     type Output = Permit;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Permit> {
         let this = &mut *self;
         assert!(!this.done, "Acquire polled after it returned its Permit");
-        let Some(runtime) = this.groups.as_slice().first().map(|g| g.runtime.clone()) else {
+        if this.groups.is_empty() {
             this.done = true;
             return Poll::Ready(Permit::none());
-        };
+        }
         loop {
-            let now = runtime.now();
-            match this.attempt(now, cx.waker()) {
+            match this.attempt(cx.waker()) {
                 Outcome::Ready => {
                     this.sleep = None;
                     return Poll::Ready(this.permit());
@@ -272,7 +359,10 @@ impl Future for Acquire {
                 Outcome::Wait(Some(at)) => {
                     let sleep = match &mut this.sleep {
                         Some((deadline, sleep)) if *deadline == at => sleep,
-                        slot => &mut slot.insert((at, runtime.sleep_until(at))).1,
+                        slot => {
+                            let runtime = &this.groups.as_slice()[0].runtime;
+                            &mut slot.insert((at, runtime.sleep_until(at))).1
+                        }
                     };
                     if Pin::new(&mut *sleep).poll(cx).is_pending() {
                         return Poll::Pending;

@@ -53,9 +53,25 @@ pub(crate) struct GroupInner {
     pub(crate) name: Box<str>,
     pub(crate) runtime: Runtime,
     pub(crate) state: Mutex<GroupState>,
+    /// Whether the limits include a start window (fixed at creation).
+    windowed: bool,
+    /// When the group was made: the `now` handed to a policy without a
+    /// window, which never reads it.
+    made_at: Instant,
 }
 
 impl GroupInner {
+    /// The instant a decision needs: the clock for a windowed group;
+    /// without a window, no clock read at all (a fixed instant the policy
+    /// ignores), which keeps the uncontended path cheap.
+    pub(crate) fn decision_now(&self) -> Instant {
+        if self.windowed {
+            self.runtime.now()
+        } else {
+            self.made_at
+        }
+    }
+
     /// The order in which groups are locked together: by address, which is
     /// fixed for as long as anyone holds the group.
     pub(crate) fn lock_order(group: &Arc<Self>) -> usize {
@@ -128,6 +144,8 @@ impl ConcurrentGroup {
             inner: Arc::new(GroupInner {
                 name: name.into_boxed_str(),
                 runtime: runtime.clone(),
+                windowed: policy.windowed(),
+                made_at: runtime.now(),
                 state: Mutex::new(GroupState {
                     policy,
                     waiters: WaitQueue::default(),
@@ -154,7 +172,7 @@ impl ConcurrentGroup {
     /// [`NotUntil`]: what blocks, and the earliest instant a start could
     /// succeed when a clock can tell.
     pub fn try_acquire(&self) -> Result<Permit, NotUntil> {
-        let now = self.inner.runtime.now();
+        let now = self.inner.decision_now();
         let mut state = lock(&self.inner.state);
         let refused = if state.waiters.is_empty() {
             match state.policy.try_acquire(now) {

@@ -100,7 +100,9 @@ impl GroupPolicy {
         })
     }
 
-    fn windowed(&self) -> bool {
+    /// Whether a start window is configured: only then do decisions
+    /// depend on `now`.
+    pub(crate) fn windowed(&self) -> bool {
         self.max_starts > 0
     }
 

@@ -40,6 +40,7 @@ pub use spawn::{BlockingFn, BoxFuture, Spawn, SpawnError};
 pub use system::SystemTimer;
 pub use threads::{ThreadError, ThreadedStream, sync_wait};
 pub use timeout::{Elapsed, Timeout};
+pub(crate) use timer::instant_after;
 pub use timer::{Sleep, SleepFuture, Timer};
 pub use yield_now::{YieldNow, yield_now};
 

@@ -36,8 +36,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::panic::AssertUnwindSafe;
+
 use futures::future::{Either, select};
-use futures::{Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt};
 
 use super::context::Context;
 use super::supervisor::{
@@ -140,14 +142,19 @@ async fn next_signal(signals: &mut Signals) {
     }
 }
 
+/// Runs `hooks` in order; a panicking hook is logged and the next one
+/// runs (a hook never stops a start or a shutdown half-way).
 async fn run_hooks(hooks: &[Hook], services: &[String], supervisor: &Arc<Supervisor>) {
     for hook in hooks {
-        hook(HookContext {
+        let run = AssertUnwindSafe(hook(HookContext {
             services: services.to_vec(),
             supervisor: supervisor.clone(),
             runtime: supervisor.runtime().clone(),
-        })
-        .await;
+        }));
+        if let Err(payload) = run.catch_unwind().await {
+            let message = crate::rt::panic_message(&*payload);
+            tracing::error!(panic = %message, "an entrypoint hook panicked");
+        }
     }
 }
 
@@ -406,32 +413,38 @@ impl Entrypoint {
         run_hooks(&self.hooks.pre_start, &self.names, &supervisor).await;
         // A shutdown request during the start interrupts it: whatever
         // started is stopped again, as after a failed start.
-        let started = supervisor.start_until(next_signal(&mut self.signals)).await;
+        // A failed start is rolled back like any shutdown: bounded by the
+        // shutdown timeout, cut short by a signal.
+        let started = supervisor
+            .start_without_rollback(next_signal(&mut self.signals))
+            .await;
         match started {
             Ok(Started::All) => {}
             Ok(_) => {
                 tracing::info!("shutdown requested during the start; stopping what started");
                 return self.shut_down(StopReason::Signal, None, 0).await;
             }
-            Err(error) => {
-                tracing::error!(%error, "start failed; rolled back");
-                run_hooks(&self.hooks.post_stop, &error.rolled_back, &supervisor).await;
-                return Outcome {
-                    value: None,
-                    exit_code: 1,
-                    stop_report: error.stop_report,
-                    not_stopped: Vec::new(),
-                };
+            Err((service, error)) => {
+                tracing::error!(%service, %error, "start failed; rolling back");
+                return self
+                    .shut_down(StopReason::StartFailed { service }, None, 1)
+                    .await;
             }
         }
         let started = supervisor.started();
         run_hooks(&self.hooks.post_start, &started, &supervisor).await;
         let (value, reason, exit_code) = {
-            let main = std::pin::pin!(main);
+            // A panic in the main future still stops the services.
+            let main = std::pin::pin!(AssertUnwindSafe(main).catch_unwind());
             let failure = std::pin::pin!(supervisor.failure());
             let signal = std::pin::pin!(next_signal(&mut self.signals));
             match select(main, select(signal, failure)).await {
-                Either::Left((value, _)) => (Some(value), StopReason::Shutdown, 0),
+                Either::Left((Ok(value), _)) => (Some(value), StopReason::Shutdown, 0),
+                Either::Left((Err(payload), _)) => {
+                    let message = crate::rt::panic_message(&*payload);
+                    tracing::error!(panic = %message, "the main future panicked; stopping");
+                    (None, StopReason::Shutdown, 1)
+                }
                 Either::Right((Either::Left(_), _)) => {
                     tracing::info!("shutdown requested");
                     (None, StopReason::Signal, 0)
@@ -543,9 +556,12 @@ impl ServiceControl {
     pub async fn stop_service(&self, name: &str) -> Result<StopReport, ChangeError> {
         self.supervisor.check_stoppable(name)?;
         run_hooks(&self.hooks.pre_stop, &[name.to_string()], &self.supervisor).await;
-        let report = self.supervisor.stop_service(name).await?;
-        run_hooks(&self.hooks.post_stop, &report.stopped, &self.supervisor).await;
-        Ok(report)
+        let stopped = self.supervisor.stop_service(name).await;
+        // A change made meanwhile may still refuse the stop; `post_stop`
+        // then hears that nothing stopped, so the hooks stay paired.
+        let names = stopped.as_ref().map_or(&[][..], |r| &r.stopped[..]);
+        run_hooks(&self.hooks.post_stop, names, &self.supervisor).await;
+        stopped
     }
 }
 
@@ -557,7 +573,8 @@ impl std::fmt::Debug for ServiceControl {
     }
 }
 
-/// aiomisc's `run(main, *services)`: starts `services` (together, no
+/// aiomisc's `run(main, *services)` on a given entrypoint builder (the
+/// adapters' `run(main, services)` use theirs): starts `services` (together, no
 /// dependencies between them) on `entry`, runs `main`, then stops them in
 /// reverse; `entry`'s signals, hooks and shutdown timeout apply.
 ///
@@ -581,13 +598,13 @@ impl std::fmt::Debug for ServiceControl {
 /// let mock = MockRuntime::new();
 /// let entry = Entrypoint::builder(&mock.runtime());
 /// let services: Vec<(&str, Arc<dyn Service>)> = vec![("a", Arc::new(Noop)), ("b", Arc::new(Noop))];
-/// let outcome = mock.block_on(service::run(entry, services, async { 42 })).unwrap().unwrap();
+/// let outcome = mock.block_on(service::run(entry, async { 42 }, services)).unwrap().unwrap();
 /// assert_eq!((outcome.value, outcome.exit_code), (Some(42), 0));
 /// ```
 pub async fn run<F: Future>(
     entry: EntrypointBuilder,
-    services: Vec<(&str, Arc<dyn Service>)>,
     main: F,
+    services: Vec<(&str, Arc<dyn Service>)>,
 ) -> Result<Outcome<F::Output>, EntrypointError> {
     let entry = services.into_iter().fold(entry, |entry, (name, service)| {
         entry.service(name, service, &[])

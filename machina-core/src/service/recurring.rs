@@ -225,7 +225,9 @@ impl Service for RecurringService {
     fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
         Box::pin(async move {
             let lp = self.to_loop(ctx.runtime());
-            let run = lp.start()?;
+            // Aborted with the start task if a stop runs past its timeout,
+            // so the loop never outlives the service.
+            let run = lp.start()?.abort_on_drop();
             *self.slot() = Some(lp);
             ctx.ready();
             // Stay alive with the loop; stopping the service stops it. A

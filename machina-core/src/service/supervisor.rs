@@ -15,9 +15,14 @@ use futures::{FutureExt, StreamExt};
 use super::context::Context;
 
 mod dynamic;
+mod start;
+mod stop;
 use crate::retry::BoxError;
 use crate::rt::{JoinError, JoinHandle, PanicPayload, Runtime};
 pub use dynamic::ChangeError;
+use start::News;
+pub use start::Started;
+pub(crate) use start::Starting;
 
 /// What a service's `start` and `stop` return.
 pub type ServiceFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'static>>;
@@ -275,12 +280,6 @@ impl StopReport {
     pub fn is_clean(&self) -> bool {
         self.errors.is_empty() && self.timed_out.is_empty()
     }
-
-    fn absorb(&mut self, other: StopReport) {
-        self.stopped.extend(other.stopped);
-        self.errors.extend(other.errors);
-        self.timed_out.extend(other.timed_out);
-    }
 }
 
 /// Locks `mutex`, ignoring poisoning (the data stays consistent: every
@@ -418,6 +417,7 @@ impl SupervisorBuilder {
             running: Mutex::new(Vec::new()),
             stopping: Mutex::new(Vec::new()),
             progress: Mutex::new(StopReport::default()),
+            stop_turn: futures::lock::Mutex::new(()),
             failures_tx,
             failures_rx: futures::lock::Mutex::new(failures_rx),
         })
@@ -444,25 +444,6 @@ struct Launched {
     task: JoinHandle<()>,
     /// Background tasks the service spawned.
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Launched {
-    /// Cancels the start task and the background tasks, and waits until
-    /// every one of them has ended (their futures dropped).
-    async fn cancel(self) {
-        let tasks: Vec<JoinHandle<()>> = self
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-            .collect();
-        tasks.iter().for_each(JoinHandle::abort);
-        self.task.abort();
-        for task in tasks {
-            let _ = task.await;
-        }
-        let _ = self.task.await;
-    }
 }
 
 /// Starts and stops a graph of services; see the module docs.
@@ -507,48 +488,12 @@ pub struct Supervisor {
     running: Mutex<Vec<Launched>>,
     /// Services whose stop is under way.
     stopping: Mutex<Vec<Arc<str>>>,
-    /// What the stops of the shutdown under way reported so far.
+    /// What the stops reported and nobody has taken yet.
     progress: Mutex<StopReport>,
+    /// Held by whichever stop runs: stops go one at a time.
+    stop_turn: futures::lock::Mutex<()>,
     failures_tx: mpsc::UnboundedSender<(Arc<str>, BoxError)>,
     failures_rx: futures::lock::Mutex<mpsc::UnboundedReceiver<(Arc<str>, BoxError)>>,
-}
-
-/// How [`Supervisor::start_until`] ended without an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Started {
-    /// Every service is ready.
-    All,
-    /// Interrupted: the services not yet ready were cancelled.
-    Interrupted,
-}
-
-/// A service whose start is under way. If the start is abandoned (its
-/// future dropped) the start task and its background tasks are aborted, so
-/// nothing keeps running unowned.
-struct Starting(Option<Launched>);
-
-impl Starting {
-    fn take(&mut self) -> Launched {
-        self.0.take().expect("a Starting is taken once")
-    }
-}
-
-impl Drop for Starting {
-    fn drop(&mut self) {
-        if let Some(launched) = self.0.take() {
-            launched.task.abort();
-            for task in lock(&launched.tasks).iter() {
-                task.abort();
-            }
-        }
-    }
-}
-
-/// A start's news for the supervisor.
-enum News {
-    Ready(usize),
-    Failed(usize, BoxError),
 }
 
 impl Supervisor {
@@ -583,241 +528,6 @@ impl Supervisor {
     /// The services running, in the order they became ready.
     pub fn started(&self) -> Vec<String> {
         self.running().iter().map(|s| s.name.to_string()).collect()
-    }
-
-    /// The services not yet stopped: those whose stop is under way, then
-    /// those still running (newest first, the order they would stop in).
-    pub fn not_stopped(&self) -> Vec<String> {
-        let mut names: Vec<String> = lock(&self.stopping)
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        names.extend(self.running().iter().rev().map(|s| s.name.to_string()));
-        names
-    }
-
-    /// What the shutdown under way has reported so far, taken out: after a
-    /// shutdown was cut short (a stop future dropped), the stops that did
-    /// finish are still accounted for.
-    pub fn take_stop_report(&self) -> StopReport {
-        std::mem::take(&mut *lock(&self.progress))
-    }
-
-    /// Starts every service once its dependencies are ready, independent
-    /// ones in parallel. If one fails, the others still starting are
-    /// cancelled, the started ones are stopped in reverse order (the
-    /// failing one's `stop` is not called), and the error says what was
-    /// rolled back.
-    ///
-    /// # Errors
-    /// [`StartError`] as described.
-    pub async fn start(&self) -> Result<(), StartError> {
-        match self.start_until(futures::future::pending()).await {
-            Ok(Started::All | Started::Interrupted) => Ok(()),
-            Err(error) => Err(error),
-        }
-    }
-
-    /// [`start`](Self::start), unless `interrupt` completes first: then the
-    /// services still starting are cancelled (and awaited), the ones that
-    /// are ready keep running — stop them with [`stop`](Self::stop) or
-    /// [`stop_because`](Self::stop_because) — and the result is
-    /// [`Started::Interrupted`].
-    ///
-    /// # Errors
-    /// [`StartError`] as [`start`](Self::start).
-    pub async fn start_until(
-        &self,
-        interrupt: impl Future<Output = ()>,
-    ) -> Result<Started, StartError> {
-        let mut interrupt = std::pin::pin!(interrupt.fuse());
-        let entries = self.entries().clone();
-        let n = entries.len();
-        let position: HashMap<&str, usize> = entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (&*e.name, i))
-            .collect();
-        let mut ready = vec![false; n];
-        let mut launched = vec![false; n];
-        let mut starting: HashMap<usize, Starting> = HashMap::new();
-        let (news_tx, mut news_rx) = mpsc::unbounded::<News>();
-        let mut done = 0;
-        while done < n {
-            for (i, entry) in entries.iter().enumerate() {
-                let deps_ready = entry.deps.iter().all(|d| ready[position[d.as_str()]]);
-                if !launched[i] && deps_ready {
-                    launched[i] = true;
-                    match self.launch(entry, i, news_tx.clone()) {
-                        Ok(started) => {
-                            starting.insert(i, Starting(Some(started)));
-                        }
-                        Err(error) => {
-                            let _ = news_tx.unbounded_send(News::Failed(i, error));
-                        }
-                    }
-                }
-            }
-            let news = futures::select_biased! {
-                news = news_rx.next() => news,
-                () = interrupt => {
-                    for (_, mut sibling) in starting.drain() {
-                        sibling.take().cancel().await;
-                    }
-                    return Ok(Started::Interrupted);
-                }
-            };
-            match news {
-                Some(News::Ready(i)) => {
-                    ready[i] = true;
-                    done += 1;
-                    if let Some(mut started) = starting.remove(&i) {
-                        self.running().push(started.take());
-                    }
-                }
-                Some(News::Failed(i, error)) => {
-                    let service = entries[i].name.to_string();
-                    // The failed start has ended on its own; cancel the
-                    // siblings still starting, then undo what started.
-                    if let Some(mut failed) = starting.remove(&i) {
-                        // Its start task has ended; nothing to cancel.
-                        drop(failed.take());
-                    }
-                    for (_, mut sibling) in starting.drain() {
-                        sibling.take().cancel().await;
-                    }
-                    let stop_report = self
-                        .stop_with(StopReason::StartFailed {
-                            service: service.clone(),
-                        })
-                        .await;
-                    return Err(StartError {
-                        service,
-                        error,
-                        rolled_back: stop_report.stopped.clone(),
-                        stop_report,
-                    });
-                }
-                None => break,
-            }
-        }
-        Ok(Started::All)
-    }
-
-    /// Spawns the start of service `i`, reporting its readiness or failure.
-    fn launch(
-        &self,
-        entry: &Entry,
-        i: usize,
-        news: mpsc::UnboundedSender<News>,
-    ) -> Result<Launched, BoxError> {
-        use std::sync::atomic::{AtomicBool, Ordering};
-
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let tasks = Arc::new(Mutex::new(Vec::new()));
-        let ctx = ServiceContext {
-            name: entry.name.clone(),
-            context: self.context.clone(),
-            runtime: self.runtime.clone(),
-            ready: Arc::new(Mutex::new(Some(ready_tx))),
-            tasks: tasks.clone(),
-            failures: self.failures_tx.clone(),
-        };
-        let start = entry.service.clone().start(ctx);
-        // Readiness is announced once: by `ctx.ready()` or by `start`
-        // returning `Ok`, whichever comes first.
-        let announced = Arc::new(AtomicBool::new(false));
-        let (flag, news_from_task) = (announced.clone(), news.clone());
-        let (name, failures) = (entry.name.clone(), self.failures_tx.clone());
-        let task = self.runtime.spawn_named(&entry.name, async move {
-            let outcome = AssertUnwindSafe(start)
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|payload| Err(panic_error(payload)));
-            match outcome {
-                Ok(()) => {
-                    if !flag.swap(true, Ordering::SeqCst) {
-                        let _ = news_from_task.unbounded_send(News::Ready(i));
-                    }
-                }
-                Err(error) if flag.swap(true, Ordering::SeqCst) => {
-                    // It failed after it was ready: a background failure.
-                    let _ = failures.unbounded_send((name, error));
-                }
-                Err(error) => {
-                    let _ = news_from_task.unbounded_send(News::Failed(i, error));
-                }
-            }
-        })?;
-        self.runtime
-            .spawn(async move {
-                if ready_rx.await.is_ok() && !announced.swap(true, Ordering::SeqCst) {
-                    let _ = news.unbounded_send(News::Ready(i));
-                }
-            })?
-            .detach();
-        Ok(Launched {
-            name: entry.name.clone(),
-            service: entry.service.clone(),
-            task,
-            tasks,
-        })
-    }
-
-    /// Stops every started service in reverse order of readiness: its
-    /// `stop` (bounded by its timeout), then its background work; the
-    /// services are told [`StopReason::Shutdown`].
-    pub async fn stop(&self) -> StopReport {
-        self.stop_with(StopReason::Shutdown).await
-    }
-
-    /// [`stop`](Self::stop), telling the services `reason`.
-    pub async fn stop_because(&self, reason: StopReason) -> StopReport {
-        self.stop_with(reason).await
-    }
-
-    async fn stop_with(&self, reason: StopReason) -> StopReport {
-        // One at a time from the end, so that a stop cut short leaves the
-        // services not yet stopped listed, and what did stop reported.
-        loop {
-            let next = self.running().pop();
-            let Some(started) = next else { break };
-            let mut one = StopReport::default();
-            self.stop_one(started, reason.clone(), &mut one).await;
-            lock(&self.progress).absorb(one);
-        }
-        self.take_stop_report()
-    }
-
-    /// Stops one started service: its `stop` bounded by its timeout, then
-    /// its background work; the outcome goes into `report`.
-    async fn stop_one(&self, started: Launched, reason: StopReason, report: &mut StopReport) {
-        lock(&self.stopping).push(started.name.clone());
-        let limit = started
-            .service
-            .graceful_shutdown_timeout()
-            .unwrap_or(self.stop_timeout);
-        let stopping = AssertUnwindSafe(started.service.clone().stop(reason)).catch_unwind();
-        match self.runtime.timeout(limit, stopping).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => {
-                tracing::error!(service = %started.name, %error, "service stop failed");
-                report.errors.push((started.name.to_string(), error));
-            }
-            Ok(Err(payload)) => {
-                let error = panic_error(payload);
-                tracing::error!(service = %started.name, %error, "service stop panicked");
-                report.errors.push((started.name.to_string(), error));
-            }
-            Err(_) => {
-                tracing::warn!(service = %started.name, ?limit, "service did not stop in time");
-                report.timed_out.push(started.name.to_string());
-            }
-        }
-        let name = started.name.clone();
-        started.cancel().await;
-        report.stopped.push(name.to_string());
-        lock(&self.stopping).retain(|n| !Arc::ptr_eq(n, &name));
     }
 
     /// Waits until a service's background work fails; returns which and

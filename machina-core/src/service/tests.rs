@@ -101,6 +101,7 @@ impl Service for Scripted {
     }
 }
 
+mod abandoned;
 mod failures;
 
 fn entries(log: &Log) -> Vec<String> {

@@ -17,6 +17,7 @@ use super::kinds::ReconnectBackoff;
 use super::state::{Control, ControlWait, Watch};
 use super::{Loop, LoopEnd, LoopPanicked, SharedError};
 use crate::retry::BoxError;
+use crate::rt::instant_after;
 use crate::rt::{Sleep, panic_message};
 use crate::schedule::Schedule;
 
@@ -216,7 +217,7 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
                             }
                             None => {
                                 if let Some(end) = last_end {
-                                    due = end + new;
+                                    due = instant_after(end, new);
                                 }
                             }
                         }
@@ -259,7 +260,7 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
                 Ok(()) => {
                     state.current_loop += 1;
                     state.stats.iterations += 1;
-                    due = end + state.schedule.interval();
+                    due = instant_after(end, state.schedule.interval());
                     true
                 }
                 Err(error) => state.reconnect && state.kinds.matches(&**error),

@@ -9,7 +9,8 @@ use futures::StreamExt;
 use futures::channel::mpsc;
 
 use super::{
-    Entry, GraphError, Launched, News, Service, StartError, StopReason, StopReport, Supervisor,
+    Entry, GraphError, Launched, News, Service, StartError, Starting, StopReason, StopReport,
+    Supervisor,
 };
 use crate::retry::BoxError;
 
@@ -121,29 +122,28 @@ impl Supervisor {
                 stop_report: StopReport::default(),
             })
         };
-        let launched = match self.launch(&entry, 0, news_tx) {
-            Ok(launched) => launched,
-            Err(error) => {
-                self.forget(name);
-                return Err(failed(error).into());
-            }
+        // Until the start is settled, abandoning this future (a shutdown
+        // drops the main future) aborts the start and forgets the service.
+        let registered = Registered {
+            supervisor: self,
+            name,
+            settled: false,
         };
-        match news_rx.next().await {
+        let mut launched = match self.launch(&entry, 0, news_tx) {
+            Ok(launched) => Starting(Some(launched)),
+            Err(error) => return Err(failed(error).into()),
+        };
+        let error = match news_rx.next().await {
             Some(News::Ready(_)) => {
-                self.running().push(launched);
-                Ok(())
+                self.running().push(launched.take());
+                registered.settle();
+                return Ok(());
             }
-            Some(News::Failed(_, error)) => {
-                launched.cancel().await;
-                self.forget(name);
-                Err(failed(error).into())
-            }
-            None => {
-                launched.cancel().await;
-                self.forget(name);
-                Err(failed("the start ended without saying ready or failed".into()).into())
-            }
-        }
+            Some(News::Failed(_, error)) => error,
+            None => "the start ended without saying ready or failed".into(),
+        };
+        launched.take().cancel().await;
+        Err(failed(error).into())
     }
 
     /// Stops the running service `name` (its `stop` with
@@ -154,17 +154,17 @@ impl Supervisor {
     /// [`ChangeError::NotRunning`] for an unknown or stopped name, and
     /// [`ChangeError::Needed`] while running services depend on it.
     pub async fn stop_service(&self, name: &str) -> Result<StopReport, ChangeError> {
+        let _turn = self.stop_turn.lock().await;
         let started = {
             let entries = self.entries();
             let mut running = self.running();
             let position = Self::stoppable(&entries, &running, name)?;
             running.remove(position)
         };
-        let mut report = StopReport::default();
-        self.stop_one(started, StopReason::Removed, &mut report)
+        let report = std::sync::Mutex::new(StopReport::default());
+        self.stop_one(started, StopReason::Removed, &report, true)
             .await;
-        self.forget(name);
-        Ok(report)
+        Ok(report.into_inner().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Whether [`Supervisor::stop_service`] would accept `name` now.
@@ -205,9 +205,33 @@ impl Supervisor {
             })
         }
     }
+}
 
+/// A service registered by a dynamic start that has not settled yet:
+/// dropped unsettled, it is forgotten again.
+struct Registered<'s> {
+    supervisor: &'s Supervisor,
+    name: &'s str,
+    settled: bool,
+}
+
+impl Registered<'_> {
+    fn settle(mut self) {
+        self.settled = true;
+    }
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.supervisor.forget(self.name);
+        }
+    }
+}
+
+impl Supervisor {
     /// Removes `name` from the registered services.
-    fn forget(&self, name: &str) {
+    pub(super) fn forget(&self, name: &str) {
         self.entries().retain(|e| &*e.name != name);
     }
 }

@@ -7,16 +7,16 @@ use futures::channel::mpsc;
 use super::*;
 
 /// Does what its closures say, and records every stop with its reason.
-struct Probe {
-    name: &'static str,
-    log: Log,
-    start: fn(ServiceContext, Runtime) -> ServiceFuture,
-    stop: fn(Runtime) -> ServiceFuture,
-    rt: Runtime,
+pub(super) struct Probe {
+    pub(super) name: &'static str,
+    pub(super) log: Log,
+    pub(super) start: fn(ServiceContext, Runtime) -> ServiceFuture,
+    pub(super) stop: fn(Runtime) -> ServiceFuture,
+    pub(super) rt: Runtime,
 }
 
 impl Probe {
-    fn new(name: &'static str, rt: &Runtime, log: &Log) -> Self {
+    pub(super) fn new(name: &'static str, rt: &Runtime, log: &Log) -> Self {
         Probe {
             name,
             log: log.clone(),
@@ -41,13 +41,13 @@ impl Service for Probe {
     }
 }
 
-fn signals() -> (mpsc::UnboundedSender<()>, Signals) {
+pub(super) fn signals() -> (mpsc::UnboundedSender<()>, Signals) {
     let (tx, rx) = mpsc::unbounded::<()>();
     (tx, Box::pin(rx))
 }
 
 /// Sends a shutdown request at each of `at` (virtual milliseconds).
-fn signal_at(rt: &Runtime, tx: mpsc::UnboundedSender<()>, at: &'static [u64]) {
+pub(super) fn signal_at(rt: &Runtime, tx: mpsc::UnboundedSender<()>, at: &'static [u64]) {
     let rt2 = rt.clone();
     rt.spawn(async move {
         let t0 = rt2.now();
