@@ -521,7 +521,11 @@ impl fmt::Debug for Entrypoint {
 /// Starts and stops services on a running entrypoint, with its hooks:
 /// `pre_start` and `post_start` around a start (`post_start` only if it
 /// succeeded), `pre_stop` and `post_stop` around a stop (neither if the
-/// stop is refused). From [`Entrypoint::services`].
+/// stop is refused up front; if a change made meanwhile refuses it after
+/// `pre_stop` ran, `post_stop` hears that nothing stopped). Abandoning a
+/// change (dropping its future, as a shutdown does to the main future)
+/// aborts the service's tasks and forgets it. From
+/// [`Entrypoint::services`].
 #[derive(Clone)]
 pub struct ServiceControl {
     supervisor: Arc<Supervisor>,
