@@ -48,6 +48,8 @@ fn uncontended(c: &mut Criterion) {
     let real_clock = ConcurrentGroup::new(&rt, "bench", both_limits()).expect("group");
     let virtual_clock =
         ConcurrentGroup::new(&mock.runtime(), "bench", both_limits()).expect("group");
+    let in_flight_only =
+        ConcurrentGroup::new(&rt, "bench", Limits::new().max_in_flight(1_000_000)).expect("group");
     let limiter = governor();
     let semaphore = tokio::sync::Semaphore::new(1_000_000);
 
@@ -68,6 +70,9 @@ fn uncontended(c: &mut Criterion) {
             }
             start.elapsed()
         })
+    });
+    group.bench_function("machina_group_in_flight_only", |b| {
+        b.iter(|| drop(black_box(in_flight_only.try_acquire().expect("free"))))
     });
     group.bench_function("governor_check", |b| {
         b.iter(|| black_box(limiter.check()).expect("free"))
