@@ -39,7 +39,11 @@ pub(crate) struct ErasedExecute {
 pub(crate) struct Registry {
     groups: HashMap<String, ConcurrentGroup>,
     executes: HashMap<String, ErasedExecute>,
+    /// In registration order (the order they start in).
     emits: Vec<Emit>,
+    /// Their positions by name: registering many emits stays linear, and
+    /// finding one by name is a lookup.
+    emit_index: HashMap<String, usize>,
 }
 
 /// What is running now, and what has happened.
@@ -84,15 +88,15 @@ impl BotCore {
     }
 
     pub(crate) fn emit(&self, name: &str) -> Result<Emit, BotError> {
-        let emits = &self.registry().emits;
-        emits
-            .iter()
-            .find(|e| e.name() == name)
-            .cloned()
+        let registry = self.registry();
+        registry
+            .emit_index
+            .get(name)
+            .map(|&i| registry.emits[i].clone())
             .ok_or_else(|| BotError::Unknown {
                 kind: "emit",
                 name: name.to_owned(),
-                known: emits.iter().map(|e| e.name().to_owned()).collect(),
+                known: registry.emits.iter().map(|e| e.name().to_owned()).collect(),
             })
     }
 
@@ -587,13 +591,17 @@ impl MachinaBuilder {
     }
 
     pub(crate) fn register_emit(&mut self, emit: Emit) -> Result<Emit, BotError> {
-        if self.registry.emits.iter().any(|e| e.name() == emit.name()) {
+        let registry = &mut self.registry;
+        if registry.emit_index.contains_key(emit.name()) {
             return Err(BotError::Duplicate {
                 kind: "emit",
                 name: emit.name().to_owned(),
             });
         }
-        self.registry.emits.push(emit.clone());
+        registry
+            .emit_index
+            .insert(emit.name().to_owned(), registry.emits.len());
+        registry.emits.push(emit.clone());
         Ok(emit)
     }
 
