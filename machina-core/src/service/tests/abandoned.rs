@@ -279,12 +279,10 @@ fn a_recurring_wait_of_duration_max_means_until_stopped() {
     assert!(report.is_clean());
 }
 
-#[test]
-fn the_rollback_of_a_failed_start_is_bounded_by_the_shutdown_timeout() {
-    let mock = MockRuntime::new();
-    let rt = mock.runtime();
-    let log: Log = Arc::default();
-    let ep = Entrypoint::builder(&rt)
+/// `db`, whose stop hangs for an hour, and `api` on it, whose start fails
+/// after 20 ms.
+fn failing_over_a_hanging_stop(rt: &Runtime, log: &Log) -> EntrypointBuilder {
+    Entrypoint::builder(rt)
         .service(
             "db",
             Probe {
@@ -294,7 +292,7 @@ fn the_rollback_of_a_failed_start_is_bounded_by_the_shutdown_timeout() {
                         Ok(())
                     })
                 },
-                ..Probe::new("db", &rt, &log)
+                ..Probe::new("db", rt, log)
             },
             &[],
         )
@@ -307,10 +305,18 @@ fn the_rollback_of_a_failed_start_is_bounded_by_the_shutdown_timeout() {
                         Err("no config".into())
                     })
                 },
-                ..Probe::new("api", &rt, &log)
+                ..Probe::new("api", rt, log)
             },
             &["db"],
         )
+}
+
+#[test]
+fn the_rollback_of_a_failed_start_is_bounded_by_the_shutdown_timeout() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let ep = failing_over_a_hanging_stop(&rt, &log)
         .shutdown_timeout(ms(30))
         .build()
         .unwrap();
@@ -330,33 +336,7 @@ fn the_rollback_of_a_failed_start_is_bounded_by_the_shutdown_timeout() {
     let log: Log = Arc::default();
     let (tx, rx) = signals();
     signal_at(&rt, tx, &[25]);
-    let ep = Entrypoint::builder(&rt)
-        .service(
-            "db",
-            Probe {
-                stop: |rt| {
-                    Box::pin(async move {
-                        rt.sleep(Duration::from_secs(3600)).await;
-                        Ok(())
-                    })
-                },
-                ..Probe::new("db", &rt, &log)
-            },
-            &[],
-        )
-        .service(
-            "api",
-            Probe {
-                start: |_, rt| {
-                    Box::pin(async move {
-                        rt.sleep(ms(20)).await;
-                        Err("no config".into())
-                    })
-                },
-                ..Probe::new("api", &rt, &log)
-            },
-            &["db"],
-        )
+    let ep = failing_over_a_hanging_stop(&rt, &log)
         .signals(rx)
         .build()
         .unwrap();
