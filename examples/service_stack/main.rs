@@ -1,5 +1,6 @@
 //! A small service stack: a "database", a cache that needs it, a
-//! periodic reporter, and a worker that needs both. It starts them in
+//! periodic reporter, a cron job printing the time on whole seconds, and a
+//! worker that needs the database and the cache. It starts them in
 //! order, runs until Ctrl+C / SIGTERM or for a few seconds (`--for <ms>`,
 //! 5000 by default; `--forever` waits for a signal), then stops them in
 //! reverse order, printing each step. `--stuck-stop` makes the worker's

@@ -15,6 +15,12 @@
 //! | `pre_stop` | when the main future ends, a signal comes, or a background task fails — before any service stops (not after a failed or interrupted start) | the running services |
 //! | `post_stop` | after the services stopped — also after a failed start's rollback, an interrupted start and a forced exit | the services that were stopped, in order |
 //!
+//! `pre_stop`, the stops and `post_stop` all run within the shutdown
+//! timeout; a hook that hangs is cut off with the rest. A panicking hook is
+//! logged and the next one runs. Changes made through
+//! [`Entrypoint::services`] fire the same hooks with `[name]` (see
+//! [`ServiceControl`]).
+//!
 //! # Stop reasons
 //!
 //! Services are told why they stop: [`StopReason::Shutdown`] when the main
@@ -25,10 +31,16 @@
 //! # Exit codes
 //!
 //! 0 after a clean stop; 1 when the start failed, a background task
-//! failed, or a service's stop failed or ran past its own timeout;
-//! [`FORCED_EXIT_CODE`] (70, as aiomisc) when a second signal came or the
-//! shutdown timeout ran out before every service stopped (what did not stop
-//! is logged, and the stops that did finish stay in the report).
+//! failed (also during the start), the main future panicked, or a
+//! service's stop failed or ran past its own timeout ([`Outcome::failure`]
+//! keeps what failed); [`FORCED_EXIT_CODE`] (70, as aiomisc) when the
+//! shutdown timeout ran out before every service stopped, or a signal came
+//! during the shutdown — the second one after a signal started it, the
+//! first during the rollback of a failed start. What did not stop is
+//! logged (on standard error if nothing else logs), what the not-reached
+//! services still run is aborted, and the stops that did finish stay in
+//! the report; [`Outcome::exit`] then ends the process without waiting
+//! for the runtime.
 
 use std::fmt;
 use std::future::Future;
@@ -46,6 +58,7 @@ use super::supervisor::{
     ChangeError, GraphError, Service, Started, StopReason, StopReport, Supervisor,
     SupervisorBuilder,
 };
+use crate::retry::BoxError;
 use crate::rt::Runtime;
 
 /// The exit code after a forced shutdown.
@@ -125,6 +138,11 @@ pub enum EntrypointError {
         /// Why it was refused.
         reason: String,
     },
+    /// The default logging set-up is refused (`MACHINA_LOG_LEVEL` or
+    /// `MACHINA_LOG_FORMAT` holds something unusable).
+    #[cfg(feature = "logging")]
+    #[error(transparent)]
+    Logging(#[from] super::logging::LogError),
 }
 
 #[derive(Default, Clone)]
@@ -194,7 +212,19 @@ pub struct EntrypointBuilder {
     shutdown_timeout: Duration,
     signals: Option<Signals>,
     #[cfg(feature = "logging")]
-    logging: Option<super::logging::LogConfig>,
+    logging: LogChoice,
+}
+
+/// The logging an entrypoint sets up (feature `logging`).
+#[cfg(feature = "logging")]
+#[derive(Debug, Clone)]
+enum LogChoice {
+    /// `LogConfig::new()` under the environment variables, checked at build.
+    Default,
+    /// The builder's configuration, already checked.
+    Custom(super::logging::LogConfig),
+    /// None at all.
+    Off,
 }
 
 /// Why [`Entrypoint::run`] ended as it did, and with which exit code.
@@ -210,6 +240,20 @@ pub struct Outcome<T> {
     /// Services not stopped when the shutdown was forced: the one whose
     /// stop was under way first, then those not reached.
     pub not_stopped: Vec<String>,
+    /// What brought the program down, if something failed: the service
+    /// whose start or background task failed (or `"main"` for a panic in
+    /// the main future), with the error.
+    pub failure: Option<(String, BoxError)>,
+}
+
+impl<T> Outcome<T> {
+    /// Ends the process with [`exit_code`](Self::exit_code) at once. After
+    /// a forced shutdown this is the way out: returning from `main`
+    /// instead would drop the async runtime, which may wait for blocking
+    /// work that never ends.
+    pub fn exit(&self) -> ! {
+        std::process::exit(self.exit_code)
+    }
 }
 
 impl EntrypointBuilder {
@@ -233,7 +277,8 @@ impl EntrypointBuilder {
         self
     }
 
-    /// Sets up logging when the entrypoint runs (feature `logging`);
+    /// Sets up logging with `config` when the entrypoint runs (feature
+    /// `logging`; without a call, `LogConfig::new()` is used);
     /// `MACHINA_LOG_LEVEL` and `MACHINA_LOG_FORMAT` override `config`.
     ///
     /// # Errors
@@ -244,8 +289,17 @@ impl EntrypointBuilder {
         mut self,
         config: super::logging::LogConfig,
     ) -> Result<Self, super::logging::LogError> {
-        self.logging = Some(config.resolve()?);
+        self.logging = LogChoice::Custom(config.resolve()?);
         Ok(self)
+    }
+
+    /// Sets up no logging at all (feature `logging`; by default the
+    /// entrypoint sets up `LogConfig::new()` unless the program configured
+    /// `tracing` itself).
+    #[cfg(feature = "logging")]
+    pub fn no_logging(mut self) -> Self {
+        self.logging = LogChoice::Off;
+        self
     }
 
     /// The shutdown requests to listen to (adapters pass OS signals).
@@ -317,6 +371,12 @@ impl EntrypointBuilder {
             })?,
             Err(_) => self.shutdown_timeout,
         };
+        #[cfg(feature = "logging")]
+        let logging = match self.logging {
+            LogChoice::Default => Some(super::logging::LogConfig::new().resolve()?),
+            LogChoice::Custom(config) => Some(config),
+            LogChoice::Off => None,
+        };
         Ok(Entrypoint {
             runtime: self.runtime,
             supervisor: Arc::new(self.supervisor.build()?),
@@ -327,7 +387,7 @@ impl EntrypointBuilder {
                 .signals
                 .unwrap_or_else(|| Box::pin(futures::stream::pending())),
             #[cfg(feature = "logging")]
-            logging: self.logging,
+            logging,
         })
     }
 }
@@ -365,15 +425,16 @@ impl Entrypoint {
             shutdown_timeout: Duration::from_secs(30),
             signals: None,
             #[cfg(feature = "logging")]
-            logging: None,
+            logging: LogChoice::Default,
         }
     }
 
-    /// The supervisor of the services: its `Context`, and, cloned into the
-    /// main future, [`Supervisor::start_service`] /
-    /// [`Supervisor::stop_service`] while the program runs (aiomisc
-    /// `start_services` / `stop_services`); services added so are stopped
-    /// with the rest at shutdown.
+    /// The supervisor of the services: its `Context`, what runs, and,
+    /// cloned into the main future, [`Supervisor::start_service`] /
+    /// [`Supervisor::stop_service`] while the program runs — without the
+    /// hooks; [`services`](Self::services) makes the same changes with
+    /// them. Services added either way are stopped with the rest at
+    /// shutdown.
     pub fn supervisor(&self) -> &Arc<Supervisor> {
         &self.supervisor
     }
@@ -411,100 +472,150 @@ impl Entrypoint {
             });
         let supervisor = self.supervisor.clone();
         run_hooks(&self.hooks.pre_start, &self.names, &supervisor).await;
-        // A shutdown request during the start interrupts it: whatever
-        // started is stopped again, as after a failed start.
-        // A failed start is rolled back like any shutdown: bounded by the
-        // shutdown timeout, cut short by a signal.
-        let started = supervisor
-            .start_without_rollback(next_signal(&mut self.signals))
-            .await;
-        match started {
-            Ok(Started::All) => {}
-            Ok(_) => {
-                tracing::info!("shutdown requested during the start; stopping what started");
-                return self.shut_down(StopReason::Signal, None, 0).await;
-            }
-            Err((service, error)) => {
-                tracing::error!(%service, %error, "start failed; rolling back");
+        // A shutdown request or a background failure during the start
+        // interrupts it; a failed start is rolled back like any shutdown:
+        // bounded by the shutdown timeout, cut short by a signal.
+        let mut interrupted_by = None;
+        let started = {
+            let by = &mut interrupted_by;
+            let signals = &mut self.signals;
+            let supervisor = &supervisor;
+            supervisor
+                .start_without_rollback(async move {
+                    let signal = std::pin::pin!(next_signal(signals));
+                    let failure = std::pin::pin!(supervisor.failure());
+                    *by = Some(match select(signal, failure).await {
+                        Either::Left(_) => None,
+                        Either::Right((failure, _)) => failure,
+                    });
+                })
+                .await
+        };
+        match (started, interrupted_by) {
+            (Ok(Started::All), _) => {}
+            (Ok(_), Some(Some((service, error)))) => {
+                tracing::error!(%service, %error, "a background task failed during the start; stopping");
+                let reason = StopReason::TaskFailed {
+                    service: service.clone(),
+                };
                 return self
-                    .shut_down(StopReason::StartFailed { service }, None, 1)
+                    .shut_down(reason, None, Some((service, error)), false)
+                    .await;
+            }
+            (Ok(_), _) => {
+                tracing::info!("shutdown requested during the start; stopping what started");
+                return self.shut_down(StopReason::Signal, None, None, false).await;
+            }
+            (Err((service, error)), _) => {
+                tracing::error!(%service, %error, "start failed; rolling back");
+                let reason = StopReason::StartFailed {
+                    service: service.clone(),
+                };
+                return self
+                    .shut_down(reason, None, Some((service, error)), false)
                     .await;
             }
         }
         let started = supervisor.started();
         run_hooks(&self.hooks.post_start, &started, &supervisor).await;
-        let (value, reason, exit_code) = {
+        let (value, reason, failure) = {
             // A panic in the main future still stops the services.
             let main = std::pin::pin!(AssertUnwindSafe(main).catch_unwind());
             let failure = std::pin::pin!(supervisor.failure());
             let signal = std::pin::pin!(next_signal(&mut self.signals));
             match select(main, select(signal, failure)).await {
-                Either::Left((Ok(value), _)) => (Some(value), StopReason::Shutdown, 0),
+                Either::Left((Ok(value), _)) => (Some(value), StopReason::Shutdown, None),
                 Either::Left((Err(payload), _)) => {
-                    let message = crate::rt::panic_message(&*payload);
-                    tracing::error!(panic = %message, "the main future panicked; stopping");
-                    (None, StopReason::Shutdown, 1)
+                    let error = super::supervisor::panic_error(payload);
+                    tracing::error!(%error, "the main future panicked; stopping");
+                    (None, StopReason::Shutdown, Some(("main".to_owned(), error)))
                 }
                 Either::Right((Either::Left(_), _)) => {
                     tracing::info!("shutdown requested");
-                    (None, StopReason::Signal, 0)
+                    (None, StopReason::Signal, None)
                 }
                 Either::Right((Either::Right((failure, _)), _)) => {
-                    let service = match failure {
+                    let service = match &failure {
                         Some((service, error)) => {
                             tracing::error!(%service, %error, "a background task failed; stopping");
-                            service
+                            service.clone()
                         }
                         None => String::new(),
                     };
-                    (None, StopReason::TaskFailed { service }, 1)
+                    (None, StopReason::TaskFailed { service }, failure)
                 }
             }
         };
-        let running = supervisor.started();
-        run_hooks(&self.hooks.pre_stop, &running, &supervisor).await;
-        self.shut_down(reason, value, exit_code).await
+        self.shut_down(reason, value, failure, true).await
     }
 
-    /// Stops the services for `reason` within the shutdown timeout (a
-    /// second signal cuts it short), runs `post_stop`, and says how it went.
+    /// The shutdown: `pre_stop` (if `pre_stop`), the stops for `reason`,
+    /// `post_stop` — all within the shutdown timeout, which a second
+    /// signal cuts short; then says how it went.
     async fn shut_down<T>(
         mut self,
         reason: StopReason,
         value: Option<T>,
-        mut exit_code: i32,
+        failure: Option<(String, BoxError)>,
+        pre_stop: bool,
     ) -> Outcome<T> {
         let supervisor = self.supervisor.clone();
-        let stop = std::pin::pin!(supervisor.stop_because(reason));
+        let hooks = self.hooks.clone();
+        let post_stop_began = std::sync::atomic::AtomicBool::new(false);
+        // Boxed so that a forced exit can drop it (and with it the stop
+        // under way, which then aborts that service's tasks).
+        let orderly = Box::pin(async {
+            if pre_stop {
+                run_hooks(&hooks.pre_stop, &supervisor.started(), &supervisor).await;
+            }
+            let report = supervisor.stop_because(reason).await;
+            post_stop_began.store(true, std::sync::atomic::Ordering::SeqCst);
+            run_hooks(&hooks.post_stop, &report.stopped, &supervisor).await;
+            report
+        });
         let limit = std::pin::pin!(self.runtime.sleep(self.shutdown_timeout));
         let second_signal = std::pin::pin!(next_signal(&mut self.signals));
-        let (stop_report, not_stopped) = match select(stop, select(limit, second_signal)).await {
+        let mut exit_code = i32::from(failure.is_some());
+        let (stop_report, not_stopped) = match select(orderly, select(limit, second_signal)).await {
             Either::Left((report, _)) => {
-                if !report.is_clean() && exit_code == 0 {
-                    exit_code = 1;
+                if !report.is_clean() {
+                    exit_code = exit_code.max(1);
                 }
                 (report, Vec::new())
             }
-            Either::Right((why, _)) => {
+            Either::Right((why, orderly)) => {
+                // Named before the stop under way is dropped (which takes
+                // its service off the list).
                 let not_stopped = supervisor.not_stopped();
-                match why {
-                    Either::Left(_) => {
-                        tracing::error!(?not_stopped, "shutdown timed out; forcing exit")
-                    }
-                    Either::Right(_) => {
-                        tracing::error!(?not_stopped, "second signal; forcing exit")
-                    }
+                drop(orderly);
+                let why = match why {
+                    Either::Left(_) => "the shutdown timed out",
+                    Either::Right(_) => "a second shutdown request came",
+                };
+                tracing::error!(?not_stopped, "{why}; forcing exit");
+                if !tracing::dispatcher::has_been_set() {
+                    // Nothing would show the log line: this must be seen.
+                    eprintln!("machina: {why}; forcing exit; not stopped: {not_stopped:?}");
                 }
+                supervisor.abort_remaining();
                 exit_code = FORCED_EXIT_CODE;
-                (supervisor.take_stop_report(), not_stopped)
+                let report = supervisor.take_stop_report();
+                if !post_stop_began.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Bounded once more by the timeout (or a signal), so a
+                    // hanging hook cannot hold the exit.
+                    let hooks = run_hooks(&hooks.post_stop, &report.stopped, &supervisor);
+                    let bound = std::pin::pin!(self.runtime.sleep(self.shutdown_timeout));
+                    let _ = select(std::pin::pin!(hooks), bound).await;
+                }
+                (report, not_stopped)
             }
         };
-        run_hooks(&self.hooks.post_stop, &stop_report.stopped, &supervisor).await;
         Outcome {
             value,
             exit_code,
             stop_report,
             not_stopped,
+            failure,
         }
     }
 }
@@ -543,6 +654,7 @@ impl ServiceControl {
         service: impl Service,
         depends_on: &[&str],
     ) -> Result<(), ChangeError> {
+        self.supervisor.check_startable(name, depends_on)?;
         let names = [name.to_string()];
         run_hooks(&self.hooks.pre_start, &names, &self.supervisor).await;
         self.supervisor

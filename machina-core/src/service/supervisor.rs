@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -116,11 +117,31 @@ pub struct ServiceContext {
     runtime: Runtime,
     ready: Arc<Mutex<Option<oneshot::Sender<()>>>>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    failures: mpsc::UnboundedSender<(Arc<str>, BoxError)>,
+    failures: FailureSink,
+}
+
+/// Where a service's failures go: to the supervisor, unless the service is
+/// being stopped — a task that fails because its service's stop closed
+/// what it used is the stop's doing, so it is only logged.
+#[derive(Clone)]
+struct FailureSink {
+    name: Arc<str>,
+    stopping: Arc<AtomicBool>,
+    tx: mpsc::UnboundedSender<(Arc<str>, BoxError)>,
+}
+
+impl FailureSink {
+    fn report(&self, error: BoxError) {
+        if self.stopping.load(Ordering::SeqCst) {
+            tracing::debug!(service = %self.name, %error, "a task failed while its service stopped; not a failure of the stack");
+            return;
+        }
+        let _ = self.tx.unbounded_send((self.name.clone(), error));
+    }
 }
 
 /// A panic caught in a service's future, as an error.
-fn panic_error(payload: Box<dyn std::any::Any + Send>) -> BoxError {
+pub(super) fn panic_error(payload: Box<dyn std::any::Any + Send>) -> BoxError {
     Box::new(JoinError::Panicked(PanicPayload::new(payload)))
 }
 
@@ -155,14 +176,14 @@ impl ServiceContext {
     where
         F: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        let (name, failures) = (self.name.clone(), self.failures.clone());
+        let failures = self.failures.clone();
         let guarded = async move {
             let failure = match AssertUnwindSafe(task).catch_unwind().await {
                 Ok(Ok(())) => return,
                 Ok(Err(error)) => error,
                 Err(payload) => panic_error(payload),
             };
-            let _ = failures.unbounded_send((name, failure));
+            failures.report(failure);
         };
         match self.runtime.spawn_named(&self.name, guarded) {
             Ok(handle) => {
@@ -172,11 +193,7 @@ impl ServiceContext {
                 tasks.retain(|t| !t.is_finished());
                 tasks.push(handle);
             }
-            Err(error) => {
-                let _ = self
-                    .failures
-                    .unbounded_send((self.name.clone(), Box::new(error)));
-            }
+            Err(error) => self.failures.report(Box::new(error)),
         }
     }
 }
@@ -196,12 +213,13 @@ impl ServiceContext {
         self.spawn(async move {
             let mut restarts = 0u32;
             loop {
-                // Aborted with this task when the service stops.
-                let run = runtime.spawn_named(&name, make())?.abort_on_drop();
+                // Each run inside this task, so stopping the service
+                // cancels and awaits the run in progress too.
+                let run = AssertUnwindSafe(async { make().await }).catch_unwind();
                 let error: BoxError = match run.await {
                     Ok(Ok(())) => return Ok(()),
                     Ok(Err(error)) => error,
-                    Err(join) => Box::new(join),
+                    Err(payload) => panic_error(payload),
                 };
                 match policy {
                     RestartPolicy::OnFailure {
@@ -329,7 +347,10 @@ impl SupervisorBuilder {
                     deps: previous.clone(),
                 });
             }
-            previous = names;
+            // An empty stage adds nothing to wait for.
+            if !names.is_empty() {
+                previous = names;
+            }
         }
         self
     }
@@ -418,6 +439,8 @@ impl SupervisorBuilder {
             stopping: Mutex::new(Vec::new()),
             progress: Mutex::new(StopReport::default()),
             stop_turn: futures::lock::Mutex::new(()),
+            closing: AtomicBool::new(false),
+            dynamic_starts: Mutex::new(Vec::new()),
             failures_tx,
             failures_rx: futures::lock::Mutex::new(failures_rx),
         })
@@ -444,6 +467,8 @@ struct Launched {
     task: JoinHandle<()>,
     /// Background tasks the service spawned.
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Set when its stop begins: failures after that are not reported.
+    stopping: Arc<AtomicBool>,
 }
 
 /// Starts and stops a graph of services; see the module docs.
@@ -492,6 +517,12 @@ pub struct Supervisor {
     progress: Mutex<StopReport>,
     /// Held by whichever stop runs: stops go one at a time.
     stop_turn: futures::lock::Mutex<()>,
+    /// Set when a full stop begins (cleared by the next start): dynamic
+    /// starts are refused from then on.
+    closing: AtomicBool,
+    /// Services whose dynamic start is under way: they count as
+    /// dependents of what they need.
+    dynamic_starts: Mutex<Vec<Arc<str>>>,
     failures_tx: mpsc::UnboundedSender<(Arc<str>, BoxError)>,
     failures_rx: futures::lock::Mutex<mpsc::UnboundedReceiver<(Arc<str>, BoxError)>>,
 }

@@ -4,13 +4,14 @@
 //! no running service depends on.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 use futures::channel::mpsc;
 
 use super::{
     Entry, GraphError, Launched, News, Service, StartError, Starting, StopReason, StopReport,
-    Supervisor,
+    Supervisor, lock,
 };
 use crate::retry::BoxError;
 
@@ -40,9 +41,12 @@ pub enum ChangeError {
     Needed {
         /// The service asked to stop.
         service: String,
-        /// The running services that depend on it.
+        /// The running (or starting) services that depend on it.
         dependents: Vec<String>,
     },
+    /// The stack is shutting down: no service is added any more.
+    #[error("the stack is shutting down; service {0:?} was not started")]
+    ShuttingDown(String),
 }
 
 impl Supervisor {
@@ -52,7 +56,8 @@ impl Supervisor {
     ///
     /// # Errors
     /// [`ChangeError::Graph`] for a taken name or an unknown dependency,
-    /// [`ChangeError::DependencyNotRunning`], or [`ChangeError::Start`].
+    /// [`ChangeError::DependencyNotRunning`], [`ChangeError::ShuttingDown`]
+    /// once a full stop has begun, or [`ChangeError::Start`].
     ///
     /// # Examples
     ///
@@ -86,24 +91,9 @@ impl Supervisor {
     ) -> Result<(), ChangeError> {
         let entry = {
             let mut entries = self.entries();
-            if entries.iter().any(|e| &*e.name == name) {
-                return Err(GraphError::Duplicate(name.to_string()).into());
-            }
-            let running = self.started();
-            for dep in depends_on {
-                if !entries.iter().any(|e| &*e.name == *dep) {
-                    return Err(GraphError::UnknownDependency {
-                        service: name.to_string(),
-                        missing: dep.to_string(),
-                    }
-                    .into());
-                }
-                if !running.iter().any(|r| r == dep) {
-                    return Err(ChangeError::DependencyNotRunning {
-                        service: name.to_string(),
-                        dependency: dep.to_string(),
-                    });
-                }
+            Self::startable(&entries, &self.started(), name, depends_on)?;
+            if self.closing.load(Ordering::SeqCst) {
+                return Err(ChangeError::ShuttingDown(name.to_string()));
             }
             let entry = Entry {
                 name: Arc::from(name),
@@ -111,6 +101,7 @@ impl Supervisor {
                 deps: depends_on.iter().map(|d| d.to_string()).collect(),
             };
             entries.push(entry.clone());
+            lock(&self.dynamic_starts).push(entry.name.clone());
             entry
         };
         let (news_tx, mut news_rx) = mpsc::unbounded();
@@ -124,7 +115,7 @@ impl Supervisor {
         };
         // Until the start is settled, abandoning this future (a shutdown
         // drops the main future) aborts the start and forgets the service.
-        let registered = Registered {
+        let mut registered = Registered {
             supervisor: self,
             name,
             settled: false,
@@ -158,13 +149,55 @@ impl Supervisor {
         let started = {
             let entries = self.entries();
             let mut running = self.running();
-            let position = Self::stoppable(&entries, &running, name)?;
+            let starting = lock(&self.dynamic_starts);
+            let position = Self::stoppable(&entries, &running, &starting, name)?;
             running.remove(position)
         };
         let report = std::sync::Mutex::new(StopReport::default());
         self.stop_one(started, StopReason::Removed, &report, true)
             .await;
         Ok(report.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Whether [`Supervisor::start_service`] would accept `name` with
+    /// `depends_on` now (its start may still fail).
+    ///
+    /// # Errors
+    /// As [`Supervisor::start_service`], but for the start itself.
+    pub fn check_startable(&self, name: &str, depends_on: &[&str]) -> Result<(), ChangeError> {
+        let entries = self.entries();
+        Self::startable(&entries, &self.started(), name, depends_on)?;
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(ChangeError::ShuttingDown(name.to_string()));
+        }
+        Ok(())
+    }
+
+    fn startable(
+        entries: &[Entry],
+        running: &[String],
+        name: &str,
+        depends_on: &[&str],
+    ) -> Result<(), ChangeError> {
+        if entries.iter().any(|e| &*e.name == name) {
+            return Err(GraphError::Duplicate(name.to_string()).into());
+        }
+        for dep in depends_on {
+            if !entries.iter().any(|e| &*e.name == *dep) {
+                return Err(GraphError::UnknownDependency {
+                    service: name.to_string(),
+                    missing: dep.to_string(),
+                }
+                .into());
+            }
+            if !running.iter().any(|r| r == dep) {
+                return Err(ChangeError::DependencyNotRunning {
+                    service: name.to_string(),
+                    dependency: dep.to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Whether [`Supervisor::stop_service`] would accept `name` now.
@@ -174,14 +207,16 @@ impl Supervisor {
     pub fn check_stoppable(&self, name: &str) -> Result<(), ChangeError> {
         let entries = self.entries();
         let running = self.running();
-        Self::stoppable(&entries, &running, name).map(|_| ())
+        let starting = lock(&self.dynamic_starts);
+        Self::stoppable(&entries, &running, &starting, name).map(|_| ())
     }
 
     /// The position of `name` among the running services, if it runs and
-    /// no running service depends on it.
+    /// no running or dynamically starting service depends on it.
     fn stoppable(
         entries: &[Entry],
         running: &[Launched],
+        starting: &[Arc<str>],
         name: &str,
     ) -> Result<usize, ChangeError> {
         let Some(position) = running.iter().position(|s| &*s.name == name) else {
@@ -189,12 +224,14 @@ impl Supervisor {
         };
         let dependents: Vec<String> = running
             .iter()
-            .filter(|s| {
+            .map(|s| &s.name)
+            .chain(starting)
+            .filter(|service| {
                 entries
                     .iter()
-                    .any(|e| e.name == s.name && e.deps.iter().any(|d| d == name))
+                    .any(|e| e.name == **service && e.deps.iter().any(|d| d == name))
             })
-            .map(|s| s.name.to_string())
+            .map(ToString::to_string)
             .collect();
         if dependents.is_empty() {
             Ok(position)
@@ -216,13 +253,14 @@ struct Registered<'s> {
 }
 
 impl Registered<'_> {
-    fn settle(mut self) {
+    fn settle(&mut self) {
         self.settled = true;
     }
 }
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
+        lock(&self.supervisor.dynamic_starts).retain(|n| &**n != self.name);
         if !self.settled {
             self.supervisor.forget(self.name);
         }

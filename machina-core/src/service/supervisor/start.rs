@@ -12,7 +12,8 @@ use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 
 use super::{
-    Entry, Launched, ServiceContext, StartError, StopReason, Supervisor, lock, panic_error,
+    Entry, FailureSink, Launched, ServiceContext, StartError, StopReason, Supervisor, lock,
+    panic_error,
 };
 use crate::retry::BoxError;
 
@@ -110,6 +111,8 @@ impl Supervisor {
         interrupt: impl Future<Output = ()>,
     ) -> Result<Started, (String, BoxError)> {
         let mut interrupt = std::pin::pin!(interrupt.fuse());
+        self.closing
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         let entries = self.entries().clone();
         let n = entries.len();
         let position: HashMap<&str, usize> = entries
@@ -195,20 +198,25 @@ impl Supervisor {
 
         let (ready_tx, ready_rx) = oneshot::channel();
         let tasks = Arc::new(Mutex::new(Vec::new()));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let failures = FailureSink {
+            name: entry.name.clone(),
+            stopping: stopping.clone(),
+            tx: self.failures_tx.clone(),
+        };
         let ctx = ServiceContext {
             name: entry.name.clone(),
             context: self.context.clone(),
             runtime: self.runtime.clone(),
             ready: Arc::new(Mutex::new(Some(ready_tx))),
             tasks: tasks.clone(),
-            failures: self.failures_tx.clone(),
+            failures: failures.clone(),
         };
         let start = entry.service.clone().start(ctx);
         // Readiness is announced once: by `ctx.ready()` or by `start`
         // returning `Ok`, whichever comes first.
         let announced = Arc::new(AtomicBool::new(false));
         let (flag, news_from_task) = (announced.clone(), news.clone());
-        let (name, failures) = (entry.name.clone(), self.failures_tx.clone());
         let task = self.runtime.spawn_named(&entry.name, async move {
             let outcome = AssertUnwindSafe(start)
                 .catch_unwind()
@@ -222,7 +230,7 @@ impl Supervisor {
                 }
                 Err(error) if flag.swap(true, Ordering::SeqCst) => {
                     // It failed after it was ready: a background failure.
-                    let _ = failures.unbounded_send((name, error));
+                    failures.report(error);
                 }
                 Err(error) => {
                     let _ = news_from_task.unbounded_send(News::Failed(i, error));
@@ -246,6 +254,7 @@ impl Supervisor {
             service: entry.service.clone(),
             task,
             tasks,
+            stopping,
         })
     }
 }

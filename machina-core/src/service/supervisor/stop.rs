@@ -9,6 +9,7 @@
 //! running unowned.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
@@ -96,6 +97,7 @@ impl Supervisor {
     }
 
     pub(super) async fn stop_with(&self, reason: StopReason) -> StopReport {
+        self.closing.store(true, Ordering::SeqCst);
         let _turn = self.stop_turn.lock().await;
         // One at a time from the end, so that a stop cut short leaves the
         // services not yet stopped listed, and what did stop reported.
@@ -123,6 +125,7 @@ impl Supervisor {
             .service
             .graceful_shutdown_timeout()
             .unwrap_or(self.stop_timeout);
+        started.stopping.store(true, Ordering::SeqCst);
         let stopping = AssertUnwindSafe(started.service.clone().stop(reason)).catch_unwind();
         lock(&self.stopping).push(name.clone());
         let mut guard = StopGuard {
@@ -158,6 +161,15 @@ impl Supervisor {
         }
         lock(report).stopped.push(name.to_string());
         guard.finish();
+    }
+
+    /// Aborts what every service still running runs (start remainders and
+    /// background tasks), without stopping them: the last resort of a
+    /// forced exit, so nothing keeps working after it.
+    pub fn abort_remaining(&self) {
+        for launched in self.running().iter() {
+            launched.abort_all();
+        }
     }
 
     /// The services not yet stopped: those whose stop is under way, then

@@ -8,16 +8,16 @@ use super::*;
 
 /// Holds a `DropFlag` in a background task that never ends; its start
 /// takes `start_ms`, and fails if `fail` (after spawning the task).
-struct Holder {
-    rt: Runtime,
-    flag: Arc<AtomicBool>,
-    start_ms: u64,
-    fail: bool,
-    stop_ms: u64,
+pub(super) struct Holder {
+    pub(super) rt: Runtime,
+    pub(super) flag: Arc<AtomicBool>,
+    pub(super) start_ms: u64,
+    pub(super) fail: bool,
+    pub(super) stop_ms: u64,
 }
 
 impl Holder {
-    fn new(rt: &Runtime) -> (Self, Arc<AtomicBool>) {
+    pub(super) fn new(rt: &Runtime) -> (Self, Arc<AtomicBool>) {
         let flag = Arc::new(AtomicBool::new(false));
         let holder = Holder {
             rt: rt.clone(),
@@ -330,7 +330,7 @@ fn the_rollback_of_a_failed_start_is_bounded_by_the_shutdown_timeout() {
     assert_eq!(outcome.not_stopped, ["db"]);
     assert_eq!(entries(&log), ["stop db StartFailed { service: \"api\" }"]);
 
-    // A second signal cuts the rollback short too.
+    // A signal during the rollback cuts it short too.
     let mock = MockRuntime::new();
     let rt = mock.runtime();
     let log: Log = Arc::default();

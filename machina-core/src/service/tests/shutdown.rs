@@ -1,0 +1,299 @@
+//! Shutdown edges: failures of a service that is being stopped, changes
+//! refused while the stack closes, hooks bounded by the shutdown timeout,
+//! a background failure during the start, restarting tasks awaited, what
+//! a forced exit aborts, and the outcome's record of the failure.
+
+use futures::channel::oneshot;
+
+use super::abandoned::Holder;
+use super::failures::{Probe, signal_at, signals};
+use super::*;
+
+/// Its background task ends with an error as soon as the service's stop
+/// closes the channel it listens on.
+struct Listener {
+    close: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+impl Service for Listener {
+    fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
+        let (tx, rx) = oneshot::channel::<()>();
+        *self.close.lock().unwrap() = Some(tx);
+        ctx.spawn(async move {
+            let _ = rx.await;
+            Err("connection closed".into())
+        });
+        Box::pin(async { Ok(()) })
+    }
+
+    fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
+        assert_eq!(reason, StopReason::Removed);
+        drop(self.close.lock().unwrap().take());
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[test]
+fn a_task_failing_because_its_service_stops_is_not_a_failure_of_the_stack() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let stack = Supervisor::builder(&rt).build().unwrap();
+    let failure = mock
+        .block_on(async {
+            let listener = Listener {
+                close: Mutex::new(None),
+            };
+            stack
+                .start_service("listener", listener, &[])
+                .await
+                .unwrap();
+            let report = stack.stop_service("listener").await.unwrap();
+            assert_eq!(report.stopped, ["listener"]);
+            rt.timeout(ms(1), stack.failure()).await
+        })
+        .unwrap();
+    assert!(failure.is_err(), "no failure reported: {failure:?}");
+}
+
+#[test]
+fn changes_are_refused_while_the_stack_closes_or_a_dependent_is_starting() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let stack = Arc::new(
+        Supervisor::builder(&rt)
+            .service("db", Scripted::new("db", &rt, &log), &[])
+            .build()
+            .unwrap(),
+    );
+    mock.block_on(async {
+        stack.start().await.unwrap();
+        // "api" needs "db" and takes 50 ms to start: "db" cannot go now.
+        let slow_api = Scripted {
+            start_ms: 50,
+            ..Scripted::new("api", &rt, &log)
+        };
+        let starting = {
+            let stack = stack.clone();
+            rt.spawn(async move { stack.start_service("api", slow_api, &["db"]).await })
+                .unwrap()
+        };
+        rt.sleep(ms(10)).await;
+        let refused = stack.stop_service("db").await.unwrap_err();
+        assert!(
+            matches!(&refused, ChangeError::Needed { dependents, .. } if dependents == &["api"]),
+            "{refused}"
+        );
+        starting.await.unwrap().unwrap();
+        stack.stop().await;
+        // Closed: nothing is added any more.
+        let late = stack
+            .start_service("late", Scripted::new("late", &rt, &log), &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(late, ChangeError::ShuttingDown(_)), "{late}");
+        assert!(stack.started().is_empty());
+    })
+    .unwrap();
+}
+
+#[test]
+fn an_empty_stage_does_not_merge_its_neighbours() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let at = |name, start_ms| -> Arc<dyn Service> {
+        Arc::new(Scripted {
+            start_ms,
+            ..Scripted::new(name, &rt, &log)
+        })
+    };
+    let stack = Supervisor::builder(&rt)
+        .stages(vec![
+            vec![("db", at("db", 30))],
+            vec![],
+            vec![("api", at("api", 5))],
+        ])
+        .build()
+        .unwrap();
+    mock.block_on(async { stack.start().await.unwrap() })
+        .unwrap();
+    assert_eq!(
+        entries(&log),
+        ["starting db", "ready db", "starting api", "ready api"]
+    );
+}
+
+#[test]
+fn hanging_hooks_are_bounded_by_the_shutdown_timeout() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let hang = rt.clone();
+    let ep = Entrypoint::builder(&rt)
+        .service("db", Probe::new("db", &rt, &log), &[])
+        .pre_stop(move |_| {
+            let hang = hang.clone();
+            async move { hang.sleep(Duration::from_secs(3600)).await }
+        })
+        .shutdown_timeout(ms(40))
+        .build()
+        .unwrap();
+    let outcome = mock.block_on(ep.run(async {})).unwrap();
+    assert_eq!(outcome.exit_code, FORCED_EXIT_CODE);
+    assert_eq!(mock.elapsed(), ms(40));
+    assert_eq!(outcome.not_stopped, ["db"]);
+}
+
+#[test]
+fn a_background_failure_during_the_start_interrupts_it() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let slow = Scripted {
+        start_ms: 3_600_000,
+        ..Scripted::new("slow", &rt, &log)
+    };
+    let flaky = Scripted {
+        background_fails_at: Some(30),
+        ..Scripted::new("flaky", &rt, &log)
+    };
+    let ep = Entrypoint::builder(&rt)
+        .service("flaky", flaky, &[])
+        .service("slow", slow, &["flaky"])
+        .build()
+        .unwrap();
+    let outcome = mock.block_on(ep.run_forever()).unwrap();
+    assert_eq!(outcome.exit_code, 1);
+    assert_eq!(mock.elapsed(), ms(30), "no wait for the slow start");
+    let (service, error) = outcome.failure.expect("the failure is kept");
+    assert_eq!(service, "flaky");
+    assert_eq!(error.to_string(), "background job died");
+    assert_eq!(outcome.stop_report.stopped, ["flaky"]);
+}
+
+#[test]
+fn the_outcome_keeps_a_failed_start_and_a_main_panic() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let ep = Entrypoint::builder(&rt)
+        .service(
+            "api",
+            Scripted {
+                fail_start: true,
+                ..Scripted::new("api", &rt, &log)
+            },
+            &[],
+        )
+        .build()
+        .unwrap();
+    let outcome = mock.block_on(ep.run(async {})).unwrap();
+    let (service, error) = outcome.failure.unwrap();
+    assert_eq!((service.as_str(), outcome.exit_code), ("api", 1));
+    assert_eq!(error.to_string(), "api cannot start");
+
+    let ep = Entrypoint::builder(&rt).build().unwrap();
+    let outcome = mock.block_on(ep.run(async { panic!("main bug") })).unwrap();
+    let (service, error) = outcome.failure.unwrap();
+    assert_eq!(service, "main");
+    assert!(error.to_string().contains("main bug"), "{error}");
+
+    let ep = Entrypoint::builder(&rt).build().unwrap();
+    let outcome = mock.block_on(ep.run(async { 3 })).unwrap();
+    assert!(outcome.failure.is_none());
+    assert_eq!((outcome.value, outcome.exit_code), (Some(3), 0));
+}
+
+#[test]
+fn a_restarting_task_is_cancelled_and_awaited_with_its_service() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    struct Restarting(Arc<AtomicBool>);
+    impl Service for Restarting {
+        fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
+            let flag = self.0.clone();
+            ctx.spawn_restarting(RestartPolicy::default(), move || {
+                let flag = DropFlag(flag.clone());
+                async move {
+                    let _flag = flag;
+                    std::future::pending::<()>().await;
+                    Ok(())
+                }
+            });
+            Box::pin(async { Ok(()) })
+        }
+    }
+    let dropped = Arc::new(AtomicBool::new(false));
+    let stack = Supervisor::builder(&rt)
+        .service("jobs", Restarting(dropped.clone()), &[])
+        .build()
+        .unwrap();
+    let when_stopped = mock
+        .block_on(async {
+            stack.start().await.unwrap();
+            stack.stop().await;
+            dropped.load(Ordering::SeqCst)
+        })
+        .unwrap();
+    assert!(when_stopped, "the run was gone when stop returned");
+}
+
+#[test]
+fn a_forced_exit_aborts_what_the_services_not_reached_still_run() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let (base, base_task_dropped) = Holder::new(&rt);
+    let (tx, rx) = signals();
+    signal_at(&rt, tx, &[10, 20]);
+    let ep = Entrypoint::builder(&rt)
+        .service("base", base, &[])
+        .service(
+            "stuck",
+            Probe {
+                stop: |rt| {
+                    Box::pin(async move {
+                        rt.sleep(Duration::from_secs(3600)).await;
+                        Ok(())
+                    })
+                },
+                ..Probe::new("stuck", &rt, &log)
+            },
+            &["base"],
+        )
+        .signals(rx)
+        .build()
+        .unwrap();
+    let outcome = mock.block_on(ep.run_forever()).unwrap();
+    assert_eq!(outcome.exit_code, FORCED_EXIT_CODE);
+    assert_eq!(outcome.not_stopped, ["stuck", "base"]);
+    mock.run_until_stalled().unwrap();
+    assert!(base_task_dropped.load(Ordering::SeqCst), "aborted");
+}
+
+#[test]
+fn a_refused_start_through_the_entrypoint_fires_no_hook() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let ep = super::entrypoint::hooks(Entrypoint::builder(&rt), &log)
+        .build()
+        .unwrap();
+    let control = ep.services();
+    let rt2 = rt.clone();
+    let log2 = log.clone();
+    mock.block_on(ep.run(async move {
+        let refused = control
+            .start_service("api", Scripted::new("api", &rt2, &log2), &["db"])
+            .await
+            .unwrap_err();
+        assert!(matches!(refused, ChangeError::Graph(_)), "{refused}");
+    }))
+    .unwrap();
+    assert!(
+        !entries(&log).iter().any(|e| e.contains("[\"api\"]")),
+        "{:?}",
+        entries(&log)
+    );
+}
