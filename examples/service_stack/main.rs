@@ -19,8 +19,8 @@ use std::time::Duration;
 use machina_tokio::retry::BoxError;
 use machina_tokio::rt::Runtime;
 use machina_tokio::service::{
-    EntrypointBuilder, Key, LogConfig, PeriodicService, Service, ServiceContext, ServiceFuture,
-    StopReason,
+    EntrypointBuilder, FORCED_EXIT_CODE, Key, LogConfig, PeriodicService, Service, ServiceContext,
+    ServiceFuture, StopReason,
 };
 
 const DB_URL: Key<String> = Key::new("db_url");
@@ -229,15 +229,15 @@ async fn run(
         .pre_stop(|_| async { println!("shutting down") })
         .post_stop(|hook| async move { println!("stopped, in order: {:?}", hook.services()) })
         .build()?;
-    let code = match run_for {
-        Some(ms) => {
-            entrypoint
-                .run(rt.sleep(Duration::from_millis(ms)))
-                .await
-                .exit_code
-        }
-        None => entrypoint.run_forever().await.exit_code,
+    let outcome = match run_for {
+        Some(ms) => entrypoint.run(rt.sleep(Duration::from_millis(ms))).await,
+        None => entrypoint.run_forever().await,
     };
-    println!("exit code {code}");
-    Ok(code)
+    println!("exit code {}", outcome.exit_code);
+    if outcome.exit_code == FORCED_EXIT_CODE {
+        // Something did not stop: leave now rather than wait for it while
+        // the runtime shuts down.
+        outcome.exit();
+    }
+    Ok(outcome.exit_code)
 }

@@ -246,6 +246,25 @@ fn the_log_level_from_the_environment_filters() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("reporter tick"));
 }
 
+/// `color` writes ANSI colour codes; `plain` none.
+#[test]
+fn the_color_format_colours_and_plain_does_not() {
+    let coloured = run_briefly(&[("MACHINA_LOG_FORMAT", "color")], &[]);
+    assert_eq!(coloured.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&coloured.stderr);
+    let tick = stderr
+        .lines()
+        .find(|l| l.contains("reporter tick"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(tick.contains("\u{1b}["), "{tick:?}");
+    let plain = run_briefly(&[("MACHINA_LOG_FORMAT", "plain")], &[]);
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(
+        stderr.contains("reporter tick") && !stderr.contains('\u{1b}'),
+        "{stderr:?}"
+    );
+}
+
 /// A program that sets up `tracing` itself keeps its own subscriber: the
 /// entrypoint's (plain text here) stands aside.
 #[test]

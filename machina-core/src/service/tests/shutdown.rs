@@ -49,6 +49,7 @@ fn a_task_failing_because_its_service_stops_is_not_a_failure_of_the_stack() {
                 .unwrap();
             let report = stack.stop_service("listener").await.unwrap();
             assert_eq!(report.stopped, ["listener"]);
+            assert!(report.is_clean(), "told StopReason::Removed: {report:?}");
             rt.timeout(ms(1), stack.failure()).await
         })
         .unwrap();
