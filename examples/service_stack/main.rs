@@ -19,7 +19,7 @@ use std::time::Duration;
 use machina_tokio::retry::BoxError;
 use machina_tokio::rt::Runtime;
 use machina_tokio::service::{
-    EntrypointBuilder, FORCED_EXIT_CODE, Key, LogConfig, PeriodicService, Service, ServiceContext,
+    EntrypointBuilder, FORCED_EXIT_CODE, Key, PeriodicService, Service, ServiceContext,
     ServiceFuture, StopReason,
 };
 
@@ -199,11 +199,10 @@ async fn run(
             Ok::<(), BoxError>(())
         }
     })?;
-    // Logs go to standard error; MACHINA_LOG_LEVEL and MACHINA_LOG_FORMAT
-    // (plain, color, json; journald when built with `--features journald`)
-    // adjust them.
+    // Logs go to standard error (the adapters' entrypoint sets that up);
+    // MACHINA_LOG_LEVEL and MACHINA_LOG_FORMAT (plain, color, json;
+    // journald when built with `--features journald`) adjust them.
     let entrypoint = entry
-        .logging(LogConfig::new())?
         .shutdown_timeout(Duration::from_secs(2))
         .service("db", Database(rt.clone()), &[])
         .service("cache", Cache, &["db"])

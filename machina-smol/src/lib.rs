@@ -80,10 +80,19 @@ pub fn runtime_on(executor: &Arc<Executor<'static>>) -> Runtime {
 /// `async-signal`): the first stops the services gracefully, a second
 /// forces the exit.
 ///
+/// With the feature `logging`, the entrypoint sets up logging
+/// (`LogConfig::new()` under `MACHINA_LOG_LEVEL` / `MACHINA_LOG_FORMAT`)
+/// unless the program set up `tracing` itself; `.logging(config)` or
+/// `.no_logging()` change that.
+///
 /// # Errors
 /// The I/O error of installing the signal handlers.
 pub fn entrypoint() -> Result<machina_core::service::EntrypointBuilder, std::io::Error> {
-    Ok(machina_core::service::Entrypoint::builder(&runtime()).signals(shutdown_signals()?))
+    let builder =
+        machina_core::service::Entrypoint::builder(&runtime()).signals(shutdown_signals()?);
+    #[cfg(feature = "logging")]
+    let builder = builder.default_logging();
+    Ok(builder)
 }
 
 /// aiomisc's `run(main, *services)` on smol: starts `services` (no

@@ -97,13 +97,21 @@ fn check_timer(handle: &Handle) -> Result<(), TokioAdapterError> {
 /// SIGTERM: the first stops the services gracefully, a second forces the
 /// exit ([`FORCED_EXIT_CODE`](machina_core::service::FORCED_EXIT_CODE)).
 ///
+/// With the feature `logging`, the entrypoint sets up logging
+/// (`LogConfig::new()` under `MACHINA_LOG_LEVEL` / `MACHINA_LOG_FORMAT`)
+/// unless the program set up `tracing` itself; `.logging(config)` or
+/// `.no_logging()` change that.
+///
 /// # Errors
 /// [`TokioAdapterError`] as [`runtime`]; [`TokioAdapterError::Signals`]
 /// if the signal handlers cannot be installed.
 pub fn entrypoint() -> Result<machina_core::service::EntrypointBuilder, TokioAdapterError> {
     let rt = runtime()?;
     let signals = shutdown_signals()?;
-    Ok(machina_core::service::Entrypoint::builder(&rt).signals(signals))
+    let builder = machina_core::service::Entrypoint::builder(&rt).signals(signals);
+    #[cfg(feature = "logging")]
+    let builder = builder.default_logging();
+    Ok(builder)
 }
 
 /// aiomisc's `run(main, *services)` on the current tokio runtime: starts `services` (no

@@ -48,15 +48,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use std::panic::AssertUnwindSafe;
+use futures::Stream;
 
-use futures::future::{Either, select};
-use futures::{FutureExt, Stream, StreamExt};
+mod hooks;
+mod run;
 
-use super::context::Context;
+pub use hooks::HookContext;
+use hooks::{Hook, Hooks, run_hooks};
+
 use super::supervisor::{
-    ChangeError, GraphError, Service, Started, StopReason, StopReport, Supervisor,
-    SupervisorBuilder,
+    ChangeError, GraphError, Service, StopReport, Supervisor, SupervisorBuilder,
 };
 use crate::retry::BoxError;
 use crate::rt::Runtime;
@@ -66,48 +67,6 @@ pub const FORCED_EXIT_CODE: i32 = 70;
 
 /// Each item is one shutdown request (SIGINT, SIGTERM, …).
 pub type Signals = Pin<Box<dyn Stream<Item = ()> + Send>>;
-
-type HookFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
-type Hook = Arc<dyn Fn(HookContext) -> HookFuture + Send + Sync>;
-
-/// What a hook gets: the services involved (see the module docs) and the
-/// entrypoint they belong to.
-#[derive(Clone)]
-pub struct HookContext {
-    services: Vec<String>,
-    supervisor: Arc<Supervisor>,
-    runtime: Runtime,
-}
-
-impl HookContext {
-    /// The services this hook is about.
-    pub fn services(&self) -> &[String] {
-        &self.services
-    }
-
-    /// The values shared by the entrypoint's services.
-    pub fn context(&self) -> &Context {
-        self.supervisor.context()
-    }
-
-    /// The entrypoint's supervisor (what runs, what is stopping).
-    pub fn supervisor(&self) -> &Arc<Supervisor> {
-        &self.supervisor
-    }
-
-    /// The entrypoint's runtime.
-    pub fn runtime(&self) -> &Runtime {
-        &self.runtime
-    }
-}
-
-impl fmt::Debug for HookContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HookContext")
-            .field("services", &self.services)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Why an adapter's `run(main, services)` shorthand did not run: the
 /// adapter could not set up its entrypoint (`E`, e.g. no runtime or no
@@ -143,37 +102,6 @@ pub enum EntrypointError {
     #[cfg(feature = "logging")]
     #[error(transparent)]
     Logging(#[from] super::logging::LogError),
-}
-
-#[derive(Default, Clone)]
-struct Hooks {
-    pre_start: Vec<Hook>,
-    post_start: Vec<Hook>,
-    pre_stop: Vec<Hook>,
-    post_stop: Vec<Hook>,
-}
-
-/// The next shutdown request; a stream that has ended never requests one.
-async fn next_signal(signals: &mut Signals) {
-    if signals.next().await.is_none() {
-        futures::future::pending::<()>().await;
-    }
-}
-
-/// Runs `hooks` in order; a panicking hook is logged and the next one
-/// runs (a hook never stops a start or a shutdown half-way).
-async fn run_hooks(hooks: &[Hook], services: &[String], supervisor: &Arc<Supervisor>) {
-    for hook in hooks {
-        let run = AssertUnwindSafe(hook(HookContext {
-            services: services.to_vec(),
-            supervisor: supervisor.clone(),
-            runtime: supervisor.runtime().clone(),
-        }));
-        if let Err(payload) = run.catch_unwind().await {
-            let message = crate::rt::panic_message(&*payload);
-            tracing::error!(panic = %message, "an entrypoint hook panicked");
-        }
-    }
 }
 
 /// Adds hooks and services to an entrypoint when it is built (aiomisc's
@@ -278,8 +206,8 @@ impl EntrypointBuilder {
     }
 
     /// Sets up logging with `config` when the entrypoint runs (feature
-    /// `logging`; without a call, `LogConfig::new()` is used);
-    /// `MACHINA_LOG_LEVEL` and `MACHINA_LOG_FORMAT` override `config`.
+    /// `logging`); `MACHINA_LOG_LEVEL` and `MACHINA_LOG_FORMAT` override
+    /// `config`.
     ///
     /// # Errors
     /// [`LogError`](super::LogError) for an unknown format or a level that
@@ -293,9 +221,20 @@ impl EntrypointBuilder {
         Ok(self)
     }
 
-    /// Sets up no logging at all (feature `logging`; by default the
-    /// entrypoint sets up `LogConfig::new()` unless the program configured
-    /// `tracing` itself).
+    /// Sets up `LogConfig::new()` when the entrypoint runs, under
+    /// `MACHINA_LOG_LEVEL` and `MACHINA_LOG_FORMAT` (checked by
+    /// [`build`](Self::build)) — what the adapters' `entrypoint()` does
+    /// with their feature `logging`. Nothing is installed if the program
+    /// set up a global `tracing` subscriber itself.
+    #[cfg(feature = "logging")]
+    pub fn default_logging(mut self) -> Self {
+        self.logging = LogChoice::Default;
+        self
+    }
+
+    /// Sets up no logging at all (the core builder's default; it undoes
+    /// [`default_logging`](Self::default_logging) and
+    /// [`logging`](Self::logging)).
     #[cfg(feature = "logging")]
     pub fn no_logging(mut self) -> Self {
         self.logging = LogChoice::Off;
@@ -425,7 +364,7 @@ impl Entrypoint {
             shutdown_timeout: Duration::from_secs(30),
             signals: None,
             #[cfg(feature = "logging")]
-            logging: LogChoice::Default,
+            logging: LogChoice::Off,
         }
     }
 
@@ -452,171 +391,6 @@ impl Entrypoint {
     /// Runs until a shutdown signal, then stops the services.
     pub async fn run_forever(self) -> Outcome<()> {
         self.run(futures::future::pending::<()>()).await
-    }
-
-    /// Starts the services, runs `main` until it ends (or a signal comes, or
-    /// a background task fails), then stops the services; see the module
-    /// docs for the hooks and exit codes.
-    pub async fn run<F: Future>(mut self, main: F) -> Outcome<F::Output> {
-        // Held to the end of the run, so the log is flushed at the end.
-        #[cfg(feature = "logging")]
-        let _log = self
-            .logging
-            .as_ref()
-            .and_then(|config| match config.install() {
-                Ok(guard) => guard,
-                Err(error) => {
-                    eprintln!("logging not set up: {error}");
-                    None
-                }
-            });
-        let supervisor = self.supervisor.clone();
-        run_hooks(&self.hooks.pre_start, &self.names, &supervisor).await;
-        // A shutdown request or a background failure during the start
-        // interrupts it; a failed start is rolled back like any shutdown:
-        // bounded by the shutdown timeout, cut short by a signal.
-        let mut interrupted_by = None;
-        let started = {
-            let by = &mut interrupted_by;
-            let signals = &mut self.signals;
-            let supervisor = &supervisor;
-            supervisor
-                .start_without_rollback(async move {
-                    let signal = std::pin::pin!(next_signal(signals));
-                    let failure = std::pin::pin!(supervisor.failure());
-                    *by = Some(match select(signal, failure).await {
-                        Either::Left(_) => None,
-                        Either::Right((failure, _)) => failure,
-                    });
-                })
-                .await
-        };
-        match (started, interrupted_by) {
-            (Ok(Started::All), _) => {}
-            (Ok(_), Some(Some((service, error)))) => {
-                tracing::error!(%service, %error, "a background task failed during the start; stopping");
-                let reason = StopReason::TaskFailed {
-                    service: service.clone(),
-                };
-                return self
-                    .shut_down(reason, None, Some((service, error)), false)
-                    .await;
-            }
-            (Ok(_), _) => {
-                tracing::info!("shutdown requested during the start; stopping what started");
-                return self.shut_down(StopReason::Signal, None, None, false).await;
-            }
-            (Err((service, error)), _) => {
-                tracing::error!(%service, %error, "start failed; rolling back");
-                let reason = StopReason::StartFailed {
-                    service: service.clone(),
-                };
-                return self
-                    .shut_down(reason, None, Some((service, error)), false)
-                    .await;
-            }
-        }
-        let started = supervisor.started();
-        run_hooks(&self.hooks.post_start, &started, &supervisor).await;
-        let (value, reason, failure) = {
-            // A panic in the main future still stops the services.
-            let main = std::pin::pin!(AssertUnwindSafe(main).catch_unwind());
-            let failure = std::pin::pin!(supervisor.failure());
-            let signal = std::pin::pin!(next_signal(&mut self.signals));
-            match select(main, select(signal, failure)).await {
-                Either::Left((Ok(value), _)) => (Some(value), StopReason::Shutdown, None),
-                Either::Left((Err(payload), _)) => {
-                    let error = super::supervisor::panic_error(payload);
-                    tracing::error!(%error, "the main future panicked; stopping");
-                    (None, StopReason::Shutdown, Some(("main".to_owned(), error)))
-                }
-                Either::Right((Either::Left(_), _)) => {
-                    tracing::info!("shutdown requested");
-                    (None, StopReason::Signal, None)
-                }
-                Either::Right((Either::Right((failure, _)), _)) => {
-                    let service = match &failure {
-                        Some((service, error)) => {
-                            tracing::error!(%service, %error, "a background task failed; stopping");
-                            service.clone()
-                        }
-                        None => String::new(),
-                    };
-                    (None, StopReason::TaskFailed { service }, failure)
-                }
-            }
-        };
-        self.shut_down(reason, value, failure, true).await
-    }
-
-    /// The shutdown: `pre_stop` (if `pre_stop`), the stops for `reason`,
-    /// `post_stop` — all within the shutdown timeout, which a second
-    /// signal cuts short; then says how it went.
-    async fn shut_down<T>(
-        mut self,
-        reason: StopReason,
-        value: Option<T>,
-        failure: Option<(String, BoxError)>,
-        pre_stop: bool,
-    ) -> Outcome<T> {
-        let supervisor = self.supervisor.clone();
-        let hooks = self.hooks.clone();
-        let post_stop_began = std::sync::atomic::AtomicBool::new(false);
-        // Boxed so that a forced exit can drop it (and with it the stop
-        // under way, which then aborts that service's tasks).
-        let orderly = Box::pin(async {
-            if pre_stop {
-                run_hooks(&hooks.pre_stop, &supervisor.started(), &supervisor).await;
-            }
-            let report = supervisor.stop_because(reason).await;
-            post_stop_began.store(true, std::sync::atomic::Ordering::SeqCst);
-            run_hooks(&hooks.post_stop, &report.stopped, &supervisor).await;
-            report
-        });
-        let limit = std::pin::pin!(self.runtime.sleep(self.shutdown_timeout));
-        let second_signal = std::pin::pin!(next_signal(&mut self.signals));
-        let mut exit_code = i32::from(failure.is_some());
-        let (stop_report, not_stopped) = match select(orderly, select(limit, second_signal)).await {
-            Either::Left((report, _)) => {
-                if !report.is_clean() {
-                    exit_code = exit_code.max(1);
-                }
-                (report, Vec::new())
-            }
-            Either::Right((why, orderly)) => {
-                // Named before the stop under way is dropped (which takes
-                // its service off the list).
-                let not_stopped = supervisor.not_stopped();
-                drop(orderly);
-                let why = match why {
-                    Either::Left(_) => "the shutdown timed out",
-                    Either::Right(_) => "a second shutdown request came",
-                };
-                tracing::error!(?not_stopped, "{why}; forcing exit");
-                if !tracing::dispatcher::has_been_set() {
-                    // Nothing would show the log line: this must be seen.
-                    eprintln!("machina: {why}; forcing exit; not stopped: {not_stopped:?}");
-                }
-                supervisor.abort_remaining();
-                exit_code = FORCED_EXIT_CODE;
-                let report = supervisor.take_stop_report();
-                if !post_stop_began.load(std::sync::atomic::Ordering::SeqCst) {
-                    // Bounded once more by the timeout (or a signal), so a
-                    // hanging hook cannot hold the exit.
-                    let hooks = run_hooks(&hooks.post_stop, &report.stopped, &supervisor);
-                    let bound = std::pin::pin!(self.runtime.sleep(self.shutdown_timeout));
-                    let _ = select(std::pin::pin!(hooks), bound).await;
-                }
-                (report, not_stopped)
-            }
-        };
-        Outcome {
-            value,
-            exit_code,
-            stop_report,
-            not_stopped,
-            failure,
-        }
     }
 }
 

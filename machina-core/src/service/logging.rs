@@ -64,9 +64,10 @@ pub enum LogError {
     },
 }
 
-/// Keeps the non-blocking writer running; dropping it flushes the log.
+/// Keeps the non-blocking writer running; dropping it flushes the log,
+/// and later events are written to standard error directly.
 pub struct LogGuard {
-    _guard: Option<tracing_appender::non_blocking::WorkerGuard>,
+    _guard: Option<super::log_writer::QueueGuard>,
 }
 
 impl fmt::Debug for LogGuard {
@@ -177,37 +178,35 @@ impl LogConfig {
         self.format
     }
 
-    /// Installs the subscriber, unless `tracing` is already set up (then
-    /// `Ok(None)`): text and JSON go to standard error through a
-    /// non-blocking writer, `journald` straight to the journal's socket
-    /// (one datagram per event).
+    /// Installs the subscriber as the global one, unless the program set
+    /// one up already (then `Ok(None)`): text and JSON go to standard error
+    /// through a non-blocking writer (direct writes once the guard is
+    /// dropped), `journald` straight to the journal's socket (one datagram
+    /// per event).
     ///
     /// # Errors
     /// [`LogError::Level`] if the level does not parse; for `journald`,
     /// [`LogError::Journald`] or [`LogError::JournaldNotBuilt`].
     pub fn install(&self) -> Result<Option<LogGuard>, LogError> {
-        if tracing::dispatcher::has_been_set() {
-            return Ok(None);
-        }
         let filter = self.filter()?;
         let ansi = match self.format {
             LogFormat::Journald => return self.install_journald(filter),
             LogFormat::Plain | LogFormat::Json => false,
             LogFormat::Color => true,
         };
-        let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+        let (writer, guard) = super::log_writer::stderr_switch();
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(writer)
             .with_ansi(ansi);
-        // `try_init` fails only if another subscriber won a race to be the
-        // global one; that one then logs, which is what was wanted.
-        let _ = if self.format == LogFormat::Json {
+        // `try_init` fails when a global subscriber exists: the program's
+        // own, which then logs, as it wants.
+        let installed = if self.format == LogFormat::Json {
             builder.json().try_init()
         } else {
             builder.try_init()
         };
-        Ok(Some(LogGuard {
+        Ok(installed.ok().map(|()| LogGuard {
             _guard: Some(guard),
         }))
     }
@@ -217,11 +216,11 @@ impl LogConfig {
         use tracing_subscriber::layer::SubscriberExt as _;
         use tracing_subscriber::util::SubscriberInitExt as _;
         let layer = self.journald_layer()?;
-        let _ = tracing_subscriber::registry()
+        let installed = tracing_subscriber::registry()
             .with(filter)
             .with(layer)
             .try_init();
-        Ok(Some(LogGuard { _guard: None }))
+        Ok(installed.ok().map(|()| LogGuard { _guard: None }))
     }
 
     #[cfg(not(feature = "journald"))]

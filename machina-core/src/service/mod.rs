@@ -18,6 +18,8 @@
 mod context;
 mod entrypoint;
 #[cfg(feature = "logging")]
+mod log_writer;
+#[cfg(feature = "logging")]
 mod logging;
 mod periodic;
 mod recurring;

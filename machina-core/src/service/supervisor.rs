@@ -171,7 +171,8 @@ impl ServiceContext {
 
     /// Runs `task` in the background for as long as the service runs; if it
     /// fails (an error or a panic), the whole stack is brought down. When
-    /// the service stops, the task is cancelled and awaited.
+    /// the service stops, the task is cancelled and awaited; once its stop
+    /// has begun, a task spawned is dropped at once.
     pub fn spawn<F>(&self, task: F)
     where
         F: Future<Output = Result<(), BoxError>> + Send + 'static,
@@ -188,6 +189,14 @@ impl ServiceContext {
         match self.runtime.spawn_named(&self.name, guarded) {
             Ok(handle) => {
                 let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+                // A service being stopped starts nothing new: its tasks
+                // are about to be aborted, and one added after that would
+                // run unowned. (Checked under the lock the abort takes.)
+                if self.failures.stopping.load(Ordering::SeqCst) {
+                    handle.abort();
+                    tracing::debug!(service = %self.name, "a task spawned while its service stops was dropped");
+                    return;
+                }
                 // A service that spawns many short tasks must not pile up
                 // handles of finished ones.
                 tasks.retain(|t| !t.is_finished());
@@ -559,6 +568,19 @@ impl Supervisor {
     /// The services running, in the order they became ready.
     pub fn started(&self) -> Vec<String> {
         self.running().iter().map(|s| s.name.to_string()).collect()
+    }
+
+    /// The background failures reported and not yet taken, without
+    /// waiting (for a shutdown that no longer waits on
+    /// [`failure`](Self::failure)).
+    pub fn take_failures(&self) -> Vec<(String, BoxError)> {
+        let mut taken = Vec::new();
+        if let Some(mut rx) = self.failures_rx.try_lock() {
+            while let Ok((name, error)) = rx.try_recv() {
+                taken.push((name.to_string(), error));
+            }
+        }
+        taken
     }
 
     /// Waits until a service's background work fails; returns which and

@@ -44,8 +44,9 @@ pub enum ChangeError {
         /// The running (or starting) services that depend on it.
         dependents: Vec<String>,
     },
-    /// The stack is shutting down: no service is added any more.
-    #[error("the stack is shutting down; service {0:?} was not started")]
+    /// The stack is shutting down: no service is added or removed any
+    /// more (the shutdown stops them all).
+    #[error("the stack is shutting down; service {0:?} is left to it")]
     ShuttingDown(String),
 }
 
@@ -126,9 +127,17 @@ impl Supervisor {
         };
         let error = match news_rx.next().await {
             Some(News::Ready(_)) => {
-                self.running().push(launched.take());
-                registered.settle();
-                return Ok(());
+                // Checked under the lock a full stop pops from: a stop that
+                // began meanwhile either sees this service or refuses it.
+                let mut running = self.running();
+                if !self.closing.load(Ordering::SeqCst) {
+                    running.push(launched.take());
+                    registered.settle();
+                    return Ok(());
+                }
+                drop(running);
+                launched.take().cancel().await;
+                return Err(ChangeError::ShuttingDown(name.to_string()));
             }
             Some(News::Failed(_, error)) => error,
             None => "the start ended without saying ready or failed".into(),
@@ -145,6 +154,11 @@ impl Supervisor {
     /// [`ChangeError::NotRunning`] for an unknown or stopped name, and
     /// [`ChangeError::Needed`] while running services depend on it.
     pub async fn stop_service(&self, name: &str) -> Result<StopReport, ChangeError> {
+        // A full stop under way stops it anyway; and a service's own stop
+        // calling this would otherwise wait for the turn it holds.
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(ChangeError::ShuttingDown(name.to_string()));
+        }
         let _turn = self.stop_turn.lock().await;
         let started = {
             let entries = self.entries();

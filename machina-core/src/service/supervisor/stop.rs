@@ -21,6 +21,9 @@ impl Launched {
     /// Aborts the start task and the background tasks (they end at their
     /// next poll); see [`wait`](Self::wait).
     pub(super) fn abort_all(&self) {
+        // From here on the service spawns nothing new (see
+        // `ServiceContext::spawn`), so the tasks aborted below are all.
+        self.stopping.store(true, Ordering::SeqCst);
         self.task.abort();
         for task in lock(&self.tasks).iter() {
             task.abort();

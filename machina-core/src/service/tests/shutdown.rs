@@ -10,8 +10,10 @@ use super::failures::{Probe, signal_at, signals};
 use super::*;
 
 /// Its background task ends with an error as soon as the service's stop
-/// closes the channel it listens on.
+/// closes the channel it listens on (and the stop waits a little, so the
+/// task sees it before being cancelled).
 struct Listener {
+    rt: Runtime,
     close: Mutex<Option<oneshot::Sender<()>>>,
 }
 
@@ -29,7 +31,10 @@ impl Service for Listener {
     fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
         assert_eq!(reason, StopReason::Removed);
         drop(self.close.lock().unwrap().take());
-        Box::pin(async { Ok(()) })
+        Box::pin(async move {
+            self.rt.sleep(ms(5)).await;
+            Ok(())
+        })
     }
 }
 
@@ -41,6 +46,7 @@ fn a_task_failing_because_its_service_stops_is_not_a_failure_of_the_stack() {
     let failure = mock
         .block_on(async {
             let listener = Listener {
+                rt: rt.clone(),
                 close: Mutex::new(None),
             };
             stack
@@ -296,5 +302,147 @@ fn a_refused_start_through_the_entrypoint_fires_no_hook() {
         !entries(&log).iter().any(|e| e.contains("[\"api\"]")),
         "{:?}",
         entries(&log)
+    );
+}
+
+/// Hangs for an hour in `what` (a hook) — for the bounded-phase tests.
+fn hang(
+    rt: &Runtime,
+) -> impl Fn(HookContext) -> futures::future::BoxFuture<'static, ()> + Send + Sync + 'static {
+    let rt = rt.clone();
+    move |_| {
+        let rt = rt.clone();
+        Box::pin(async move { rt.sleep(Duration::from_secs(3600)).await })
+    }
+}
+
+#[test]
+fn a_hanging_post_stop_keeps_the_report_of_what_stopped() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let ep = Entrypoint::builder(&rt)
+        .service(
+            "db",
+            Probe {
+                stop: |_| Box::pin(async { Err("flush failed".into()) }),
+                ..Probe::new("db", &rt, &log)
+            },
+            &[],
+        )
+        .post_stop(hang(&rt))
+        .shutdown_timeout(ms(40))
+        .build()
+        .unwrap();
+    let outcome = mock.block_on(ep.run(async {})).unwrap();
+    assert_eq!(outcome.exit_code, FORCED_EXIT_CODE);
+    assert_eq!(mock.elapsed(), ms(40), "post_stop is not run again");
+    assert_eq!(outcome.stop_report.stopped, ["db"]);
+    assert_eq!(outcome.stop_report.errors.len(), 1);
+    assert!(outcome.not_stopped.is_empty());
+}
+
+#[test]
+fn hanging_pre_start_and_post_start_hooks_yield_to_a_signal() {
+    for hook_before_start in [true, false] {
+        let mock = MockRuntime::new();
+        let rt = mock.runtime();
+        let log: Log = Arc::default();
+        let (tx, rx) = signals();
+        signal_at(&rt, tx, &[100]);
+        let builder = Entrypoint::builder(&rt)
+            .service("db", Probe::new("db", &rt, &log), &[])
+            .signals(rx);
+        let builder = if hook_before_start {
+            builder.pre_start(hang(&rt))
+        } else {
+            builder.post_start(hang(&rt))
+        };
+        let outcome = mock
+            .block_on(builder.build().unwrap().run_forever())
+            .unwrap();
+        assert_eq!(outcome.exit_code, 0);
+        assert_eq!(mock.elapsed(), ms(100));
+        let stops: &[&str] = if hook_before_start {
+            &[]
+        } else {
+            &["stop db Signal"]
+        };
+        assert_eq!(entries(&log), stops, "pre_start hook: {hook_before_start}");
+    }
+}
+
+#[test]
+fn a_dynamic_start_that_becomes_ready_during_a_full_stop_is_refused() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let stack = Arc::new(Supervisor::builder(&rt).build().unwrap());
+    let (late, late_task_dropped) = Holder::new(&rt);
+    let late = Holder {
+        start_ms: 50,
+        ..late
+    };
+    let outcome = mock
+        .block_on(async {
+            let starting = {
+                let stack = stack.clone();
+                rt.spawn(async move { stack.start_service("late", late, &[]).await })
+                    .unwrap()
+            };
+            rt.sleep(ms(10)).await;
+            let report = stack.stop().await;
+            assert!(report.stopped.is_empty());
+            starting.await.unwrap()
+        })
+        .unwrap();
+    assert!(
+        matches!(outcome, Err(ChangeError::ShuttingDown(_))),
+        "{outcome:?}"
+    );
+    assert!(stack.started().is_empty(), "nothing left running");
+    mock.run_until_stalled().unwrap();
+    assert!(
+        late_task_dropped.load(Ordering::SeqCst),
+        "its task was cancelled"
+    );
+    let refused = mock
+        .block_on(async { stack.stop_service("late").await })
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(refused, ChangeError::ShuttingDown(_)), "{refused}");
+    drop(log);
+}
+
+#[test]
+fn a_background_failure_during_the_shutdown_is_reported() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    // "jobs" fails 30 ms in; the shutdown starts at 10 ms and spends 50 ms
+    // stopping "api" first.
+    let jobs = Scripted {
+        background_fails_at: Some(30),
+        ..Scripted::new("jobs", &rt, &log)
+    };
+    let api = Scripted {
+        stop_ms: 50,
+        ..Scripted::new("api", &rt, &log)
+    };
+    let ep = Entrypoint::builder(&rt)
+        .service("jobs", jobs, &[])
+        .service("api", api, &["jobs"])
+        .shutdown_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let rt2 = rt.clone();
+    let outcome = mock
+        .block_on(ep.run(async move { rt2.sleep(ms(10)).await }))
+        .unwrap();
+    assert_eq!(outcome.exit_code, 1);
+    let (service, error) = outcome.failure.expect("reported");
+    assert_eq!(
+        (service.as_str(), error.to_string().as_str()),
+        ("jobs", "background job died")
     );
 }

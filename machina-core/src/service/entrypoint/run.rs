@@ -1,0 +1,229 @@
+//! [`Entrypoint::run`]: the phases of a program — `pre_start`, the start
+//! (interrupted by a signal or a background failure), `post_start` and the
+//! main future, then the shutdown within its timeout — and how it ended.
+
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::future::{Either, select};
+use futures::{FutureExt, StreamExt};
+
+use super::super::supervisor::{StopReason, StopReport, panic_error};
+use super::hooks::run_hooks;
+use super::{Entrypoint, FORCED_EXIT_CODE, Outcome, Signals};
+use crate::retry::BoxError;
+use crate::service::Started;
+
+/// The next shutdown request; a stream that has ended never requests one.
+async fn next_signal(signals: &mut Signals) {
+    if signals.next().await.is_none() {
+        futures::future::pending::<()>().await;
+    }
+}
+
+/// What ended the wait for a signal or a background failure.
+enum Interrupt {
+    Signal,
+    Failure(Option<(String, BoxError)>),
+}
+
+/// After a forced exit, `post_stop` still runs if it had not begun, for
+/// at most this long (or the shutdown timeout, if shorter).
+const POST_STOP_AFTER_FORCE: Duration = Duration::from_secs(1);
+
+impl Entrypoint {
+    /// Starts the services, runs `main` until it ends (or a signal comes, or
+    /// a background task fails), then stops the services; see the module
+    /// docs for the hooks and exit codes.
+    pub async fn run<F: Future>(mut self, main: F) -> Outcome<F::Output> {
+        // Held to the end of the run: dropping it flushes the log.
+        #[cfg(feature = "logging")]
+        let _log = self
+            .logging
+            .as_ref()
+            .and_then(|config| match config.install() {
+                Ok(guard) => guard,
+                Err(error) => {
+                    eprintln!("logging not set up: {error}");
+                    None
+                }
+            });
+        let supervisor = self.supervisor.clone();
+        // `pre_start` and the start, both cut short by a shutdown request
+        // or a background failure. A failed start is rolled back like any
+        // shutdown: bounded by the shutdown timeout, cut short by a signal.
+        let mut interrupted = None;
+        let started = {
+            let (signals, by) = (&mut self.signals, &mut interrupted);
+            let interrupt = async {
+                let signal = pin!(next_signal(signals));
+                let failure = pin!(supervisor.failure());
+                *by = Some(match select(signal, failure).await {
+                    Either::Left(_) => Interrupt::Signal,
+                    Either::Right((failure, _)) => Interrupt::Failure(failure),
+                });
+            };
+            let mut interrupt = pin!(interrupt.fuse());
+            let pre_start = pin!(run_hooks(&self.hooks.pre_start, &self.names, &supervisor));
+            match select(pre_start, interrupt.as_mut()).await {
+                Either::Left(((), _)) => supervisor.start_without_rollback(interrupt).await,
+                Either::Right(_) => Ok(Started::Interrupted),
+            }
+        };
+        match (started, interrupted) {
+            (Ok(Started::All), _) => {}
+            (Ok(_), Some(Interrupt::Failure(Some((service, error))))) => {
+                tracing::error!(%service, %error, "a background task failed during the start; stopping");
+                let reason = StopReason::TaskFailed {
+                    service: service.clone(),
+                };
+                return self
+                    .shut_down(reason, None, Some((service, error)), false)
+                    .await;
+            }
+            (Ok(_), _) => {
+                tracing::info!("shutdown requested during the start; stopping what started");
+                return self.shut_down(StopReason::Signal, None, None, false).await;
+            }
+            (Err((service, error)), _) => {
+                tracing::error!(%service, %error, "start failed; rolling back");
+                let reason = StopReason::StartFailed {
+                    service: service.clone(),
+                };
+                return self
+                    .shut_down(reason, None, Some((service, error)), false)
+                    .await;
+            }
+        }
+        // `post_start`, then the main future; either is cut short by a
+        // signal or a background failure, and a panic in main still stops
+        // the services.
+        let (value, reason, failure) = {
+            let hooks = self.hooks.clone();
+            let post_start_then_main = async {
+                run_hooks(&hooks.post_start, &supervisor.started(), &supervisor).await;
+                AssertUnwindSafe(main).catch_unwind().await
+            };
+            let main = pin!(post_start_then_main);
+            let failure = pin!(supervisor.failure());
+            let signal = pin!(next_signal(&mut self.signals));
+            match select(main, select(signal, failure)).await {
+                Either::Left((Ok(value), _)) => (Some(value), StopReason::Shutdown, None),
+                Either::Left((Err(payload), _)) => {
+                    let error = panic_error(payload);
+                    tracing::error!(%error, "the main future panicked; stopping");
+                    (None, StopReason::Shutdown, Some(("main".to_owned(), error)))
+                }
+                Either::Right((Either::Left(_), _)) => {
+                    tracing::info!("shutdown requested");
+                    (None, StopReason::Signal, None)
+                }
+                Either::Right((Either::Right((failure, _)), _)) => {
+                    let service = match &failure {
+                        Some((service, error)) => {
+                            tracing::error!(%service, %error, "a background task failed; stopping");
+                            service.clone()
+                        }
+                        None => String::new(),
+                    };
+                    (None, StopReason::TaskFailed { service }, failure)
+                }
+            }
+        };
+        self.shut_down(reason, value, failure, true).await
+    }
+
+    /// The shutdown: `pre_stop` (if `pre_stop`), the stops for `reason`,
+    /// `post_stop` — all within the shutdown timeout, which a signal cuts
+    /// short; then says how it went.
+    async fn shut_down<T>(
+        mut self,
+        reason: StopReason,
+        value: Option<T>,
+        mut failure: Option<(String, BoxError)>,
+        pre_stop: bool,
+    ) -> Outcome<T> {
+        let supervisor = self.supervisor.clone();
+        let hooks = self.hooks.clone();
+        // The report is kept here before `post_stop` runs, so a hanging
+        // `post_stop` cannot take it down with it.
+        let finished: Mutex<Option<StopReport>> = Mutex::new(None);
+        let post_stop_began = AtomicBool::new(false);
+        // Boxed so that a forced exit can drop it (and with it the stop
+        // under way, which then aborts that service's tasks).
+        let orderly = Box::pin(async {
+            if pre_stop {
+                run_hooks(&hooks.pre_stop, &supervisor.started(), &supervisor).await;
+            }
+            let report = supervisor.stop_because(reason).await;
+            let stopped = report.stopped.clone();
+            *finished.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+            post_stop_began.store(true, Ordering::SeqCst);
+            run_hooks(&hooks.post_stop, &stopped, &supervisor).await;
+        });
+        let limit = pin!(self.runtime.sleep(self.shutdown_timeout));
+        let signal = pin!(next_signal(&mut self.signals));
+        let mut exit_code = i32::from(failure.is_some());
+        let forced = match select(orderly, select(limit, signal)).await {
+            Either::Left(((), _)) => None,
+            Either::Right((why, orderly)) => {
+                // Named before the stop under way is dropped (which takes
+                // its service off the list).
+                let not_stopped = supervisor.not_stopped();
+                drop(orderly);
+                let why = match why {
+                    Either::Left(_) => "the shutdown timed out",
+                    Either::Right(_) => "a shutdown request came during the shutdown",
+                };
+                tracing::error!(?not_stopped, "{why}; forcing exit");
+                // On standard error as well: whatever the logging set-up,
+                // this must be seen.
+                eprintln!("machina: {why}; forcing exit; not stopped: {not_stopped:?}");
+                supervisor.abort_remaining();
+                Some(not_stopped)
+            }
+        };
+        let stop_report = finished
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(|| supervisor.take_stop_report());
+        let not_stopped = match forced {
+            None => {
+                if !stop_report.is_clean() {
+                    exit_code = exit_code.max(1);
+                }
+                Vec::new()
+            }
+            Some(not_stopped) => {
+                exit_code = FORCED_EXIT_CODE;
+                if !post_stop_began.load(Ordering::SeqCst) {
+                    let bound = self.shutdown_timeout.min(POST_STOP_AFTER_FORCE);
+                    let hooks = pin!(run_hooks(
+                        &hooks.post_stop,
+                        &stop_report.stopped,
+                        &supervisor
+                    ));
+                    let _ = select(hooks, pin!(self.runtime.sleep(bound))).await;
+                }
+                not_stopped
+            }
+        };
+        // Background failures that came in during the shutdown (not from
+        // the services being stopped, whose failures are theirs).
+        for (service, error) in supervisor.take_failures() {
+            tracing::error!(%service, %error, "a background task failed during the shutdown");
+            exit_code = exit_code.max(1);
+            failure.get_or_insert((service, error));
+        }
+        Outcome {
+            value,
+            exit_code,
+            stop_report,
+            not_stopped,
+            failure,
+        }
+    }
+}
