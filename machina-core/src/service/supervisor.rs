@@ -4,23 +4,25 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::channel::{mpsc, oneshot};
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
+use futures::channel::mpsc;
 
 use super::context::Context;
 
 mod dynamic;
+mod service_context;
 mod start;
 mod stop;
 use crate::retry::BoxError;
 use crate::rt::{JoinError, JoinHandle, PanicPayload, Runtime};
 pub use dynamic::ChangeError;
+use service_context::FailureSink;
+pub use service_context::{RestartPolicy, ServiceContext};
 use start::News;
 pub use start::Started;
 pub(crate) use start::Starting;
@@ -91,168 +93,9 @@ impl Service for Arc<dyn Service> {
     }
 }
 
-/// What a background task of a service does when it fails.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum RestartPolicy {
-    /// The failure brings the whole stack down (facet's behaviour).
-    #[default]
-    Never,
-    /// Run the task again after `backoff`, doubling each time (at most 64×),
-    /// up to `max_restarts` times; a failure after that brings the stack
-    /// down.
-    OnFailure {
-        /// The first wait before a restart.
-        backoff: Duration,
-        /// How many restarts are allowed.
-        max_restarts: u32,
-    },
-}
-
-/// What a service gets while it starts: its name, the shared [`Context`],
-/// the runtime, a way to say it is ready, and background tasks.
-pub struct ServiceContext {
-    name: Arc<str>,
-    context: Context,
-    runtime: Runtime,
-    ready: Arc<Mutex<Option<oneshot::Sender<()>>>>,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    failures: FailureSink,
-}
-
-/// Where a service's failures go: to the supervisor, unless the service is
-/// being stopped — a task that fails because its service's stop closed
-/// what it used is the stop's doing, so it is only logged.
-#[derive(Clone)]
-struct FailureSink {
-    name: Arc<str>,
-    stopping: Arc<AtomicBool>,
-    tx: mpsc::UnboundedSender<(Arc<str>, BoxError)>,
-}
-
-impl FailureSink {
-    fn report(&self, error: BoxError) {
-        if self.stopping.load(Ordering::SeqCst) {
-            tracing::debug!(service = %self.name, %error, "a task failed while its service stopped; not a failure of the stack");
-            return;
-        }
-        let _ = self.tx.unbounded_send((self.name.clone(), error));
-    }
-}
-
 /// A panic caught in a service's future, as an error.
 pub(super) fn panic_error(payload: Box<dyn std::any::Any + Send>) -> BoxError {
     Box::new(JoinError::Panicked(PanicPayload::new(payload)))
-}
-
-impl ServiceContext {
-    /// The service's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The values shared by all services.
-    pub fn context(&self) -> &Context {
-        &self.context
-    }
-
-    /// The runtime.
-    pub fn runtime(&self) -> &Runtime {
-        &self.runtime
-    }
-
-    /// Declares the service ready; the rest of its `start` runs on in the
-    /// background.
-    pub fn ready(&self) {
-        if let Some(tx) = self.ready.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = tx.send(());
-        }
-    }
-
-    /// Runs `task` in the background for as long as the service runs; if it
-    /// fails (an error or a panic), the whole stack is brought down. When
-    /// the service stops, the task is cancelled and awaited; once its stop
-    /// has begun, a task spawned is dropped at once.
-    pub fn spawn<F>(&self, task: F)
-    where
-        F: Future<Output = Result<(), BoxError>> + Send + 'static,
-    {
-        let failures = self.failures.clone();
-        let guarded = async move {
-            let failure = match AssertUnwindSafe(task).catch_unwind().await {
-                Ok(Ok(())) => return,
-                Ok(Err(error)) => error,
-                Err(payload) => panic_error(payload),
-            };
-            failures.report(failure);
-        };
-        match self.runtime.spawn_named(&self.name, guarded) {
-            Ok(handle) => {
-                let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-                // A service being stopped starts nothing new: its tasks
-                // are about to be aborted, and one added after that would
-                // run unowned. (Checked under the lock the abort takes.)
-                if self.failures.stopping.load(Ordering::SeqCst) {
-                    handle.abort();
-                    tracing::debug!(service = %self.name, "a task spawned while its service stops was dropped");
-                    return;
-                }
-                // A service that spawns many short tasks must not pile up
-                // handles of finished ones.
-                tasks.retain(|t| !t.is_finished());
-                tasks.push(handle);
-            }
-            Err(error) => self.failures.report(Box::new(error)),
-        }
-    }
-}
-
-impl ServiceContext {
-    /// Runs the task that `make` produces in the background, under
-    /// `policy`: with [`RestartPolicy::OnFailure`], a failed (or panicked)
-    /// run is replaced by a fresh one from `make` after a backoff; once the
-    /// restarts are used up, the failure brings the stack down.
-    pub fn spawn_restarting<M, F>(&self, policy: RestartPolicy, mut make: M)
-    where
-        M: FnMut() -> F + Send + 'static,
-        F: Future<Output = Result<(), BoxError>> + Send + 'static,
-    {
-        let runtime = self.runtime.clone();
-        let name = self.name.clone();
-        self.spawn(async move {
-            let mut restarts = 0u32;
-            loop {
-                // Each run inside this task, so stopping the service
-                // cancels and awaits the run in progress too.
-                let run = AssertUnwindSafe(async { make().await }).catch_unwind();
-                let error: BoxError = match run.await {
-                    Ok(Ok(())) => return Ok(()),
-                    Ok(Err(error)) => error,
-                    Err(payload) => panic_error(payload),
-                };
-                match policy {
-                    RestartPolicy::OnFailure {
-                        backoff,
-                        max_restarts,
-                    } if restarts < max_restarts => {
-                        let wait = backoff.saturating_mul(1 << restarts.min(6));
-                        restarts += 1;
-                        tracing::warn!(service = %name, %error, restart = restarts, ?wait, "background task failed; restarting");
-                        runtime.sleep(wait).await;
-                    }
-                    _ => return Err(error),
-                }
-            }
-        });
-    }
-}
-
-impl fmt::Debug for ServiceContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServiceContext")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A supervisor that could not be built.
