@@ -65,7 +65,13 @@ pub trait Service: Send + Sync + 'static {
     fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture;
 
     /// Stops it; the default does nothing. Called only for a service that
-    /// started, before its background work is cancelled.
+    /// started, before its background work is cancelled (tasks it spawns
+    /// from here on are dropped), and bounded by its timeout. Stops run one
+    /// at a time, so a `stop` must not stop other services of its own
+    /// supervisor: during a full stop that is refused at once
+    /// ([`ChangeError::ShuttingDown`]); during a
+    /// [`Supervisor::stop_service`] it would wait for its own stop until
+    /// the timeout.
     fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
         let _ = reason;
         Box::pin(async { Ok(()) })
