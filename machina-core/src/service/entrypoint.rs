@@ -16,7 +16,10 @@
 //! | `post_stop` | after the services stopped — also after a failed start's rollback, an interrupted start and a forced exit | the services that were stopped, in order |
 //!
 //! `pre_stop`, the stops and `post_stop` all run within the shutdown
-//! timeout; a hook that hangs is cut off with the rest. A panicking hook is
+//! timeout; a hook that hangs is cut off with the rest (if only
+//! `post_stop` was cut off, every service having stopped, the exit is not
+//! forced). After a forced exit, a `post_stop` that had not begun still
+//! runs, for at most one second more. A panicking hook is
 //! logged and the next one runs. Changes made through
 //! [`Entrypoint::services`] fire the same hooks with `[name]` (see
 //! [`ServiceControl`]).

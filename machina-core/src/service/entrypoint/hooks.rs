@@ -68,12 +68,18 @@ pub(super) struct Hooks {
 /// runs (a hook never stops a start or a shutdown half-way).
 pub(super) async fn run_hooks(hooks: &[Hook], services: &[String], supervisor: &Arc<Supervisor>) {
     for hook in hooks {
-        let run = AssertUnwindSafe(hook(HookContext {
+        let context = HookContext {
             services: services.to_vec(),
             supervisor: supervisor.clone(),
             runtime: supervisor.runtime().clone(),
-        }));
-        if let Err(payload) = run.catch_unwind().await {
+        };
+        // A hook may panic making its future, or while it runs.
+        let made = std::panic::catch_unwind(AssertUnwindSafe(|| hook(context)));
+        let ran = match made {
+            Ok(run) => AssertUnwindSafe(run).catch_unwind().await,
+            Err(payload) => Err(payload),
+        };
+        if let Err(payload) = ran {
             let message = crate::rt::panic_message(&*payload);
             tracing::error!(panic = %message, "an entrypoint hook panicked");
         }

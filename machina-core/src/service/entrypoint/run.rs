@@ -133,6 +133,10 @@ impl Entrypoint {
                 }
             }
         };
+        // A request that came as main ended (main may itself wait for
+        // Ctrl+C, which the stream sees too) began this shutdown; it must
+        // not count as a second one and force the exit.
+        while let Some(Some(())) = self.signals.next().now_or_never() {}
         self.shut_down(reason, value, failure, true).await
     }
 
@@ -167,7 +171,8 @@ impl Entrypoint {
         let limit = pin!(self.runtime.sleep(self.shutdown_timeout));
         let signal = pin!(next_signal(&mut self.signals));
         let mut exit_code = i32::from(failure.is_some());
-        let forced = match select(orderly, select(limit, signal)).await {
+        let forced: Option<(&str, Vec<String>)> = match select(orderly, select(limit, signal)).await
+        {
             Either::Left(((), _)) => None,
             Either::Right((why, orderly)) => {
                 // Named before the stop under way is dropped (which takes
@@ -178,6 +183,19 @@ impl Entrypoint {
                     Either::Left(_) => "the shutdown timed out",
                     Either::Right(_) => "a shutdown request came during the shutdown",
                 };
+                if not_stopped.is_empty() && post_stop_began.load(Ordering::SeqCst) {
+                    // Every service stopped; only `post_stop` was cut off.
+                    // Not a forced exit: the report decides the code.
+                    tracing::warn!("{why} while post_stop hooks ran; they were cut off");
+                    None
+                } else {
+                    Some((why, not_stopped))
+                }
+            }
+        };
+        let forced = match forced {
+            None => None,
+            Some((why, not_stopped)) => {
                 tracing::error!(?not_stopped, "{why}; forcing exit");
                 // On standard error as well: whatever the logging set-up,
                 // this must be seen.

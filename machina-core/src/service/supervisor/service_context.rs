@@ -107,23 +107,26 @@ impl ServiceContext {
             };
             failures.report(failure);
         };
+        // A service being stopped starts nothing new: its tasks are about
+        // to be aborted, and one added after that would run unowned.
+        // Checked under the lock the abort takes, before spawning, so such
+        // a task never runs at all.
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if self.failures.stopping.load(Ordering::SeqCst) {
+            tracing::debug!(service = %self.name, "a task spawned while its service stops was dropped");
+            return;
+        }
         match self.runtime.spawn_named(&self.name, guarded) {
             Ok(handle) => {
-                let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
-                // A service being stopped starts nothing new: its tasks
-                // are about to be aborted, and one added after that would
-                // run unowned. (Checked under the lock the abort takes.)
-                if self.failures.stopping.load(Ordering::SeqCst) {
-                    handle.abort();
-                    tracing::debug!(service = %self.name, "a task spawned while its service stops was dropped");
-                    return;
-                }
                 // A service that spawns many short tasks must not pile up
                 // handles of finished ones.
                 tasks.retain(|t| !t.is_finished());
                 tasks.push(handle);
             }
-            Err(error) => self.failures.report(Box::new(error)),
+            Err(error) => {
+                drop(tasks);
+                self.failures.report(Box::new(error));
+            }
         }
     }
 }

@@ -335,7 +335,8 @@ fn a_hanging_post_stop_keeps_the_report_of_what_stopped() {
         .build()
         .unwrap();
     let outcome = mock.block_on(ep.run(async {})).unwrap();
-    assert_eq!(outcome.exit_code, FORCED_EXIT_CODE);
+    // Every service stopped: not a forced exit; the stop error makes it 1.
+    assert_eq!(outcome.exit_code, 1);
     assert_eq!(mock.elapsed(), ms(40), "post_stop is not run again");
     assert_eq!(outcome.stop_report.stopped, ["db"]);
     assert_eq!(outcome.stop_report.errors.len(), 1);
@@ -445,4 +446,58 @@ fn a_background_failure_during_the_shutdown_is_reported() {
         (service.as_str(), error.to_string().as_str()),
         ("jobs", "background job died")
     );
+}
+
+#[test]
+fn a_hook_that_panics_before_returning_its_future_is_contained() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let ep = Entrypoint::builder(&rt)
+        .service("db", Probe::new("db", &rt, &log), &[])
+        .pre_stop(|hook| {
+            assert!(hook.services().is_empty(), "a bug in the hook itself");
+            async {}
+        })
+        .build()
+        .unwrap();
+    let outcome = mock.block_on(ep.run(async { 4 })).unwrap();
+    assert_eq!((outcome.value, outcome.exit_code), (Some(4), 0));
+    assert_eq!(
+        entries(&log),
+        ["stop db Shutdown"],
+        "the services still stopped"
+    );
+}
+
+#[test]
+fn a_signal_that_comes_as_main_ends_is_not_a_second_one() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let (tx, rx) = signals();
+    let slow_stop = Probe {
+        stop: |rt| {
+            Box::pin(async move {
+                rt.sleep(ms(50)).await;
+                Ok(())
+            })
+        },
+        ..Probe::new("db", &rt, &log)
+    };
+    let ep = Entrypoint::builder(&rt)
+        .service("db", slow_stop, &[])
+        .signals(rx)
+        .build()
+        .unwrap();
+    // Main ends on the same Ctrl+C the entrypoint's stream also receives.
+    let outcome = mock
+        .block_on(ep.run(async move {
+            tx.unbounded_send(()).unwrap();
+            std::mem::forget(tx);
+            "done"
+        }))
+        .unwrap();
+    assert_eq!((outcome.value, outcome.exit_code), (Some("done"), 0));
+    assert_eq!(outcome.stop_report.stopped, ["db"]);
 }
