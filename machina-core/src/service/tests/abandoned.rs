@@ -3,7 +3,7 @@
 //! concurrent stops, a rollback bounded by the shutdown timeout, panics in
 //! the main future and in hooks.
 
-use super::failures::{Probe, signal_at, signals};
+use super::failures::{Probe, signal_at, signals, stop_hangs};
 use super::*;
 
 /// Holds a `DropFlag` in a background task that never ends; its start
@@ -286,12 +286,7 @@ fn failing_over_a_hanging_stop(rt: &Runtime, log: &Log) -> EntrypointBuilder {
         .service(
             "db",
             Probe {
-                stop: |rt| {
-                    Box::pin(async move {
-                        rt.sleep(Duration::from_secs(3600)).await;
-                        Ok(())
-                    })
-                },
+                stop: stop_hangs,
                 ..Probe::new("db", rt, log)
             },
             &[],

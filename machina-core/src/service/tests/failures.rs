@@ -41,6 +41,14 @@ impl Service for Probe {
     }
 }
 
+/// A `Probe` stop that hangs for an hour.
+pub(super) fn stop_hangs(rt: Runtime) -> ServiceFuture {
+    Box::pin(async move {
+        rt.sleep(Duration::from_secs(3600)).await;
+        Ok(())
+    })
+}
+
 pub(super) fn signals() -> (mpsc::UnboundedSender<()>, Signals) {
     let (tx, rx) = mpsc::unbounded::<()>();
     (tx, Box::pin(rx))
@@ -234,12 +242,7 @@ fn a_forced_exit_keeps_what_stopped_and_names_what_did_not() {
         .service(
             "stuck",
             Probe {
-                stop: |rt| {
-                    Box::pin(async move {
-                        rt.sleep(Duration::from_secs(3600)).await;
-                        Ok(())
-                    })
-                },
+                stop: stop_hangs,
                 ..Probe::new("stuck", &rt, &log)
             },
             &["base"],

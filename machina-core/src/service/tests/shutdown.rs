@@ -6,7 +6,7 @@
 use futures::channel::oneshot;
 
 use super::abandoned::Holder;
-use super::failures::{Probe, signal_at, signals};
+use super::failures::{Probe, signal_at, signals, stop_hangs};
 use super::*;
 
 /// Its background task ends with an error as soon as the service's stop
@@ -259,12 +259,7 @@ fn a_forced_exit_aborts_what_the_services_not_reached_still_run() {
         .service(
             "stuck",
             Probe {
-                stop: |rt| {
-                    Box::pin(async move {
-                        rt.sleep(Duration::from_secs(3600)).await;
-                        Ok(())
-                    })
-                },
+                stop: stop_hangs,
                 ..Probe::new("stuck", &rt, &log)
             },
             &["base"],
