@@ -12,9 +12,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use machina_core::BoxError;
 use machina_core::bot::{Event, Machina};
 use machina_core::limit::Limits;
-use machina_core::retry::BoxError;
 
 const CALLS: u32 = 20_000;
 const IN_FLIGHT: u32 = 64;

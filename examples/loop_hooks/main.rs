@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use machina_tokio::BoxError;
 use machina_tokio::bot::{Loop, LoopEnd};
-use machina_tokio::retry::BoxError;
 use machina_tokio::rt::MissedTick;
 use machina_tokio::schedule::Schedule;
 

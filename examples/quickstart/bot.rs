@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use machina_core::BoxError;
 use machina_core::bot::{Event, Machina};
 use machina_core::limit::Limits;
-use machina_core::retry::{BoxError, Retry, Rule};
+use machina_core::retry::{Retry, Rule};
 use machina_core::rt::Runtime;
 
 /// An HTTP-like error that the retry rule matches by type.

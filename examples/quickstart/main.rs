@@ -10,7 +10,7 @@
 
 mod bot;
 
-fn main() -> Result<(), machina_tokio::retry::BoxError> {
+fn main() -> Result<(), machina_tokio::BoxError> {
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

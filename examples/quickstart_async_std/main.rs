@@ -7,6 +7,6 @@
 #[path = "../quickstart/bot.rs"]
 mod bot;
 
-fn main() -> Result<(), machina_async_std::retry::BoxError> {
+fn main() -> Result<(), machina_async_std::BoxError> {
     async_std::task::block_on(bot::run(machina_async_std::runtime()))
 }

@@ -8,7 +8,7 @@ mod bot;
 
 use std::sync::Arc;
 
-fn main() -> Result<(), machina_smol::retry::BoxError> {
+fn main() -> Result<(), machina_smol::BoxError> {
     let executor = Arc::new(async_executor::Executor::new());
     let rt = machina_smol::runtime_on(&executor);
     smol::block_on(executor.run(bot::run(rt)))

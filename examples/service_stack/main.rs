@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use machina_tokio::retry::BoxError;
+use machina_tokio::BoxError;
 use machina_tokio::rt::Runtime;
 use machina_tokio::service::{
     EntrypointBuilder, FORCED_EXIT_CODE, Key, PeriodicService, Service, ServiceContext,

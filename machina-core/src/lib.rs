@@ -14,11 +14,15 @@
 //! | --- | --- |
 //! | [`rt`] | the runtime boundary: spawn, join handles, clock, sleep, timeout, interval, seeded RNG |
 //! | [`schedule`] | when periodic work runs: `After` / `FixedRate`, exmachina interval strings |
-//! | [`limit`] | concurrent groups: max in flight + max starts per sliding window, fair and cancel-safe |
-//! | [`retry`] | retry rules (fixed, Fibonacci, random range, exponential jitter), matching, budget |
-//! | [`backoff`] | per-attempt timeout, overall deadline, pause, max tries (aiomisc `asyncbackoff`) |
+//! | [`error`] | `BoxError`, and `ErrorMatcher`: which errors a layer cares about (by type through `source()`, by predicate, any) |
+//! | [`waits`] | `Wait` / `Waits`: every waiting sequence (fixed, Fibonacci, random range, exponential, jitter), pure and seedable |
+//! | [`decision`] | `Decision`: what every pure policy answers (proceed / wait until an instant / give up, with a `Reason`) |
+//! | [`call`] | the call pipeline: a `CallStack` of layers (groups → breaker → retry → attempt timeout → deadline), one driver, one `CallError` |
+//! | [`limit`] | concurrent groups: max in flight, max starts per sliding window, token bucket; the `Limiter` trait |
+//! | [`retry`] | retry rules (fixed, Fibonacci, random range, exponential jitter), matching, budget: a layer |
+//! | [`backoff`] | aiomisc `asyncbackoff`: per-attempt timeout, deadline, pauses, max tries, giveup — a stack preset |
 //! | [`bot`] | the `Loop` engine, and `Machina` bots: emits, executes, events |
-//! | [`breaker`] | circuit breaker: passing, broken, recovering with a seeded ramp |
+//! | [`breaker`] | circuit breaker: passing, broken, recovering with a seeded ramp: a layer |
 //! | [`aggregate`] | call aggregation: single-argument calls batched by leeway and size |
 //! | [`workers`] | a bounded pool of worker threads with an async submit |
 //! | [`pool`] | a generic async pool of reusable instances over a `Manager` |
@@ -58,6 +62,9 @@ pub mod aggregate;
 pub mod backoff;
 pub mod bot;
 pub mod breaker;
+pub mod call;
+pub mod decision;
+pub mod error;
 pub mod limit;
 #[cfg(test)]
 mod log_capture;
@@ -69,6 +76,8 @@ pub mod service;
 pub mod stats;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod waits;
 pub mod workers;
 
+pub use error::BoxError;
 pub use rt::{JoinError, JoinHandle, MissedTick, Runtime};

@@ -10,9 +10,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use machina_core::BoxError;
 use machina_core::bot::{BotError, Event, ExecuteError, Machina};
 use machina_core::limit::Limits;
-use machina_core::retry::{BoxError, Retry, Rule};
+use machina_core::retry::{Retry, Rule};
 use machina_core::rt::Runtime;
 use support::{Env, entries, log, push};
 

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use machina_core::limit::{AcquireError, Blocked, ConcurrentGroup, Limits};
+use machina_core::call::CallStack;
+use machina_core::decision::Reason;
+use machina_core::limit::{AcquireError, ConcurrentGroup, Limits};
 use machina_core::retry::{Retry, Rule};
 use machina_core::rt::Runtime;
 use support::Env;
@@ -27,7 +29,7 @@ cross_runtime! {
     async fn acquire_waits_for_a_released_slot(rt: Runtime, env: Env) {
         let group = ConcurrentGroup::new(&rt, "one", Limits::new().max_in_flight(1)).unwrap();
         let held = group.try_acquire().unwrap();
-        assert_eq!(group.try_acquire().unwrap_err().cause, Blocked::InFlight);
+        assert_eq!(group.try_acquire().unwrap_err().reason, Reason::InFlight);
         let start = rt.now();
         let (rt2, g2) = (rt.clone(), group.clone());
         let waiter = rt
@@ -122,8 +124,10 @@ cross_runtime! {
         let retry = Retry::new().rule(Rule::fixed(ms(10)).retries(2));
         let attempts = Arc::new(AtomicU32::new(0));
         let start = rt.now();
-        let outcome = retry
-            .call_limited(&rt, std::slice::from_ref(&group), || {
+        let outcome = CallStack::new()
+            .group(group.clone())
+            .retry(retry)
+            .run(&rt, || {
                 let attempts = attempts.clone();
                 async move {
                     attempts.fetch_add(1, Ordering::SeqCst);

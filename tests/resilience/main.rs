@@ -7,7 +7,8 @@ mod support;
 use std::time::Duration;
 
 use machina_core::aggregate::{AggregateError, Aggregator};
-use machina_core::breaker::{CallError, CircuitBreaker, CircuitState};
+use machina_core::breaker::{CircuitBreaker, CircuitOpen, CircuitState};
+use machina_core::call::CallErrorKind;
 use machina_core::pool::{Manager, Pool, PoolError};
 use machina_core::rt::{Losers, Runtime, cancel_all, select_tasks};
 use support::Env;
@@ -42,10 +43,11 @@ cross_runtime! {
             .unwrap();
         for _ in 0..2 {
             let failed = breaker.call(async { Err::<(), _>(std::io::Error::other("down")) }).await;
-            assert!(matches!(failed, Err(CallError::Failed(_))));
+            assert!(matches!(failed.unwrap_err().kind(), CallErrorKind::Failed { .. }));
         }
         let refused = breaker.call(async { Ok::<_, std::io::Error>(()) }).await.unwrap_err();
-        let CallError::Open(open) = refused else { panic!("expected a refusal") };
+        let CallErrorKind::Refused { error, .. } = refused.kind() else { panic!("expected a refusal") };
+        let open = error.downcast_ref::<CircuitOpen>().expect("the breaker's refusal");
         assert_eq!(open.state, CircuitState::Broken);
         assert!(open.to_string().contains("last failure: down"), "{open}");
         rt.sleep(ms(70)).await;

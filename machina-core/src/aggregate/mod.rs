@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use futures::channel::oneshot;
 
-use crate::retry::BoxError;
+use crate::error::BoxError;
 use crate::rt::{Runtime, SpawnError};
 
 /// An error shared by every caller of a failed batch.

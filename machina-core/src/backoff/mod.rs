@@ -1,11 +1,13 @@
 //! Backoff for one call (aiomisc `asyncbackoff` and `asyncretry`): a time
 //! limit per attempt, a deadline for the whole call (attempts *and* pauses),
-//! a pause between attempts, a cap on attempts, which errors are retried
+//! pauses between attempts, a cap on attempts, which errors are retried
 //! and when to give up.
 //!
-//! Rule-based waits that grow (Fibonacci, jitter) and concurrency limits
-//! are the `retry` and `limit` modules'; this one is the simple, strict
-//! time-boxed loop.
+//! A [`Backoff`] is a preset of the [`call`](crate::call) pipeline: its
+//! pauses and filters become one retry rule (with a
+//! [`giveup`](crate::retry::Retry::giveup) matcher), and its time limits
+//! the stack's attempt timeout and deadline. [`Backoff::stack`] gives that
+//! stack, to add groups or a breaker.
 //!
 //! Durations and counts are typed, so aiomisc's negative values cannot be
 //! expressed; zero values that could never work are refused by
@@ -17,26 +19,39 @@ use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-pub use error::{AttemptTimedOut, BackoffConfigError, BackoffError, NotRetriedReason};
+pub use error::BackoffConfigError;
 
-use crate::retry::BoxError;
+use crate::call::{AsDynError, AttemptTimedOut, CallError, CallStack};
+use crate::error::ErrorMatcher;
+use crate::retry::{Retry, Rule};
 use crate::rt::Runtime;
-
-type Predicate = Arc<dyn Fn(&(dyn Error + 'static)) -> bool + Send + Sync>;
+use crate::waits::Wait;
 
 /// Configures a [`Backoff`].
-#[derive(Clone, Default)]
+#[derive(Clone)]
 #[must_use = "call .build() to get a Backoff"]
 pub struct BackoffBuilder {
     attempt_timeout: Option<Duration>,
     deadline: Option<Duration>,
-    pause: Duration,
+    pauses: Wait,
     max_tries: Option<u32>,
-    retryable: Vec<Predicate>,
-    giveup: Option<Predicate>,
+    retryable: ErrorMatcher,
+    giveup: ErrorMatcher,
+}
+
+impl Default for BackoffBuilder {
+    fn default() -> Self {
+        BackoffBuilder {
+            attempt_timeout: None,
+            deadline: None,
+            pauses: Wait::Fixed(Duration::ZERO),
+            max_tries: None,
+            retryable: ErrorMatcher::none(),
+            giveup: ErrorMatcher::none(),
+        }
+    }
 }
 
 impl BackoffBuilder {
@@ -55,7 +70,14 @@ impl BackoffBuilder {
 
     /// Waits this long between attempts (zero by default).
     pub fn pause(mut self, pause: Duration) -> Self {
-        self.pause = pause;
+        self.pauses = Wait::Fixed(pause);
+        self
+    }
+
+    /// Waits between attempts by any [`Wait`] sequence (Fibonacci,
+    /// exponential with jitter, …) instead of a fixed pause.
+    pub fn pauses(mut self, pauses: Wait) -> Self {
+        self.pauses = pauses;
         self
     }
 
@@ -67,9 +89,11 @@ impl BackoffBuilder {
 
     /// Retries only errors of type `E` (or with an `E` in their source
     /// chain); several calls allow any of the types (aiomisc `exceptions`).
-    /// Without any, every error is retried.
-    pub fn retry_on<E: Error + 'static>(self) -> Self {
-        self.retry_if(|e| std::iter::successors(Some(e), |&e| e.source()).any(|e| e.is::<E>()))
+    /// Without any, every error is retried. A timed-out attempt is always
+    /// retryable.
+    pub fn retry_on<E: Error + 'static>(mut self) -> Self {
+        self.retryable.add_type::<E>();
+        self
     }
 
     /// Retries only errors for which `predicate` holds; combines with
@@ -78,17 +102,18 @@ impl BackoffBuilder {
         mut self,
         predicate: impl Fn(&(dyn Error + 'static)) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.retryable.push(Arc::new(predicate));
+        self.retryable.add_when(predicate);
         self
     }
 
     /// Stops at once, without further attempts, on errors for which
-    /// `predicate` holds (aiomisc `giveup`).
+    /// `predicate` holds (aiomisc `giveup`). It is asked only when another
+    /// attempt would be made: never after the last allowed one.
     pub fn giveup(
         mut self,
         predicate: impl Fn(&(dyn Error + 'static)) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.giveup = Some(Arc::new(predicate));
+        self.giveup.add_when(predicate);
         self
     }
 
@@ -107,7 +132,29 @@ impl BackoffBuilder {
         if self.deadline.is_some_and(|d| d.is_zero()) {
             return Err(BackoffConfigError::ZeroDeadline);
         }
-        Ok(Backoff { config: self })
+        let mut rule = Rule::waiting(self.pauses);
+        if !self.retryable.is_empty() {
+            rule = rule.matching(&self.retryable.clone().or_type::<AttemptTimedOut>());
+        }
+        let rule = match self.max_tries {
+            Some(tries) => rule.retries(tries - 1),
+            None => rule.unlimited(),
+        };
+        let mut retry = Retry::new().rule(rule);
+        if !self.giveup.is_empty() {
+            retry = retry.giveup(self.giveup.clone());
+        }
+        let mut stack = CallStack::new().retry(retry);
+        if let Some(limit) = self.attempt_timeout {
+            stack = stack.timeout(limit);
+        }
+        if let Some(limit) = self.deadline {
+            stack = stack.deadline(limit);
+        }
+        Ok(Backoff {
+            config: self,
+            stack,
+        })
     }
 }
 
@@ -116,10 +163,10 @@ impl fmt::Debug for BackoffBuilder {
         f.debug_struct("BackoffBuilder")
             .field("attempt_timeout", &self.attempt_timeout)
             .field("deadline", &self.deadline)
-            .field("pause", &self.pause)
+            .field("pauses", &self.pauses)
             .field("max_tries", &self.max_tries)
-            .field("retry_filters", &self.retryable.len())
-            .field("giveup", &self.giveup.is_some())
+            .field("retryable", &self.retryable)
+            .field("giveup", &self.giveup)
             .finish()
     }
 }
@@ -129,7 +176,8 @@ impl fmt::Debug for BackoffBuilder {
 /// # Examples
 ///
 /// ```
-/// use machina_core::backoff::{Backoff, BackoffError};
+/// use machina_core::backoff::Backoff;
+/// use machina_core::call::CallErrorKind;
 /// use machina_core::testing::MockRuntime;
 /// use std::time::Duration;
 ///
@@ -149,12 +197,13 @@ impl fmt::Debug for BackoffBuilder {
 ///     }).await
 /// }).unwrap();
 /// let err = outcome.unwrap_err();
-/// assert!(matches!(err, BackoffError::DeadlineExceeded { .. }));
-/// assert_eq!(err.last_error().unwrap().to_string(), "connection refused");
+/// assert!(matches!(err.kind(), CallErrorKind::DeadlineExceeded { .. }));
+/// assert_eq!(err.operation_error().unwrap().to_string(), "connection refused");
 /// ```
 #[derive(Clone, Debug)]
 pub struct Backoff {
     config: BackoffBuilder,
+    stack: CallStack,
 }
 
 impl Backoff {
@@ -164,85 +213,29 @@ impl Backoff {
         BackoffBuilder::default()
     }
 
-    fn is_retryable(&self, error: &(dyn Error + 'static)) -> bool {
-        self.config.retryable.is_empty() || self.config.retryable.iter().any(|p| p(error))
+    /// The call stack this policy runs: add groups or a breaker to it.
+    pub fn stack(&self) -> &CallStack {
+        &self.stack
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &BackoffBuilder {
+        &self.config
     }
 
     /// Runs `op` under this policy on `runtime`'s clock.
     ///
     /// # Errors
-    /// [`BackoffError`]: attempts exhausted, deadline passed (with the last
-    /// attempt's error), or an error not to be retried.
-    pub async fn run<T, E, F, Fut>(&self, runtime: &Runtime, mut op: F) -> Result<T, BackoffError>
+    /// A [`CallError`]: attempts exhausted or not retryable (`Failed` /
+    /// `TimedOut`, with the reason), or the deadline passed (with how the
+    /// last attempt ended).
+    pub async fn run<T, E, M, F, Fut>(&self, runtime: &Runtime, op: F) -> Result<T, CallError<E>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
-        E: Into<BoxError>,
+        E: AsDynError<M>,
     {
-        let c = &self.config;
-        let deadline_at = c.deadline.map(|d| runtime.now() + d);
-        let deadline_exceeded = |attempts, last| BackoffError::DeadlineExceeded {
-            deadline: c.deadline.unwrap_or_default(),
-            attempts,
-            last,
-        };
-        let mut attempts = 0u32;
-        let mut last: Option<BoxError> = None;
-        loop {
-            attempts += 1;
-            let attempt_limit_at = c.attempt_timeout.map(|t| runtime.now() + t);
-            let cut_at = earliest(attempt_limit_at, deadline_at);
-            let attempt = op();
-            let outcome = match cut_at {
-                Some(at) => runtime.timeout_at(at, attempt).await.ok(),
-                None => Some(attempt.await),
-            };
-            let error: BoxError = match outcome {
-                Some(Ok(value)) => return Ok(value),
-                Some(Err(error)) => error.into(),
-                None if cut_at == deadline_at => return Err(deadline_exceeded(attempts, last)),
-                None => Box::new(AttemptTimedOut {
-                    limit: c.attempt_timeout.unwrap_or_default(),
-                }),
-            };
-            if c.giveup.as_ref().is_some_and(|giveup| giveup(&*error)) {
-                return Err(BackoffError::NotRetried {
-                    attempts,
-                    reason: NotRetriedReason::GiveUp,
-                    last: error,
-                });
-            }
-            if !error.is::<AttemptTimedOut>() && !self.is_retryable(&*error) {
-                return Err(BackoffError::NotRetried {
-                    attempts,
-                    reason: NotRetriedReason::NotRetryable,
-                    last: error,
-                });
-            }
-            if c.max_tries.is_some_and(|max| attempts >= max) {
-                return Err(BackoffError::Exhausted {
-                    attempts,
-                    last: error,
-                });
-            }
-            // A pause that would end at or past the deadline leaves no time
-            // for another attempt: report now rather than sleep for nothing.
-            if deadline_at.is_some_and(|d| runtime.now() + c.pause >= d) {
-                return Err(deadline_exceeded(attempts, Some(error)));
-            }
-            tracing::warn!(error = %error, attempt = attempts, pause = ?c.pause, "attempt failed; retrying");
-            last = Some(error);
-            if !c.pause.is_zero() {
-                runtime.sleep(c.pause).await;
-            }
-        }
-    }
-}
-
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+        self.stack.run(runtime, op).await
     }
 }
 
@@ -250,25 +243,27 @@ fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
 /// them (aiomisc `asyncretry`); every error is retried.
 ///
 /// # Errors
-/// [`BackoffError::Exhausted`] with the last error once every attempt
-/// failed.
-pub async fn retry_async<T, E, F, Fut>(
+/// [`CallErrorKind::Failed`](crate::call::CallErrorKind::Failed) with the last error once every attempt failed.
+pub async fn retry_async<T, E, M, F, Fut>(
     runtime: &Runtime,
     max_tries: NonZeroU32,
     pause: Duration,
     op: F,
-) -> Result<T, BackoffError>
+) -> Result<T, CallError<E>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
-    E: Into<BoxError>,
+    E: AsDynError<M>,
 {
-    let backoff = Backoff {
-        config: BackoffBuilder::default()
-            .max_tries(max_tries.get())
-            .pause(pause),
-    };
-    backoff.run(runtime, op).await
+    let backoff = BackoffBuilder::default()
+        .max_tries(max_tries.get())
+        .pause(pause)
+        .build();
+    match backoff {
+        Ok(backoff) => backoff.run(runtime, op).await,
+        // A non-zero count and no time limits: nothing to refuse.
+        Err(_) => CallStack::new().run(runtime, op).await,
+    }
 }
 
 #[cfg(all(test, feature = "test-util"))]

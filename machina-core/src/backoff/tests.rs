@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
+use crate::call::CallErrorKind;
+use crate::decision::Reason;
 use crate::testing::MockRuntime;
 
 fn ms(n: u64) -> Duration {
@@ -28,7 +30,7 @@ fn drive(
     backoff: &Backoff,
     durations: &'static [u64],
     succeed_on: Option<u32>,
-) -> (Result<u32, BackoffError>, Vec<Duration>, Duration) {
+) -> (Result<u32, CallError<Transient>>, Vec<Duration>, Duration) {
     let mock = MockRuntime::new();
     let rt = mock.runtime();
     let starts = Arc::new(Mutex::new(Vec::new()));
@@ -95,10 +97,17 @@ fn max_tries_caps_attempts_and_returns_the_last_error() {
     let (outcome, starts, _) = drive(&backoff, &[0], None);
     let err = outcome.unwrap_err();
     assert!(
-        matches!(err, BackoffError::Exhausted { attempts: 3, .. }),
+        matches!(
+            err.kind(),
+            CallErrorKind::Failed {
+                attempts: 3,
+                reason: Reason::RetriesExhausted,
+                ..
+            }
+        ),
         "{err}"
     );
-    assert_eq!(err.last_error().unwrap().to_string(), "transient: 2");
+    assert_eq!(err.operation_error().unwrap().to_string(), "transient: 2");
     assert_eq!(starts, [ms(0), ms(50), ms(100)]);
     let once = Backoff::builder()
         .max_tries(1)
@@ -125,12 +134,14 @@ fn an_attempt_past_its_timeout_is_cancelled_and_retried() {
         .unwrap();
     let (outcome, starts, elapsed) = drive(&backoff, &[1000], None);
     let err = outcome.unwrap_err();
-    assert!(matches!(err, BackoffError::Exhausted { attempts: 3, .. }));
-    let last = err.into_last_error().unwrap();
-    assert_eq!(
-        last.downcast_ref::<AttemptTimedOut>(),
-        Some(&AttemptTimedOut { limit: ms(100) })
-    );
+    assert!(matches!(
+        err.kind(),
+        CallErrorKind::TimedOut {
+            attempts: 3,
+            reason: Reason::RetriesExhausted,
+            limit,
+        } if *limit == ms(100)
+    ));
     assert_eq!(starts, [ms(0), ms(150), ms(300)]);
     assert_eq!(elapsed, ms(400));
 }
@@ -149,10 +160,10 @@ fn the_deadline_counts_attempts_and_pauses_and_keeps_the_last_error() {
     assert_eq!(starts, [ms(0), ms(130), ms(260), ms(390)]);
     assert_eq!(elapsed, ms(420));
     assert!(matches!(
-        err,
-        BackoffError::DeadlineExceeded { attempts: 4, .. }
+        err.kind(),
+        CallErrorKind::DeadlineExceeded { attempts: 4, .. }
     ));
-    assert_eq!(err.last_error().unwrap().to_string(), "transient: 3");
+    assert_eq!(err.operation_error().unwrap().to_string(), "transient: 3");
     assert!(
         err.to_string().contains("last error: transient: 3"),
         "{err}"
@@ -172,14 +183,17 @@ fn the_deadline_cuts_a_running_attempt_short() {
     assert_eq!(starts, [ms(0), ms(30)]);
     assert_eq!(elapsed, ms(300), "cut exactly at the deadline");
     assert!(matches!(
-        err,
-        BackoffError::DeadlineExceeded { attempts: 2, .. }
+        err.kind(),
+        CallErrorKind::DeadlineExceeded { attempts: 2, .. }
     ));
-    assert_eq!(err.last_error().unwrap().to_string(), "transient: 0");
+    assert_eq!(err.operation_error().unwrap().to_string(), "transient: 0");
 
     let (outcome, _, elapsed) = drive(&backoff, &[10_000], None);
     let err = outcome.unwrap_err();
-    assert!(err.last_error().is_none());
+    assert!(matches!(
+        err.kind(),
+        CallErrorKind::DeadlineExceeded { last: None, .. }
+    ));
     assert!(err.to_string().contains("no attempt had finished"), "{err}");
     assert_eq!(elapsed, ms(300));
 }
@@ -196,11 +210,15 @@ fn the_deadline_beats_an_attempt_timeout_that_ends_later() {
     // 0..200 times out (retryable), 200..250 is cut by the deadline.
     assert_eq!(starts, [ms(0), ms(200)]);
     assert_eq!(elapsed, ms(250));
-    assert!(matches!(
-        err,
-        BackoffError::DeadlineExceeded { attempts: 2, .. }
-    ));
-    assert!(err.last_error().unwrap().is::<AttemptTimedOut>());
+    let CallErrorKind::DeadlineExceeded {
+        attempts: 2,
+        last: Some(last),
+        ..
+    } = err.kind()
+    else {
+        panic!("expected the deadline, got {err:?}");
+    };
+    assert!(matches!(last.kind(), CallErrorKind::TimedOut { .. }));
 }
 
 #[test]
@@ -213,10 +231,10 @@ fn errors_outside_the_filter_are_not_retried() {
     let (outcome, starts, _) = drive(&backoff, &[0], None);
     let err = outcome.unwrap_err();
     assert!(matches!(
-        err,
-        BackoffError::NotRetried {
+        err.kind(),
+        CallErrorKind::Failed {
             attempts: 1,
-            reason: NotRetriedReason::NotRetryable,
+            reason: Reason::NoRuleMatches,
             ..
         }
     ));
@@ -230,8 +248,12 @@ fn errors_outside_the_filter_are_not_retried() {
     let (outcome, starts, _) = drive(&by_predicate, &[0], None);
     assert_eq!(starts.len(), 2, "retried Transient(0), not Transient(1)");
     assert!(matches!(
-        outcome.unwrap_err(),
-        BackoffError::NotRetried { attempts: 2, .. }
+        outcome.unwrap_err().kind(),
+        CallErrorKind::Failed {
+            attempts: 2,
+            reason: Reason::NoRuleMatches,
+            ..
+        }
     ));
 }
 
@@ -245,15 +267,77 @@ fn giveup_stops_at_once() {
     let (outcome, starts, _) = drive(&backoff, &[0], None);
     let err = outcome.unwrap_err();
     assert!(matches!(
-        err,
-        BackoffError::NotRetried {
+        err.kind(),
+        CallErrorKind::Failed {
             attempts: 2,
-            reason: NotRetriedReason::GiveUp,
+            reason: Reason::GiveUpPredicate,
             ..
         }
     ));
-    assert!(err.to_string().contains("giveup"), "{err}");
+    assert_eq!(err.to_string(), "transient: 1");
     assert_eq!(starts.len(), 2);
+}
+
+#[test]
+fn giveup_is_asked_only_when_another_attempt_would_be_made() {
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let backoff = Backoff::builder()
+        .giveup({
+            let asked = asked.clone();
+            move |e| {
+                asked.lock().unwrap().push(e.to_string());
+                false
+            }
+        })
+        .max_tries(3)
+        .build()
+        .unwrap();
+    let (outcome, starts, _) = drive(&backoff, &[0], None);
+    assert_eq!(starts.len(), 3);
+    assert!(matches!(
+        outcome.unwrap_err().kind(),
+        CallErrorKind::Failed {
+            reason: Reason::RetriesExhausted,
+            ..
+        }
+    ));
+    // After attempts 1 and 2 (a retry would follow), never after the
+    // last allowed one (aiomisc checks max_tries first).
+    assert_eq!(*asked.lock().unwrap(), ["transient: 0", "transient: 1"]);
+
+    // Nor for an error that is not retried at all.
+    asked.lock().unwrap().clear();
+    let filtered = Backoff::builder()
+        .retry_on::<Fatal>()
+        .giveup({
+            let asked = asked.clone();
+            move |e| {
+                asked.lock().unwrap().push(e.to_string());
+                true
+            }
+        })
+        .build()
+        .unwrap();
+    let (outcome, _, _) = drive(&filtered, &[0], None);
+    assert!(matches!(
+        outcome.unwrap_err().kind(),
+        CallErrorKind::Failed {
+            reason: Reason::NoRuleMatches,
+            ..
+        }
+    ));
+    assert!(asked.lock().unwrap().is_empty());
+}
+
+#[test]
+fn pauses_can_follow_any_wait_sequence() {
+    let backoff = Backoff::builder()
+        .pauses(crate::waits::Wait::Fibonacci { base: ms(100) })
+        .max_tries(5)
+        .build()
+        .unwrap();
+    let (_, starts, _) = drive(&backoff, &[0], None);
+    assert_eq!(starts, [0, 100, 200, 400, 700].map(ms));
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //! errors.
 
 use super::loops::SharedError;
+use crate::call::CallError;
+use crate::error::BoxError;
 use crate::limit::LimitError;
-use crate::retry::BoxError;
 use crate::rt::SpawnError;
 
 /// A mistake in how a bot is put together or called.
@@ -58,13 +59,14 @@ pub enum BotError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExecuteError {
-    /// The handler failed (after whatever retries its rules allowed).
+    /// The call failed: the handler's last error (after whatever retries
+    /// its rules allowed), or the layer that stopped it.
     #[error("execute {name:?} failed: {source}")]
     Failed {
         /// The execute's name.
         name: String,
-        /// The last attempt's error.
-        source: BoxError,
+        /// How the call ended.
+        source: CallError<BoxError>,
     },
     /// The handler panicked; the bot runs on.
     #[error("execute {name:?} panicked: {message}")]
@@ -83,8 +85,17 @@ pub enum ExecuteError {
 }
 
 impl ExecuteError {
-    /// The handler's own error, if it failed.
+    /// The handler's own error, if it failed with one.
     pub fn source_error(&self) -> Option<&BoxError> {
+        match self {
+            ExecuteError::Failed { source, .. } => source.operation_error(),
+            _ => None,
+        }
+    }
+
+    /// How the call ended, if it failed (rather than panicked or was
+    /// cancelled).
+    pub fn call_error(&self) -> Option<&CallError<BoxError>> {
         match self {
             ExecuteError::Failed { source, .. } => Some(source),
             _ => None,

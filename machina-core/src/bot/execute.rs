@@ -10,13 +10,17 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::FutureExt;
 
 use super::error::{BotError, ExecuteError};
 use super::machina::BotCore;
-use crate::limit::ConcurrentGroup;
-use crate::retry::{BoxError, Retry};
+use crate::breaker::CircuitBreaker;
+use crate::call::CallStack;
+use crate::error::BoxError;
+use crate::limit::{ConcurrentGroup, Group};
+use crate::retry::Retry;
 use crate::rt::{JoinError, JoinHandle};
 
 type HandlerFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
@@ -25,11 +29,12 @@ pub(crate) type Handler<A, T> = Arc<dyn Fn(A) -> HandlerFuture<T> + Send + Sync>
 pub(crate) struct ExecuteInner<A, T> {
     pub(crate) name: Arc<str>,
     handler: Handler<A, T>,
-    groups: Vec<ConcurrentGroup>,
-    retry: Retry,
+    stack: CallStack,
 }
 
-/// A typed handle to a registered execute.
+/// A typed handle to a registered execute: a handler and the
+/// [`CallStack`] its calls run through (groups, breaker, retry, timeout,
+/// deadline).
 ///
 /// [`call`](Self::call) runs it in the caller's task (no spawn);
 /// [`spawn`](Self::spawn) runs it as a task of the bot, which
@@ -67,18 +72,21 @@ where
         core: Arc<BotCore>,
         name: String,
         handler: Handler<A, T>,
-        groups: Vec<ConcurrentGroup>,
-        retry: Retry,
+        stack: CallStack,
     ) -> Self {
         Execute {
             inner: Arc::new(ExecuteInner {
                 name: name.into(),
                 handler,
-                groups,
-                retry,
+                stack,
             }),
             core,
         }
+    }
+
+    /// The layers its calls run through.
+    pub fn stack(&self) -> &CallStack {
+        &self.inner.stack
     }
 
     /// The execute's name.
@@ -89,14 +97,13 @@ where
     /// Runs the execute in the calling task and returns its value.
     ///
     /// # Errors
-    /// [`ExecuteError::Failed`] with the last attempt's error, or
+    /// [`ExecuteError::Failed`] with how the call ended (the last
+    /// attempt's error, or the layer that stopped it), or
     /// [`ExecuteError::Panicked`].
     pub async fn call(&self, args: A) -> Result<T, ExecuteError> {
         let inner = &*self.inner;
         let attempt = move || (inner.handler)(args.clone());
-        let call = inner
-            .retry
-            .call_limited(&self.core.runtime, &inner.groups, attempt);
+        let call = inner.stack.run(&self.core.runtime, attempt);
         match AssertUnwindSafe(call).catch_unwind().await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(source)) => Err(ExecuteError::Failed {
@@ -137,15 +144,7 @@ impl<A, T> fmt::Debug for Execute<A, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Execute")
             .field("name", &self.inner.name)
-            .field(
-                "groups",
-                &self
-                    .inner
-                    .groups
-                    .iter()
-                    .map(ConcurrentGroup::name)
-                    .collect::<Vec<_>>(),
-            )
+            .field("stack", &self.inner.stack)
             .field("signature", &signature::<A, T>())
             .finish()
     }
@@ -211,9 +210,49 @@ pub struct ExecuteBuilder<'b, A, T> {
     pub(crate) builder: &'b mut super::MachinaBuilder,
     pub(crate) name: String,
     pub(crate) handler: Handler<A, T>,
-    pub(crate) groups: Vec<String>,
-    pub(crate) retry: Retry,
+    pub(crate) groups: Vec<GroupRef>,
+    pub(crate) stack: CallStack,
     pub(crate) _types: PhantomData<fn(A) -> T>,
+}
+
+/// A group named in an execute's registration: by name, or by the handle
+/// its registration returned.
+#[derive(Debug, Clone)]
+pub enum GroupRef {
+    /// By name.
+    Name(String),
+    /// By handle.
+    Handle(Group),
+}
+
+impl From<&str> for GroupRef {
+    fn from(name: &str) -> Self {
+        GroupRef::Name(name.to_owned())
+    }
+}
+
+impl From<String> for GroupRef {
+    fn from(name: String) -> Self {
+        GroupRef::Name(name)
+    }
+}
+
+impl From<&String> for GroupRef {
+    fn from(name: &String) -> Self {
+        GroupRef::Name(name.clone())
+    }
+}
+
+impl From<&ConcurrentGroup> for GroupRef {
+    fn from(group: &ConcurrentGroup) -> Self {
+        GroupRef::Handle(Group::Local(group.clone()))
+    }
+}
+
+impl From<&Group> for GroupRef {
+    fn from(group: &Group) -> Self {
+        GroupRef::Handle(group.clone())
+    }
 }
 
 impl<A, T> ExecuteBuilder<'_, A, T>
@@ -221,19 +260,40 @@ where
     A: Clone + Send + 'static,
     T: Send + 'static,
 {
-    /// Runs every call inside these concurrent groups (by name).
+    /// Runs every call inside these concurrent groups: by name, or by the
+    /// handles [`MachinaBuilder::group`](super::MachinaBuilder::group)
+    /// returned.
     pub fn groups<I, S>(mut self, groups: I) -> Self
     where
         I: IntoIterator<Item = S>,
-        S: Into<String>,
+        S: Into<GroupRef>,
     {
         self.groups = groups.into_iter().map(Into::into).collect();
         self
     }
 
+    /// Runs every call through `breaker` (a refused call does not run).
+    pub fn breaker(mut self, breaker: CircuitBreaker) -> Self {
+        self.stack = self.stack.breaker(breaker);
+        self
+    }
+
     /// Retries failed calls under `retry`.
     pub fn retry(mut self, retry: Retry) -> Self {
-        self.retry = retry;
+        self.stack = self.stack.retry(retry);
+        self
+    }
+
+    /// Each attempt may run at most `limit`.
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.stack = self.stack.timeout(limit);
+        self
+    }
+
+    /// The whole call, retries and waits included, may take at most
+    /// `limit`.
+    pub fn deadline(mut self, limit: Duration) -> Self {
+        self.stack = self.stack.deadline(limit);
         self
     }
 
@@ -248,10 +308,10 @@ where
             name,
             handler,
             groups,
-            retry,
+            stack,
             ..
         } = self;
-        builder.register_execute(name, handler, groups, retry)
+        builder.register_execute(name, handler, groups, stack)
     }
 }
 

@@ -18,10 +18,11 @@ use std::time::Duration;
 use super::book::{EntryId, ExecuteBook};
 use super::emit::{Emit, EmitBuilder, IntoSchedule};
 use super::error::{BotError, ExecuteError};
-use super::execute::{Execute, ExecuteBuilder, Handler, signature};
+use super::execute::{Execute, ExecuteBuilder, GroupRef, Handler, signature};
 use super::loops::{Loop, LoopEnd, SharedError};
-use crate::limit::{ConcurrentGroup, Limits};
-use crate::retry::{BoxError, Retry};
+use crate::call::CallStack;
+use crate::error::BoxError;
+use crate::limit::{Group, IntoGroup};
 use crate::rt::{AbortHandle, Runtime};
 use crate::schedule::ScheduleError;
 
@@ -37,7 +38,7 @@ pub(crate) struct ErasedExecute {
 /// What the bot has registered: fixed once built.
 #[derive(Default)]
 pub(crate) struct Registry {
-    groups: HashMap<String, ConcurrentGroup>,
+    groups: HashMap<String, Group>,
     executes: HashMap<String, ErasedExecute>,
     /// In registration order (the order they start in).
     emits: Vec<Emit>,
@@ -350,8 +351,8 @@ impl Machina {
         &self.core.runtime
     }
 
-    /// A registered concurrent group.
-    pub fn group(&self, name: &str) -> Option<&ConcurrentGroup> {
+    /// A registered concurrent group (local or any other limiter).
+    pub fn group(&self, name: &str) -> Option<&Group> {
         self.core.registry().groups.get(name)
     }
 
@@ -486,21 +487,25 @@ impl fmt::Debug for Machina {
 }
 
 impl MachinaBuilder {
-    /// Registers a concurrent group (exmachina `create_concurrent_group`).
+    /// Registers a concurrent group (exmachina `create_concurrent_group`):
+    /// [`Limits`](crate::limit::Limits) make a local
+    /// [`ConcurrentGroup`](crate::limit::ConcurrentGroup) (the handle returned);
+    /// any other [`IntoGroup`] (a [`Limiter`](crate::limit::Limiter) kept
+    /// elsewhere) is registered as it is.
     ///
     /// # Errors
     /// [`BotError::Duplicate`] for a name already used by a group;
     /// [`BotError::Group`] for limits that could never admit a call.
-    pub fn group(&mut self, name: &str, limits: Limits) -> Result<ConcurrentGroup, BotError> {
+    pub fn group<G: IntoGroup>(&mut self, name: &str, group: G) -> Result<G::Handle, BotError> {
         if self.registry.groups.contains_key(name) {
             return Err(BotError::Duplicate {
                 kind: "concurrent group",
                 name: name.to_owned(),
             });
         }
-        let group = ConcurrentGroup::new(&self.core.runtime, name, limits)?;
-        self.registry.groups.insert(name.to_owned(), group.clone());
-        Ok(group)
+        let (group, handle) = group.into_group(&self.core.runtime, name)?;
+        self.registry.groups.insert(name.to_owned(), group);
+        Ok(handle)
     }
 
     /// Starts registering an execute named `name` running `handler`; finish
@@ -521,7 +526,7 @@ impl MachinaBuilder {
                 Box::pin(async move { fut.await.map_err(Into::into) })
             }),
             groups: Vec::new(),
-            retry: Retry::new(),
+            stack: CallStack::new(),
             _types: PhantomData,
         }
     }
@@ -530,8 +535,8 @@ impl MachinaBuilder {
         &mut self,
         name: String,
         handler: Handler<A, T>,
-        groups: Vec<String>,
-        retry: Retry,
+        groups: Vec<GroupRef>,
+        stack: CallStack,
     ) -> Result<Execute<A, T>, BotError>
     where
         A: Clone + Send + 'static,
@@ -545,20 +550,33 @@ impl MachinaBuilder {
         }
         let mut resolved = Vec::with_capacity(groups.len());
         for group in &groups {
-            match self.registry.groups.get(group) {
+            let name = match group {
+                GroupRef::Name(name) => name.as_str(),
+                GroupRef::Handle(handle) => handle.name(),
+            };
+            let registered = self
+                .registry
+                .groups
+                .get(name)
+                .filter(|registered| match group {
+                    GroupRef::Name(_) => true,
+                    GroupRef::Handle(handle) => handle.same_group(registered),
+                });
+            match registered {
                 Some(g) => resolved.push(g.clone()),
                 None => {
                     let mut known: Vec<_> = self.registry.groups.keys().cloned().collect();
                     known.sort();
                     return Err(BotError::Unknown {
                         kind: "concurrent group",
-                        name: group.clone(),
+                        name: name.to_owned(),
                         known,
                     });
                 }
             }
         }
-        let execute = Execute::new(self.core.clone(), name.clone(), handler, resolved, retry);
+        let stack = stack.groups(resolved);
+        let execute = Execute::new(self.core.clone(), name.clone(), handler, stack);
         self.registry.executes.insert(
             name,
             ErasedExecute {

@@ -22,7 +22,7 @@ mod machina;
 pub use emit::{Emit, EmitBuilder, IntoSchedule};
 pub use error::{BotError, ExecuteError};
 pub use event::Event;
-pub use execute::{Execute, ExecuteBuilder, ExecuteTask};
+pub use execute::{Execute, ExecuteBuilder, ExecuteTask, GroupRef};
 pub use loops::{
     ErrorKinds, IntoBodyResult, Loop, LoopBuilder, LoopEnd, LoopError, LoopPanicked, LoopRun,
     LoopStats, ReconnectBackoff, SharedError,

@@ -9,10 +9,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::state::{BreakerMachine, BreakerSettings, BreakerStats, CircuitState, Rejection};
+use super::state::{BreakerMachine, BreakerSettings, BreakerStats, CircuitState};
+use crate::call::{AsDynError, CallError, CallStack};
+use crate::decision::{Decision, Reason, Refusal};
+use crate::error::ErrorMatcher;
 use crate::rt::Runtime;
 
-type Counts = Arc<dyn Fn(&(dyn Error + 'static)) -> bool + Send + Sync>;
 type LastFailure = Arc<str>;
 
 /// A breaker that could never work, refused by
@@ -30,7 +32,8 @@ pub enum BreakerConfigError {
     ZeroDuration(&'static str),
 }
 
-/// A call refused by an open breaker: it was not run.
+/// A call refused by an open breaker: it was not run. Its source is the
+/// [`Refusal`] (reason and the instant recovery starts, when broken).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("circuit breaker {name:?} is {}{}{}", match state { CircuitState::Broken => "broken", _ => "recovering and let this call pass by" }, retry_in.map(|d| format!("; recovery starts in {d:?}")).unwrap_or_default(), last_failure.as_ref().map(|e| format!("; last failure: {e}")).unwrap_or_default())]
 pub struct CircuitOpen {
@@ -42,18 +45,9 @@ pub struct CircuitOpen {
     pub retry_in: Option<Duration>,
     /// The last counted failure, as text.
     pub last_failure: Option<LastFailure>,
-}
-
-/// How a call through a breaker ended without a value.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum CallError<E> {
-    /// The breaker refused the call; it did not run.
-    #[error("{0}")]
-    Open(#[source] CircuitOpen),
-    /// The call ran and failed.
-    #[error("{0}")]
-    Failed(#[source] E),
+    /// The refusal in the shared vocabulary.
+    #[source]
+    pub refusal: Refusal,
 }
 
 /// Configures a [`CircuitBreaker`].
@@ -62,7 +56,7 @@ pub enum CallError<E> {
 pub struct BreakerBuilder {
     name: String,
     settings: BreakerSettings,
-    counts: Vec<Counts>,
+    counts: ErrorMatcher,
 }
 
 impl BreakerBuilder {
@@ -108,8 +102,9 @@ impl BreakerBuilder {
     /// chain) as failures; several calls count any of the types. Without
     /// any, **every** error counts (aiomisc's `cutout` with no exception
     /// types never trips; this one does).
-    pub fn counts<E: Error + 'static>(self) -> Self {
-        self.counts_if(|e| std::iter::successors(Some(e), |&e| e.source()).any(|e| e.is::<E>()))
+    pub fn counts<E: Error + 'static>(mut self) -> Self {
+        self.counts.add_type::<E>();
+        self
     }
 
     /// Counts errors for which `predicate` holds (aiomisc
@@ -119,7 +114,18 @@ impl BreakerBuilder {
         mut self,
         predicate: impl Fn(&(dyn Error + 'static)) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.counts.push(Arc::new(predicate));
+        self.counts.add_when(predicate);
+        self
+    }
+
+    /// Counts the errors `matcher` matches; combines with
+    /// [`counts`](Self::counts) and [`counts_if`](Self::counts_if) as
+    /// "any of".
+    pub fn counting(mut self, matcher: &ErrorMatcher) -> Self {
+        self.counts.add_when({
+            let matcher = matcher.clone();
+            move |e| matcher.matches(e)
+        });
         self
     }
 
@@ -142,11 +148,16 @@ impl BreakerBuilder {
                 return Err(BreakerConfigError::ZeroDuration(name));
             }
         }
+        let counts = if self.counts.is_empty() {
+            ErrorMatcher::any()
+        } else {
+            self.counts
+        };
         Ok(CircuitBreaker {
             inner: Arc::new(Inner {
                 name: self.name.into(),
                 runtime: runtime.clone(),
-                counts: self.counts,
+                counts,
                 state: Mutex::new(Shared {
                     machine: BreakerMachine::new(s, runtime.now()),
                     last_failure: None,
@@ -163,7 +174,7 @@ impl fmt::Debug for BreakerBuilder {
         f.debug_struct("BreakerBuilder")
             .field("name", &self.name)
             .field("settings", &self.settings)
-            .field("count_filters", &self.counts.len())
+            .field("counts", &self.counts)
             .finish()
     }
 }
@@ -176,7 +187,7 @@ struct Shared {
 struct Inner {
     name: Arc<str>,
     runtime: Runtime,
-    counts: Vec<Counts>,
+    counts: ErrorMatcher,
     state: Mutex<Shared>,
     /// Set while the machine says a call would simply pass: entering then
     /// needs neither the clock nor the lock. Recomputed whenever an
@@ -193,7 +204,8 @@ struct Inner {
 /// # Examples
 ///
 /// ```
-/// use machina_core::breaker::{CallError, CircuitBreaker, CircuitState};
+/// use machina_core::breaker::{CircuitBreaker, CircuitState};
+/// use machina_core::call::CallErrorKind;
 /// use machina_core::testing::MockRuntime;
 /// use std::time::Duration;
 ///
@@ -208,11 +220,11 @@ struct Inner {
 /// mock.block_on(async {
 ///     for _ in 0..2 {
 ///         let failed = breaker.call(async { Err::<(), _>(std::io::Error::other("503")) }).await;
-///         assert!(matches!(failed, Err(CallError::Failed(_))));
+///         assert!(matches!(failed.unwrap_err().kind(), CallErrorKind::Failed { .. }));
 ///     }
 ///     // 2 of 2 calls failed: the next call trips the breaker and is refused.
 ///     let refused = breaker.call(async { Ok::<_, std::io::Error>(1) }).await;
-///     assert!(matches!(refused, Err(CallError::Open(_))));
+///     assert!(refused.unwrap_err().is_refused());
 ///     assert_eq!(breaker.state(), CircuitState::Broken);
 /// }).unwrap();
 /// ```
@@ -235,7 +247,7 @@ impl CircuitBreaker {
                 passing_time: broken,
                 min_calls: 5,
             },
-            counts: Vec::new(),
+            counts: ErrorMatcher::none(),
         }
     }
 
@@ -284,7 +296,7 @@ impl CircuitBreaker {
     /// The decision for one call. While the breaker is plainly passing it
     /// costs one atomic load and one counter increment; otherwise it reads
     /// the clock and asks the machine under the lock.
-    fn admit(&self) -> Result<CircuitState, CircuitOpen> {
+    pub(crate) fn admit(&self) -> Result<CircuitState, CircuitOpen> {
         if self.inner.fast.load(Ordering::Acquire) {
             self.inner.fast_passing.fetch_add(1, Ordering::Relaxed);
             return Ok(CircuitState::Passing);
@@ -296,19 +308,39 @@ impl CircuitBreaker {
         self.inner
             .fast
             .store(shared.machine.would_pass(now), Ordering::Release);
-        decision.map_err(|Rejection { state, retry_in }| CircuitOpen {
-            name: self.inner.name.clone(),
-            state,
-            retry_in,
-            last_failure: shared.last_failure.clone(),
-        })
+        match decision {
+            Decision::Proceed => Ok(shared.machine.current()),
+            Decision::WaitUntil(refusal) => Err(CircuitOpen {
+                name: self.inner.name.clone(),
+                state: if refusal.reason == Reason::Broken {
+                    CircuitState::Broken
+                } else {
+                    CircuitState::Recovering
+                },
+                retry_in: refusal.until.map(|at| at.saturating_duration_since(now)),
+                last_failure: shared.last_failure.clone(),
+                refusal,
+            }),
+            Decision::GiveUp(reason) => Err(CircuitOpen {
+                name: self.inner.name.clone(),
+                state: CircuitState::Broken,
+                retry_in: None,
+                last_failure: shared.last_failure.clone(),
+                refusal: Refusal::new(reason, None),
+            }),
+        }
     }
 
-    fn counts(&self, error: &(dyn Error + 'static)) -> bool {
-        self.inner.counts.is_empty() || self.inner.counts.iter().any(|p| p(error))
+    /// Whether the breaker counts `error` as a failure.
+    pub fn counts(&self, error: &(dyn Error + 'static)) -> bool {
+        self.inner.counts.matches(error)
     }
 
-    fn report(&self, admitted_in: CircuitState, failure: Option<&(dyn Error + 'static)>) {
+    pub(crate) fn report(
+        &self,
+        admitted_in: CircuitState,
+        failure: Option<&(dyn Error + 'static)>,
+    ) {
         let failed = failure.is_some_and(|e| self.counts(e));
         let now = self.inner.runtime.now();
         let mut shared = self.shared();
@@ -321,27 +353,31 @@ impl CircuitBreaker {
             .store(shared.machine.would_pass(now), Ordering::Release);
     }
 
-    /// Runs `call` if the breaker admits it, and counts its outcome.
+    /// Runs `call` if the breaker admits it, and counts its outcome: a
+    /// [`CallStack`] with this breaker as its only layer.
     ///
     /// # Errors
-    /// [`CallError::Open`] if refused (the call is not run),
-    /// [`CallError::Failed`] with the call's own error.
-    pub async fn call<T, E, F>(&self, call: F) -> Result<T, CallError<E>>
+    /// [`CallErrorKind::Refused`](crate::call::CallErrorKind::Refused) (with a [`CircuitOpen`]) if refused — the
+    /// call is not run — or [`CallErrorKind::Failed`](crate::call::CallErrorKind::Failed) with the call's own
+    /// error.
+    pub async fn call<T, E, M, F>(&self, call: F) -> Result<T, CallError<E>>
     where
         F: Future<Output = Result<T, E>>,
-        E: Error + 'static,
+        E: AsDynError<M>,
     {
-        let admitted_in = self.admit().map_err(CallError::Open)?;
-        match call.await {
-            Ok(value) => {
-                self.report(admitted_in, None);
-                Ok(value)
-            }
-            Err(error) => {
-                self.report(admitted_in, Some(&error));
-                Err(CallError::Failed(error))
-            }
-        }
+        let mut call = Some(call);
+        CallStack::new()
+            .breaker(self.clone())
+            .run(&self.inner.runtime, || {
+                let call = call.take();
+                async move {
+                    match call {
+                        Some(call) => call.await,
+                        None => unreachable!("a stack without retry makes one attempt"),
+                    }
+                }
+            })
+            .await
     }
 }
 

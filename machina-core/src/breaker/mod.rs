@@ -7,8 +7,12 @@
 //!   clock and seeded random generator; `call(fut)` or the guard form
 //!   `enter()` … `success()` / `failure(&e)`.
 //!
-//! A refusal is a [`CircuitOpen`] error; a [`Retry`](crate::retry::Retry)
-//! rule retries it only if it names that type (`.on::<CircuitOpen>()`).
+//! A refusal is a [`CircuitOpen`] error (with a
+//! [`Refusal`](crate::decision::Refusal) in its source chain); a
+//! [`Retry`](crate::retry::Retry) rule retries it only if it names that
+//! type (`.on::<CircuitOpen>()`). In a [`call`](crate::call) stack the
+//! breaker is one layer; `CircuitBreaker::call` is that stack with the
+//! breaker alone.
 //!
 //! While the breaker is plainly passing, entering a call needs neither the
 //! clock nor the lock (the trip rule is evaluated as outcomes arrive);
@@ -18,10 +22,8 @@ mod circuit;
 mod state;
 mod window;
 
-pub use circuit::{
-    BreakerBuilder, BreakerConfigError, BreakerGuard, CallError, CircuitBreaker, CircuitOpen,
-};
-pub use state::{BreakerMachine, BreakerSettings, BreakerStats, CircuitState, Rejection};
+pub use circuit::{BreakerBuilder, BreakerConfigError, BreakerGuard, CircuitBreaker, CircuitOpen};
+pub use state::{BreakerMachine, BreakerSettings, BreakerStats, CircuitState};
 
 #[cfg(all(test, feature = "test-util"))]
 mod tests;

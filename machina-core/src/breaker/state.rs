@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::window::Window;
+use crate::decision::{Decision, Reason, Refusal};
 
 /// The state of a circuit breaker (aiomisc's three states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,15 +49,6 @@ pub struct BreakerStats {
     pub recovering_rejected: u64,
     /// Times the breaker went to `Broken`.
     pub trips: u64,
-}
-
-/// A refusal by the state machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rejection {
-    /// The state that refused.
-    pub state: CircuitState,
-    /// Until recovery starts, when broken.
-    pub retry_in: Option<Duration>,
 }
 
 /// The decision core of a circuit breaker.
@@ -136,16 +128,15 @@ impl BreakerMachine {
     }
 
     /// Decides on a call entering at `now`; `draw` gives a uniform number
-    /// in `[0, 1)` when the recovery ramp needs one. Returns the state the
-    /// call was admitted in.
+    /// in `[0, 1)` when the recovery ramp needs one.
     ///
-    /// # Errors
-    /// [`Rejection`] when the call must not run.
-    pub fn enter(
-        &mut self,
-        now: Instant,
-        draw: impl FnOnce() -> f64,
-    ) -> Result<CircuitState, Rejection> {
+    /// [`Decision::Proceed`] admits the call in the state
+    /// [`current`](Self::current) returns; report its outcome with that
+    /// state to [`record`](Self::record). A refusal is
+    /// [`Decision::WaitUntil`] with [`Reason::Broken`] (until recovery
+    /// starts) or [`Reason::Recovering`] (no instant: the next call may be
+    /// picked).
+    pub fn enter(&mut self, now: Instant, draw: impl FnOnce() -> f64) -> Decision {
         match self.state(now) {
             CircuitState::Passing => {
                 let calm = self.calm_until.is_some_and(|until| now < until);
@@ -157,20 +148,20 @@ impl BreakerMachine {
                 {
                     self.trip(now);
                     self.stats.broken_rejected += 1;
-                    return Err(Rejection {
-                        state: CircuitState::Broken,
-                        retry_in: Some(s.broken_time),
-                    });
+                    return Decision::WaitUntil(Refusal::new(
+                        Reason::Broken,
+                        Some(now + s.broken_time),
+                    ));
                 }
                 self.stats.passing += 1;
-                Ok(CircuitState::Passing)
+                Decision::Proceed
             }
             CircuitState::Broken => {
                 self.stats.broken_rejected += 1;
-                Err(Rejection {
-                    state: CircuitState::Broken,
-                    retry_in: Some((self.since + self.settings.broken_time) - now),
-                })
+                Decision::WaitUntil(Refusal::new(
+                    Reason::Broken,
+                    Some(self.since + self.settings.broken_time),
+                ))
             }
             CircuitState::Recovering => {
                 let progress = (now - self.since).as_secs_f64()
@@ -182,16 +173,20 @@ impl BreakerMachine {
                 let share = 2f64.powf(progress.min(1.0)) - 1.0;
                 if draw() < share {
                     self.stats.recovering_admitted += 1;
-                    Ok(CircuitState::Recovering)
+                    Decision::Proceed
                 } else {
                     self.stats.recovering_rejected += 1;
-                    Err(Rejection {
-                        state: CircuitState::Recovering,
-                        retry_in: None,
-                    })
+                    Decision::WaitUntil(Refusal::new(Reason::Recovering, None))
                 }
             }
         }
+    }
+
+    /// The state as last computed (no time transitions applied): right
+    /// after [`enter`](Self::enter) proceeds, the state the call was
+    /// admitted in.
+    pub fn current(&self) -> CircuitState {
+        self.state
     }
 
     /// Takes the outcome of a call admitted in `admitted_in`, finished at

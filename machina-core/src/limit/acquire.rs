@@ -18,8 +18,8 @@ use std::time::Instant;
 
 use super::group::{GroupInner, GroupState};
 use super::permit::Permit;
-use super::policy::{Blocked, NotUntil};
 use super::sync::{Arc, MutexGuard, lock};
+use crate::decision::{Decision, Reason, Refusal};
 use crate::rt::Sleep;
 
 /// The future of [`ConcurrentGroup::acquire`](super::ConcurrentGroup::acquire)
@@ -126,7 +126,7 @@ impl Acquire {
 
     /// Starts now in every group or none, ignoring the queue only if it is
     /// empty.
-    pub(crate) fn try_now(mut self) -> Result<Permit, NotUntil> {
+    pub(crate) fn try_now(mut self) -> Result<Permit, Refusal> {
         let Some(first) = self.groups.as_slice().first() else {
             return Ok(Permit::none());
         };
@@ -135,14 +135,11 @@ impl Acquire {
         for state in guards.iter_mut() {
             if !state.waiters.is_empty() {
                 state.stats.rejected += 1;
-                return Err(NotUntil {
-                    cause: Blocked::Queue,
-                    earliest: None,
-                });
+                return Err(Refusal::new(Reason::Queue, None));
             }
         }
         for state in guards.iter_mut() {
-            if let Err(refused) = state.policy.check(now) {
+            if let Err(refused) = state.policy.decide(now).into_result() {
                 state.stats.rejected += 1;
                 return Err(refused);
             }
@@ -191,10 +188,10 @@ impl Acquire {
                 only_clocks_block = false;
                 continue;
             }
-            if let Err(refused) = state.policy.check(now) {
+            if let Decision::WaitUntil(refused) = state.policy.decide(now) {
                 admitted = false;
-                match (refused.cause, refused.earliest) {
-                    (Blocked::Window, Some(at)) => {
+                match (refused.reason, refused.until) {
+                    (Reason::Window | Reason::Rate, Some(at)) => {
                         opens_at = Some(opens_at.map_or(at, |prev: Instant| prev.max(at)));
                     }
                     _ => only_clocks_block = false,
@@ -217,13 +214,7 @@ impl Acquire {
                     // arm its timer for the window; if only a slot blocks
                     // it, the release of one will wake it, so waking it now
                     // would be a wasted poll.
-                    let slots_full = matches!(
-                        state.policy.check(now),
-                        Err(NotUntil {
-                            cause: Blocked::InFlight,
-                            ..
-                        })
-                    );
+                    let slots_full = slots_full(state.policy.decide(now));
                     if !slots_full {
                         next_heads.extend(state.head_waker());
                     }
@@ -279,8 +270,8 @@ fn attempt_one(
         None
     } else {
         let now = group.decision_now();
-        match state.policy.check(now) {
-            Ok(()) => {
+        match state.policy.decide(now) {
+            Decision::Proceed => {
                 state.policy.commit(now);
                 state.stats.acquired += 1;
                 let mut next = None;
@@ -292,13 +283,7 @@ fn attempt_one(
                     state.waiters.remove(ticket);
                     // As in `attempt_all`: wake the next in line unless
                     // only a slot blocks it.
-                    let slots_full = matches!(
-                        state.policy.check(now),
-                        Err(NotUntil {
-                            cause: Blocked::InFlight,
-                            ..
-                        })
-                    );
+                    let slots_full = slots_full(state.policy.decide(now));
                     if !slots_full {
                         next = state.head_waker();
                     }
@@ -310,11 +295,11 @@ fn attempt_one(
                 }
                 return Outcome::Ready;
             }
-            Err(NotUntil {
-                cause: Blocked::Window,
-                earliest,
-            }) => earliest,
-            Err(_) => None,
+            Decision::WaitUntil(Refusal {
+                reason: Reason::Window | Reason::Rate,
+                until,
+            }) => until,
+            _ => None,
         }
     };
     match ticket {
@@ -334,6 +319,18 @@ fn attempt_one(
         }
     }
     Outcome::Wait(opens_at)
+}
+
+/// Whether only a freed slot can change `decision` (so waking a waiter
+/// for it now would be a wasted poll).
+fn slots_full(decision: Decision) -> bool {
+    matches!(
+        decision,
+        Decision::WaitUntil(Refusal {
+            reason: Reason::InFlight,
+            ..
+        })
+    )
 }
 
 impl Future for Acquire {

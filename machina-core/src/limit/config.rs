@@ -5,13 +5,19 @@ use std::time::Duration;
 
 use super::error::LimitError;
 
-/// The two limits of a concurrent group.
+/// The limits of a concurrent group; any combination may be set.
 ///
 /// - **max in flight** (exmachina `entire_calls_limit`): how many calls may
 ///   hold a slot at once; unset = unlimited.
 /// - **max starts per window** (exmachina `time_calls_limit` per
 ///   `time_limit`): a sliding window on start times; a zero window means no
 ///   rate limit.
+/// - **rate** ([`Limits::rate`], with [`burst`](Limits::burst)): a token
+///   bucket, `n` starts per `per` spread evenly (one every `per / n`), up
+///   to `burst` more at once after a quiet spell. It is GCRA on absolute
+///   theoretical arrival times, so a start that wakes a little late (less
+///   than half an interval) does not push the later ones back: the starts
+///   stay on their grid, with no drift.
 ///
 /// # Examples
 ///
@@ -24,10 +30,22 @@ use super::error::LimitError;
 /// assert_eq!(limits.in_flight_limit(), Some(4));
 /// assert_eq!(limits.starts_limit(), Some((3, Duration::from_secs(1))));
 /// ```
+///
+/// A token bucket of 50 starts per second, no burst, at most 4 in flight:
+///
+/// ```
+/// use machina_core::limit::Limits;
+/// use std::time::Duration;
+///
+/// let limits = Limits::rate(50, Duration::from_secs(1)).burst(0).max_in_flight(4);
+/// assert_eq!(limits.rate_limit(), Some((50, Duration::from_secs(1), 0)));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Limits {
     max_in_flight: Option<u32>,
     max_starts: Option<(u32, Duration)>,
+    rate: Option<(u32, Duration)>,
+    burst: Option<u32>,
 }
 
 impl Limits {
@@ -55,6 +73,36 @@ impl Limits {
         self
     }
 
+    /// A token bucket: `n` starts per `per`, evenly spaced (see the type's
+    /// docs). Combine with [`max_in_flight`](Self::max_in_flight) and
+    /// [`burst`](Self::burst); zero `n` or a zero `per` is refused when the
+    /// group is made.
+    pub fn rate(n: u32, per: Duration) -> Self {
+        Limits {
+            rate: Some((n, per)),
+            ..Limits::default()
+        }
+    }
+
+    /// Adds a token bucket to these limits; see [`rate`](Self::rate).
+    pub fn with_rate(mut self, n: u32, per: Duration) -> Self {
+        self.rate = Some((n, per));
+        self
+    }
+
+    /// Lets up to `extra` starts go at once beyond the rate after a quiet
+    /// spell (default 0: never two starts closer than `per / n`). Refused
+    /// when the group is made if there is no rate.
+    pub fn burst(mut self, extra: u32) -> Self {
+        self.burst = Some(extra);
+        self
+    }
+
+    /// The token bucket (starts, per, burst), if any.
+    pub fn rate_limit(&self) -> Option<(u32, Duration, u32)> {
+        self.rate.map(|(n, per)| (n, per, self.burst.unwrap_or(0)))
+    }
+
     /// The in-flight limit, if any.
     pub fn in_flight_limit(&self) -> Option<u32> {
         self.max_in_flight
@@ -68,7 +116,8 @@ impl Limits {
     /// Checks that these limits could ever admit a call.
     ///
     /// # Errors
-    /// [`LimitError::ZeroInFlight`] or [`LimitError::ZeroStarts`], naming
+    /// [`LimitError::ZeroInFlight`], [`LimitError::ZeroStarts`],
+    /// [`LimitError::ZeroRate`] or [`LimitError::BurstWithoutRate`], naming
     /// `group`.
     pub fn validate(&self, group: &str) -> Result<(), LimitError> {
         if self.max_in_flight == Some(0) {
@@ -82,6 +131,16 @@ impl Limits {
                 window,
             });
         }
-        Ok(())
+        match (self.rate, self.burst) {
+            (Some((n, per)), _) if n == 0 || per.is_zero() => Err(LimitError::ZeroRate {
+                group: group.to_owned(),
+                n,
+                per,
+            }),
+            (None, Some(_)) => Err(LimitError::BurstWithoutRate {
+                group: group.to_owned(),
+            }),
+            _ => Ok(()),
+        }
     }
 }

@@ -27,6 +27,36 @@ pub enum LimitError {
         /// The window given.
         window: Duration,
     },
+    /// A token bucket with zero starts or a zero period.
+    #[error(
+        "invalid concurrent group {group:?}: a rate of {n} per {per:?} would never let a call start; use at least 1 start per a non-zero period, such as Limits::rate(50, Duration::from_secs(1))"
+    )]
+    ZeroRate {
+        /// The group's name.
+        group: String,
+        /// The starts given.
+        n: u32,
+        /// The period given.
+        per: Duration,
+    },
+    /// A burst was given without a rate.
+    #[error(
+        "invalid concurrent group {group:?}: burst is set but there is no rate for it to add to; use Limits::rate(n, per).burst(b)"
+    )]
+    BurstWithoutRate {
+        /// The group's name.
+        group: String,
+    },
+    /// A group was registered under a name that is not its own.
+    #[error(
+        "concurrent group {group:?} registered as {name:?}: register a group under its own name"
+    )]
+    NameMismatch {
+        /// The group's own name.
+        group: String,
+        /// The name it was registered under.
+        name: String,
+    },
     /// An empty list of groups was given where at least one is needed.
     #[error("no concurrent group given: acquire_all needs at least one group")]
     NoGroups,

@@ -12,9 +12,10 @@ use super::acquire::Acquire;
 use super::config::Limits;
 use super::error::{AcquireError, LimitError};
 use super::permit::Permit;
-use super::policy::{Blocked, GroupPolicy, NotUntil};
+use super::policy::GroupPolicy;
 use super::queue::WaitQueue;
 use super::sync::{Arc, Mutex, lock};
+use crate::decision::{Decision, Reason, Refusal};
 use crate::rt::Runtime;
 
 /// Counters of one group since it was made.
@@ -53,19 +54,20 @@ pub(crate) struct GroupInner {
     pub(crate) name: Box<str>,
     pub(crate) runtime: Runtime,
     pub(crate) state: Mutex<GroupState>,
-    /// Whether the limits include a start window (fixed at creation).
-    windowed: bool,
+    /// Whether decisions depend on the clock: a start window or a rate
+    /// (fixed at creation).
+    timed: bool,
     /// When the group was made: the `now` handed to a policy without a
     /// window, which never reads it.
     made_at: Instant,
 }
 
 impl GroupInner {
-    /// The instant a decision needs: the clock for a windowed group;
-    /// without a window, no clock read at all (a fixed instant the policy
+    /// The instant a decision needs: the clock for a group with a window
+    /// or a rate; without either, no clock read at all (a fixed instant the policy
     /// ignores), which keeps the uncontended path cheap.
     pub(crate) fn decision_now(&self) -> Instant {
-        if self.windowed {
+        if self.timed {
             self.runtime.now()
         } else {
             self.made_at
@@ -144,7 +146,7 @@ impl ConcurrentGroup {
             inner: Arc::new(GroupInner {
                 name: name.into_boxed_str(),
                 runtime: runtime.clone(),
-                windowed: policy.windowed(),
+                timed: policy.timed(),
                 made_at: runtime.now(),
                 state: Mutex::new(GroupState {
                     policy,
@@ -169,9 +171,9 @@ impl ConcurrentGroup {
     /// Starts a call now if both limits allow it and nobody is waiting.
     ///
     /// # Errors
-    /// [`NotUntil`]: what blocks, and the earliest instant a start could
+    /// The [`Refusal`]: what blocks, and the earliest instant a start could
     /// succeed when a clock can tell.
-    pub fn try_acquire(&self) -> Result<Permit, NotUntil> {
+    pub fn try_acquire(&self) -> Result<Permit, Refusal> {
         let now = self.inner.decision_now();
         let mut state = lock(&self.inner.state);
         let refused = if state.waiters.is_empty() {
@@ -183,10 +185,7 @@ impl ConcurrentGroup {
                 Err(refused) => refused,
             }
         } else {
-            NotUntil {
-                cause: Blocked::Queue,
-                earliest: None,
-            }
+            Refusal::new(Reason::Queue, None)
         };
         state.stats.rejected += 1;
         Err(refused)
@@ -240,9 +239,10 @@ impl ConcurrentGroup {
         if !state.waiters.is_empty() {
             return None;
         }
-        match state.policy.check(now) {
-            Ok(()) => Some(now),
-            Err(refused) => refused.earliest,
+        match state.policy.decide(now) {
+            Decision::Proceed => Some(now),
+            Decision::WaitUntil(refusal) => refusal.until,
+            Decision::GiveUp(_) => None,
         }
     }
 
@@ -305,9 +305,9 @@ pub fn acquire_all(groups: &[ConcurrentGroup]) -> Result<Acquire, LimitError> {
 /// Starts a call in every group of `groups` now, or in none.
 ///
 /// # Errors
-/// [`NotUntil`] from the first group (in lock order) that refuses; with an
-/// empty list, a call starts with no limit at all.
-pub fn try_acquire_all(groups: &[ConcurrentGroup]) -> Result<Permit, NotUntil> {
+/// The [`Refusal`] of the first group (in lock order) that refuses; with
+/// an empty list, a call starts with no limit at all.
+pub fn try_acquire_all(groups: &[ConcurrentGroup]) -> Result<Permit, Refusal> {
     match groups {
         [] => Ok(Permit::none()),
         [one] => one.try_acquire(),

@@ -1,5 +1,6 @@
 //! Concurrent groups: how many calls may run at once, and how many may
-//! start per sliding window (exmachina's concurrent groups).
+//! start per sliding window or at what rate (exmachina's concurrent groups,
+//! plus a token bucket).
 //!
 //! - [`Limits`] says what a group limits; [`GroupPolicy`] is the pure
 //!   decision core, fed `now`, usable without any executor.
@@ -7,6 +8,8 @@
 //!   cancel-safe wait queue; [`acquire_all`] takes several groups
 //!   atomically.
 //! - [`Permit`] is the right to run one call; dropping it frees the slot.
+//! - [`Limiter`] is what a call stack needs from any group (try, wait,
+//!   give back); [`Group`] holds a local group or any other limiter.
 //!
 //! This module does not retry or time out calls (see `retry` and
 //! [`Runtime::timeout`](crate::rt::Runtime::timeout)).
@@ -55,6 +58,7 @@ mod acquire;
 mod config;
 mod error;
 mod group;
+mod limiter;
 mod permit;
 mod policy;
 mod queue;
@@ -64,8 +68,9 @@ pub use acquire::Acquire;
 pub use config::Limits;
 pub use error::{AcquireError, LimitError};
 pub use group::{ConcurrentGroup, GroupStats, acquire_all, try_acquire_all};
+pub use limiter::{Group, IntoGroup, Lease, LimitFuture, Limiter, LimiterError};
 pub use permit::Permit;
-pub use policy::{Blocked, GroupPolicy, NotUntil};
+pub use policy::GroupPolicy;
 
 #[cfg(all(test, loom))]
 mod loom_model;

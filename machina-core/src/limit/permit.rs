@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::group::GroupInner;
+use super::limiter::Lease;
 use super::sync::{Arc, lock};
 
 /// The right to run one call in one or more concurrent groups.
@@ -20,6 +21,7 @@ enum Held {
     None,
     One(Arc<GroupInner>),
     Many(Vec<Arc<GroupInner>>),
+    Lease(Option<Box<dyn Lease>>),
 }
 
 impl Permit {
@@ -43,10 +45,18 @@ impl Permit {
         }
     }
 
-    /// The names of the groups this permit holds a slot in.
+    /// A permit holding `lease`, a slot of a [`Limiter`](super::Limiter)
+    /// that is not a local group: dropping the permit releases it.
+    pub fn from_lease(lease: Box<dyn Lease>) -> Self {
+        Permit {
+            held: Held::Lease(Some(lease)),
+        }
+    }
+
+    /// The names of the local groups this permit holds a slot in.
     pub fn groups(&self) -> Vec<&str> {
         match &self.held {
-            Held::None => Vec::new(),
+            Held::None | Held::Lease(_) => Vec::new(),
             Held::One(g) => vec![&*g.name],
             Held::Many(gs) => gs.iter().map(|g| &*g.name).collect(),
         }
@@ -66,10 +76,15 @@ fn release(group: &GroupInner) {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        match &self.held {
+        match &mut self.held {
             Held::None => {}
             Held::One(g) => release(g),
             Held::Many(gs) => gs.iter().for_each(|g| release(g)),
+            Held::Lease(lease) => {
+                if let Some(lease) = lease.take() {
+                    lease.release();
+                }
+            }
         }
     }
 }

@@ -11,45 +11,11 @@ use std::time::{Duration, Instant};
 
 use super::config::Limits;
 use super::error::LimitError;
+use crate::decision::{Decision, Reason, Refusal};
 
-/// What stops a call from starting now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Blocked {
-    /// Every in-flight slot is held; a slot frees when a call ends, which no
-    /// clock can predict.
-    InFlight,
-    /// Every start token of the window is spent; the oldest returns at a
-    /// known instant.
-    Window,
-    /// Other callers are already waiting, and are served first.
-    Queue,
-}
-
-/// A refusal: why a call cannot start now, and the earliest instant it
-/// could (when that is known). This is also what a `Retry-After` answer
-/// needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NotUntil {
-    /// What blocks the call.
-    pub cause: Blocked,
-    /// The earliest instant a start can succeed; `None` when that depends
-    /// on a running call ending or on waiters ahead.
-    pub earliest: Option<Instant>,
-}
-
-impl std::fmt::Display for NotUntil {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.cause {
-            Blocked::InFlight => f.write_str("every in-flight slot is taken"),
-            Blocked::Window => f.write_str("every start of the current window is spent"),
-            Blocked::Queue => f.write_str("other callers are waiting first"),
-        }
-    }
-}
-
-/// The state of one group's two limits: calls in flight, and start times
-/// still inside the sliding window.
+/// The state of one group's limits: calls in flight, start times still
+/// inside the sliding window, and the token bucket's theoretical arrival
+/// time.
 ///
 /// # The window
 ///
@@ -58,9 +24,22 @@ impl std::fmt::Display for NotUntil {
 /// starts per 300 ms, calls arriving at 0, 100, 150 and 160 ms start at 0,
 /// 100, 300 and 400 ms.
 ///
+/// # The token bucket (GCRA)
+///
+/// With `rate(n, per)` the emission interval is `T = per / n`, kept exactly
+/// (in units of `1/n` ns, so 3 per second never drifts by rounding). The
+/// bucket keeps one theoretical arrival time (TAT): a start is allowed at
+/// `now` when `now ≥ TAT − burst·T`, and moves the TAT one interval on
+/// from `max(TAT, now)` — except for a caller that was refused and told to
+/// wait for that TAT: if it wakes less than `T/2` late (timers round to
+/// whole milliseconds on real runtimes), the TAT moves on from the old TAT,
+/// so waking late never accumulates and a saturated bucket's starts stay
+/// on their grid with no drift.
+///
 /// # Examples
 ///
 /// ```
+/// use machina_core::decision::{Decision, Reason};
 /// use machina_core::limit::{GroupPolicy, Limits};
 /// use std::time::{Duration, Instant};
 ///
@@ -70,8 +49,16 @@ impl std::fmt::Display for NotUntil {
 /// assert!(policy.try_acquire(t0).is_ok());
 /// assert!(policy.try_acquire(t0 + ms(100)).is_ok());
 /// let refused = policy.try_acquire(t0 + ms(150)).unwrap_err();
-/// assert_eq!(refused.earliest, Some(t0 + ms(300)));
+/// assert_eq!((refused.reason, refused.until), (Reason::Window, Some(t0 + ms(300))));
 /// assert!(policy.try_acquire(t0 + ms(300)).is_ok());
+///
+/// // 50 per second, no burst: one start every 20 ms.
+/// let mut bucket = GroupPolicy::new(Limits::rate(50, Duration::from_secs(1))).unwrap();
+/// assert!(bucket.try_acquire(t0).is_ok());
+/// assert_eq!(bucket.decide(t0 + ms(5)), Decision::WaitUntil(refused_until(t0 + ms(20))));
+/// # fn refused_until(t: Instant) -> machina_core::decision::Refusal {
+/// #     machina_core::decision::Refusal::new(Reason::Rate, Some(t))
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct GroupPolicy {
@@ -82,6 +69,78 @@ pub struct GroupPolicy {
     /// Start times still inside the window, oldest first; at most
     /// `max_starts` of them.
     starts: VecDeque<Instant>,
+    bucket: Option<Bucket>,
+}
+
+/// GCRA state, in "scaled" units: nanoseconds × `n`, so one emission
+/// interval is exactly `per` in nanoseconds.
+#[derive(Debug, Clone)]
+struct Bucket {
+    n: u32,
+    per: Duration,
+    burst: u32,
+    /// Scaled emission interval: `per` in ns.
+    interval: u128,
+    /// Scaled burst tolerance: `burst × interval`.
+    tolerance: u128,
+    /// The instant scaled times count from: the first `now` seen.
+    epoch: Option<Instant>,
+    /// Theoretical arrival time, scaled, since `epoch`.
+    tat: u128,
+    /// The TAT a refused caller was told to wait for: a start soon after
+    /// it is that caller waking (perhaps a little late), and keeps the
+    /// grid.
+    promised: Option<u128>,
+}
+
+impl Bucket {
+    fn new(n: u32, per: Duration, burst: u32) -> Self {
+        let interval = per.as_nanos();
+        Bucket {
+            n,
+            per,
+            burst,
+            interval,
+            tolerance: interval * u128::from(burst),
+            epoch: None,
+            tat: 0,
+            promised: None,
+        }
+    }
+
+    fn scaled(&mut self, now: Instant) -> u128 {
+        let epoch = *self.epoch.get_or_insert(now);
+        now.saturating_duration_since(epoch).as_nanos() * u128::from(self.n)
+    }
+
+    /// The earliest instant the bucket allows a start, if not `now`.
+    fn blocked_until(&mut self, now: Instant) -> Option<Instant> {
+        let now_s = self.scaled(now);
+        let allowed_from = self.tat.saturating_sub(self.tolerance);
+        if now_s >= allowed_from {
+            return None;
+        }
+        self.promised = Some(self.tat);
+        let epoch = self.epoch.unwrap_or(now);
+        // Round up, so that waking at this instant is never too early.
+        let nanos = allowed_from.div_ceil(u128::from(self.n));
+        Some(epoch + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX)))
+    }
+
+    fn commit(&mut self, now: Instant) {
+        let now_s = self.scaled(now);
+        // A caller that was told to wait for this TAT and woke less than
+        // half an interval late keeps the grid; anyone else starts it
+        // from now if the bucket was idle (plain GCRA).
+        let awaited = self.promised.take() == Some(self.tat)
+            && now_s <= self.tat.saturating_add(self.interval / 2);
+        let from = if awaited {
+            self.tat
+        } else {
+            self.tat.max(now_s)
+        };
+        self.tat = from + self.interval;
+    }
 }
 
 impl GroupPolicy {
@@ -97,13 +156,20 @@ impl GroupPolicy {
             window: limits.starts_limit().map_or(Duration::ZERO, |(_, w)| w),
             in_flight: 0,
             starts: VecDeque::new(),
+            bucket: limits
+                .rate_limit()
+                .map(|(n, per, burst)| Bucket::new(n, per, burst)),
         })
     }
 
-    /// Whether a start window is configured: only then do decisions
-    /// depend on `now`.
+    /// Whether a start window is configured.
     pub(crate) fn windowed(&self) -> bool {
         self.max_starts > 0
+    }
+
+    /// Whether decisions depend on `now` (a window or a rate is set).
+    pub(crate) fn timed(&self) -> bool {
+        self.windowed() || self.bucket.is_some()
     }
 
     /// Returns to the pool every token whose window has passed by `now`.
@@ -116,46 +182,56 @@ impl GroupPolicy {
         }
     }
 
-    /// Whether a call could start at `now`, without starting it.
-    ///
-    /// # Errors
-    /// [`NotUntil`] naming the limit that blocks, in-flight first.
-    pub fn check(&mut self, now: Instant) -> Result<(), NotUntil> {
+    /// Whether a call could start at `now`, without starting it: the
+    /// in-flight limit first (no instant: a slot frees when a call ends),
+    /// then the window and the rate (the later of their instants).
+    pub fn decide(&mut self, now: Instant) -> Decision {
         if self.max_in_flight.is_some_and(|max| self.in_flight >= max) {
-            return Err(NotUntil {
-                cause: Blocked::InFlight,
-                earliest: None,
-            });
+            return Decision::WaitUntil(Refusal::new(Reason::InFlight, None));
         }
-        if self.windowed() {
-            self.expire(now);
-            if self.starts.len() >= self.max_starts as usize {
-                return Err(NotUntil {
-                    cause: Blocked::Window,
-                    earliest: self.starts.front().map(|&oldest| oldest + self.window),
-                });
-            }
+        match self.clock_blocks(now) {
+            None => Decision::Proceed,
+            Some(refusal) => Decision::WaitUntil(refusal),
         }
-        Ok(())
     }
 
-    /// Starts a call at `now` if both limits allow it: takes an in-flight
-    /// slot and spends a start token.
+    /// What the window and the rate say at `now`, ignoring slots.
+    fn clock_blocks(&mut self, now: Instant) -> Option<Refusal> {
+        let window = self
+            .window_opens(now)
+            .map(|at| Refusal::new(Reason::Window, Some(at)));
+        let rate = self
+            .bucket
+            .as_mut()
+            .and_then(|b| b.blocked_until(now))
+            .map(|at| Refusal::new(Reason::Rate, Some(at)));
+        match (window, rate) {
+            (Some(w), Some(r)) => Some(if r.until > w.until { r } else { w }),
+            (w, r) => w.or(r),
+        }
+    }
+
+    /// Starts a call at `now` if every limit allows it: takes an in-flight
+    /// slot, spends a start token and moves the bucket on.
     ///
     /// # Errors
-    /// [`NotUntil`] when a limit blocks; nothing is taken then.
-    pub fn try_acquire(&mut self, now: Instant) -> Result<(), NotUntil> {
-        self.check(now)?;
+    /// The [`Refusal`] when a limit blocks; nothing is taken then.
+    pub fn try_acquire(&mut self, now: Instant) -> Result<(), Refusal> {
+        self.decide(now).into_result()?;
         self.commit(now);
         Ok(())
     }
 
-    /// Takes a slot and a token unconditionally; call only after a
-    /// successful [`check`](Self::check) at the same `now`.
-    pub(crate) fn commit(&mut self, now: Instant) {
+    /// Takes a slot and a token unconditionally; call only after
+    /// [`decide`](Self::decide) said [`Decision::Proceed`] at the same
+    /// `now`.
+    pub fn commit(&mut self, now: Instant) {
         self.in_flight += 1;
         if self.windowed() {
             self.starts.push_back(now);
+        }
+        if let Some(bucket) = &mut self.bucket {
+            bucket.commit(now);
         }
     }
 
@@ -180,17 +256,14 @@ impl GroupPolicy {
         self.starts.len() as u32
     }
 
-    /// The earliest instant at or after `now` when the window would admit
-    /// a start (`now` itself when a token is free). In-flight slots are not
-    /// considered: when one frees is not a matter of time.
+    /// The earliest instant at or after `now` when the window and the rate
+    /// would admit a start (`now` itself when they do). In-flight slots
+    /// are not considered: when one frees is not a matter of time.
     pub fn next_window_opening(&mut self, now: Instant) -> Instant {
-        match self.check_window(now) {
-            Some(at) => at,
-            None => now,
-        }
+        self.clock_blocks(now).and_then(|r| r.until).unwrap_or(now)
     }
 
-    fn check_window(&mut self, now: Instant) -> Option<Instant> {
+    fn window_opens(&mut self, now: Instant) -> Option<Instant> {
         if !self.windowed() {
             return None;
         }
@@ -204,7 +277,10 @@ impl GroupPolicy {
 
     /// The limits this policy enforces.
     pub fn limits(&self) -> Limits {
-        let mut limits = Limits::new();
+        let mut limits = match &self.bucket {
+            Some(b) => Limits::rate(b.n, b.per).burst(b.burst),
+            None => Limits::new(),
+        };
         if let Some(max) = self.max_in_flight {
             limits = limits.max_in_flight(max);
         }
@@ -231,14 +307,14 @@ mod tests {
         assert_eq!(p.try_acquire(t0), Ok(()));
         assert_eq!(p.try_acquire(t0 + ms(100)), Ok(()));
         let r = p.try_acquire(t0 + ms(150)).unwrap_err();
-        assert_eq!((r.cause, r.earliest), (Blocked::Window, Some(t0 + ms(300))));
+        assert_eq!((r.reason, r.until), (Reason::Window, Some(t0 + ms(300))));
         assert_eq!(
-            p.try_acquire(t0 + ms(299)).unwrap_err().earliest,
+            p.try_acquire(t0 + ms(299)).unwrap_err().until,
             Some(t0 + ms(300))
         );
         assert_eq!(p.try_acquire(t0 + ms(300)), Ok(()));
         let r = p.try_acquire(t0 + ms(300)).unwrap_err();
-        assert_eq!(r.earliest, Some(t0 + ms(400)));
+        assert_eq!(r.until, Some(t0 + ms(400)));
         assert_eq!(p.try_acquire(t0 + ms(400)), Ok(()));
         // Tokens return however long calls run: in flight is unlimited here.
         assert_eq!(p.in_flight(), 4);
@@ -251,7 +327,7 @@ mod tests {
         p.try_acquire(t0).unwrap();
         p.try_acquire(t0).unwrap();
         let r = p.try_acquire(t0 + ms(10_000)).unwrap_err();
-        assert_eq!((r.cause, r.earliest), (Blocked::InFlight, None));
+        assert_eq!((r.reason, r.until), (Reason::InFlight, None));
         p.release();
         assert_eq!(p.in_flight(), 1);
         assert_eq!(p.try_acquire(t0 + ms(1)), Ok(()));
@@ -266,14 +342,14 @@ mod tests {
             p.try_acquire(t0 + ms(i)).unwrap();
         }
         let r = p.try_acquire(t0 + ms(5)).unwrap_err();
-        assert_eq!(r.cause, Blocked::Window);
+        assert_eq!(r.reason, Reason::Window);
         assert_eq!(p.in_flight(), 3, "a refused start takes no slot");
         assert_eq!(p.starts_in_window(t0 + ms(5)), 3);
         assert_eq!(p.next_window_opening(t0 + ms(5)), t0 + ms(1000));
         assert_eq!(p.starts_in_window(t0 + ms(1000)), 2);
         p.try_acquire(t0 + ms(1000)).unwrap();
         let r = p.try_acquire(t0 + ms(2000)).unwrap_err();
-        assert_eq!(r.cause, Blocked::InFlight, "in-flight is checked first");
+        assert_eq!(r.reason, Reason::InFlight, "in-flight is checked first");
     }
 
     #[test]

@@ -6,8 +6,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::rt::Runtime;
-
 /// Why a budget could not be made.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -98,59 +96,54 @@ impl BudgetState {
 }
 
 /// A retry budget shared by every call of a [`Retry`](super::Retry) (and
-/// by any other `Retry` given a clone).
+/// by any other `Retry` given a clone): a [`BudgetState`] behind a lock.
+/// The retry layer hands the state to the pure
+/// [`RetryState`](super::RetryState) with the instant of each decision.
 ///
 /// # Examples
 ///
 /// ```
 /// use machina_core::retry::RetryBudget;
-/// use machina_core::testing::MockRuntime;
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 ///
-/// let mock = MockRuntime::new();
 /// // Retries may be 20% of the calls of the last 10 s, plus 1.
-/// let budget = RetryBudget::new(&mock.runtime(), 0.2, Duration::from_secs(10), 1).unwrap();
-/// for _ in 0..10 { budget.deposit(); }
-/// let granted = (0..10).filter(|_| budget.try_withdraw()).count();
+/// let budget = RetryBudget::new(0.2, Duration::from_secs(10), 1).unwrap();
+/// let now = Instant::now();
+/// for _ in 0..10 { budget.deposit(now); }
+/// let granted = (0..10).filter(|_| budget.try_withdraw(now)).count();
 /// assert_eq!(granted, 3); // 1 + 20% of 10
 /// ```
 #[derive(Clone)]
 pub struct RetryBudget {
-    runtime: Runtime,
     state: Arc<Mutex<BudgetState>>,
 }
 
 impl RetryBudget {
-    /// A budget on `runtime`'s clock; see [`BudgetState::new`].
+    /// A shared budget; see [`BudgetState::new`].
     ///
     /// # Errors
     /// [`BudgetError`] for a negative or NaN ratio or a zero window.
-    pub fn new(
-        runtime: &Runtime,
-        ratio: f64,
-        window: Duration,
-        min_retries: u32,
-    ) -> Result<Self, BudgetError> {
+    pub fn new(ratio: f64, window: Duration, min_retries: u32) -> Result<Self, BudgetError> {
         Ok(RetryBudget {
-            runtime: runtime.clone(),
             state: Arc::new(Mutex::new(BudgetState::new(ratio, window, min_retries)?)),
         })
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut BudgetState, Instant) -> R) -> R {
-        let now = self.runtime.now();
+    /// Runs `f` on the state, under the lock.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut BudgetState) -> R) -> R {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut state, now)
+        f(&mut state)
     }
 
-    /// Records a top-level call.
-    pub fn deposit(&self) {
-        self.with(|s, now| s.deposit(now));
+    /// Records a top-level call at `now`.
+    pub fn deposit(&self, now: Instant) {
+        self.with(|s| s.deposit(now));
     }
 
-    /// Records a retry if the budget allows one; returns whether it did.
-    pub fn try_withdraw(&self) -> bool {
-        self.with(|s, now| s.try_withdraw(now))
+    /// Records a retry at `now` if the budget allows one; returns whether
+    /// it did.
+    pub fn try_withdraw(&self, now: Instant) -> bool {
+        self.with(|s| s.try_withdraw(now))
     }
 }
 

@@ -5,41 +5,14 @@ use std::error::Error;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::Instant;
 
-use super::budget::RetryBudget;
+use super::budget::{BudgetState, RetryBudget};
 use super::rule::Rule;
-use super::wait::Waits;
+use crate::decision::{Decision, Reason, Refusal};
+use crate::error::ErrorMatcher;
 use crate::rt::RuntimeRng;
-
-/// What to do after a failed attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Decision {
-    /// Wait, then try again.
-    Retry {
-        /// How long to wait.
-        wait: Duration,
-        /// Index of the rule the failure was charged to.
-        rule: usize,
-        /// Retries that rule has left after this one (`None` = unlimited).
-        remaining: Option<u32>,
-    },
-    /// Stop and report the error.
-    GiveUp(GiveUpReason),
-}
-
-/// Why a failure is not retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum GiveUpReason {
-    /// No rule matches the error.
-    NoRuleMatches,
-    /// Every matching rule has used up its retries.
-    RetriesExhausted,
-    /// The retry budget is spent: too many recent calls were retries.
-    BudgetExhausted,
-}
+use crate::waits::Waits;
 
 /// Retry rules for a call (exmachina `Retry`): each failure is charged to
 /// the **first** rule that matches it and still has retries; the call gives
@@ -50,24 +23,31 @@ pub enum GiveUpReason {
 /// # Examples
 ///
 /// ```
-/// use machina_core::retry::{Decision, Retry, Rule};
+/// use machina_core::decision::{Decision, Reason, Refusal};
+/// use machina_core::retry::{Retry, Rule};
 /// use machina_core::rt::RuntimeRng;
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 ///
 /// let retry = Retry::new()
 ///     .rule(Rule::fixed(Duration::from_secs(1)).on::<std::io::Error>().retries(2))
 ///     .rule(Rule::fibonacci().unlimited());
 /// let mut state = retry.start(RuntimeRng::from_seed(0));
 /// let io = std::io::Error::other("reset");
-/// assert!(matches!(state.on_error(&io), Decision::Retry { rule: 0, .. }));
-/// assert!(matches!(state.on_error(&io), Decision::Retry { rule: 0, remaining: Some(0), .. }));
+/// let now = Instant::now();
+/// let retrying = |rule, remaining| Decision::WaitUntil(Refusal::new(
+///     Reason::Retrying { rule, remaining },
+///     Some(now + Duration::from_secs(1)),
+/// ));
+/// assert_eq!(state.on_error(now, &io, None), retrying(0, Some(1)));
+/// assert_eq!(state.on_error(now, &io, None), retrying(0, Some(0)));
 /// // Rule 0 is spent: the next io error falls through to the catch-all.
-/// assert!(matches!(state.on_error(&io), Decision::Retry { rule: 1, wait, .. } if wait == Duration::from_secs(1)));
+/// assert_eq!(state.on_error(now, &io, None), retrying(1, None));
 /// ```
 #[derive(Clone, Default)]
 pub struct Retry {
     rules: Vec<Rule>,
     budget: Option<RetryBudget>,
+    giveup: Option<ErrorMatcher>,
     counters: Arc<Counters>,
 }
 
@@ -106,6 +86,14 @@ impl Retry {
         self
     }
 
+    /// Stops at once on errors `giveup` matches, instead of the retry a
+    /// rule would grant (aiomisc `giveup`). It is asked only when a retry
+    /// would actually be made: never after the last allowed attempt.
+    pub fn giveup(mut self, giveup: ErrorMatcher) -> Self {
+        self.giveup = Some(giveup);
+        self
+    }
+
     /// The counters, over every call made with this `Retry` or a clone.
     pub fn stats(&self) -> RetryStats {
         RetryStats {
@@ -131,13 +119,18 @@ impl Retry {
         RetryState {
             retry: self,
             used: vec![0; self.rules.len()],
-            waits: self
-                .rules
-                .iter()
-                .map(|r| r.wait().waits(rng.clone()))
-                .collect(),
+            waits: self.rules.iter().map(|r| r.waits(rng.clone())).collect(),
             attempts: 1,
         }
+    }
+
+    /// Counts the outcome of a decision in [`stats`](Self::stats).
+    pub(crate) fn count(&self, decision: &Decision) {
+        let counter = match decision {
+            Decision::WaitUntil(_) => &self.counters.retries,
+            _ => &self.counters.given_up,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -146,12 +139,18 @@ impl fmt::Debug for Retry {
         f.debug_struct("Retry")
             .field("rules", &self.rules)
             .field("budget", &self.budget)
+            .field("giveup", &self.giveup)
             .finish()
     }
 }
 
 /// The retry bookkeeping of one call: retries used per rule and each
-/// rule's position in its wait sequence. Pure: it never sleeps.
+/// rule's position in its wait sequence.
+///
+/// Pure: fed `now` and the error (and the shared budget's state, which the
+/// caller holds), it answers with a [`Decision`] — wait until an instant
+/// and try again, or give up — and never sleeps, reads a clock or takes a
+/// lock.
 #[derive(Debug)]
 pub struct RetryState<'a> {
     retry: &'a Retry,
@@ -162,8 +161,20 @@ pub struct RetryState<'a> {
 
 impl RetryState<'_> {
     /// Decides what to do about `error`, the outcome of the latest attempt,
-    /// and counts the retry if there is one.
-    pub fn on_error(&mut self, error: &(dyn Error + 'static)) -> Decision {
+    /// at `now`, and counts the retry if there is one: the first rule that
+    /// matches and has retries left grants it, if `budget` (the state of
+    /// the shared [`RetryBudget`], when there is one) allows a retry.
+    ///
+    /// Returns [`Decision::WaitUntil`] with [`Reason::Retrying`] and the
+    /// instant to try again, or [`Decision::GiveUp`] with
+    /// [`Reason::NoRuleMatches`], [`Reason::RetriesExhausted`],
+    /// [`Reason::GiveUpPredicate`] or [`Reason::BudgetExhausted`].
+    pub fn on_error(
+        &mut self,
+        now: Instant,
+        error: &(dyn Error + 'static),
+        mut budget: Option<&mut BudgetState>,
+    ) -> Decision {
         let mut matched = false;
         for (i, rule) in self.retry.rules.iter().enumerate() {
             if !rule.matches(error) {
@@ -173,38 +184,36 @@ impl RetryState<'_> {
             if rule.retries().is_some_and(|max| self.used[i] >= max) {
                 continue;
             }
-            if let Some(budget) = &self.retry.budget
-                && !budget.try_withdraw()
+            if self.retry.giveup.as_ref().is_some_and(|g| g.matches(error)) {
+                return Decision::GiveUp(Reason::GiveUpPredicate);
+            }
+            if let Some(budget) = budget.as_deref_mut()
+                && !budget.try_withdraw(now)
             {
-                self.retry.counters.given_up.fetch_add(1, Ordering::Relaxed);
-                return Decision::GiveUp(GiveUpReason::BudgetExhausted);
+                return Decision::GiveUp(Reason::BudgetExhausted);
             }
             self.used[i] = self.used[i].saturating_add(1);
-            self.retry.counters.retries.fetch_add(1, Ordering::Relaxed);
             self.attempts = self.attempts.saturating_add(1);
             // The sequence advances even when a hint overrides it, so the
             // next unhinted wait follows on.
-            let sequenced = self.waits[i].next().unwrap_or_default();
-            let mut wait = rule.hinted_wait(error).unwrap_or(sequenced);
-            if let Some(cap) = rule.max_wait() {
-                wait = wait.min(cap);
-            }
-            return Decision::Retry {
-                wait,
-                rule: i,
-                remaining: rule.retries().map(|max| max - self.used[i]),
-            };
+            let wait = self.waits[i].next_hinted(rule.hinted_wait(error));
+            return Decision::WaitUntil(Refusal::new(
+                Reason::Retrying {
+                    rule: i,
+                    remaining: rule.retries().map(|max| max - self.used[i]),
+                },
+                Some(crate::rt::instant_after(now, wait)),
+            ));
         }
-        self.retry.counters.given_up.fetch_add(1, Ordering::Relaxed);
         Decision::GiveUp(if matched {
-            GiveUpReason::RetriesExhausted
+            Reason::RetriesExhausted
         } else {
-            GiveUpReason::NoRuleMatches
+            Reason::NoRuleMatches
         })
     }
 
     /// Attempts started so far: 1 at [`Retry::start`], one more for every
-    /// `Retry` decision.
+    /// retry granted.
     pub fn attempts(&self) -> u32 {
         self.attempts
     }

@@ -12,25 +12,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::wait::{Wait, clamped_secs};
-use crate::breaker::CircuitOpen;
+use crate::decision::Refusal;
+use crate::error::{ErrorMatcher, chain_has, find_in_chain};
+use crate::rt::RuntimeRng;
+use crate::waits::{Wait, Waits, clamped_secs};
 
-/// The error type user calls fail with.
-pub type BoxError = Box<dyn Error + Send + Sync + 'static>;
-
-type Predicate = Arc<dyn Fn(&(dyn Error + 'static)) -> bool + Send + Sync>;
 type Hint = Arc<dyn Fn(&(dyn Error + 'static)) -> Option<Duration> + Send + Sync>;
-
-/// A type test on an error and its sources.
-#[derive(Clone)]
-struct TypeMatch {
-    name: &'static str,
-    test: fn(&(dyn Error + 'static)) -> bool,
-}
-
-fn is<E: Error + 'static>(e: &(dyn Error + 'static)) -> bool {
-    e.is::<E>()
-}
 
 /// The default cap on a server-hinted wait, when the rule sets none.
 pub const DEFAULT_HINT_CAP: Duration = Duration::from_secs(300);
@@ -40,8 +27,10 @@ pub const DEFAULT_HINT_CAP: Duration = Duration::from_secs(300);
 #[must_use = "a rule needs .retries(n) or .unlimited()"]
 pub struct RuleBuilder {
     wait: Wait,
-    types: Vec<TypeMatch>,
-    predicates: Vec<Predicate>,
+    /// The `on` types (any of); empty = every type.
+    types: ErrorMatcher,
+    /// The `when` predicates (all of).
+    predicates: Vec<ErrorMatcher>,
     hint: Option<Hint>,
     max_wait: Option<Duration>,
 }
@@ -84,7 +73,7 @@ impl Rule {
     fn with_wait(wait: Wait) -> RuleBuilder {
         RuleBuilder {
             wait,
-            types: Vec::new(),
+            types: ErrorMatcher::none(),
             predicates: Vec::new(),
             hint: None,
             max_wait: None,
@@ -118,6 +107,11 @@ impl Rule {
         Rule::random_range(clamped_secs(min), clamped_secs(max))
     }
 
+    /// Waits by any [`Wait`] sequence.
+    pub fn waiting(wait: Wait) -> RuleBuilder {
+        Rule::with_wait(wait)
+    }
+
     /// Waits exactly `base` first, then uniformly in `[0, min(cap,
     /// base·2ⁿ)]` (exmachina `RetryExponentialAndJitter`).
     pub fn exponential_jitter(base: Duration, cap: Duration) -> RuleBuilder {
@@ -137,22 +131,30 @@ impl Rule {
     /// Whether this rule matches `error`: its type (or a type in its
     /// `source()` chain) is one of the `on` types, if any were given, and
     /// every `when` predicate holds. A rule with neither matches every
-    /// error — except a circuit breaker's refusal
-    /// ([`CircuitOpen`]), which only a rule naming it
+    /// error — except a refusal by another layer (an error carrying a
+    /// [`Refusal`] in its chain, such as a circuit breaker's
+    /// `CircuitOpen`), which only a rule naming its type
     /// (`.on::<CircuitOpen>()`) retries.
     pub fn matches(&self, error: &(dyn Error + 'static)) -> bool {
         let b = &self.builder;
-        // A breaker's refusal is retried only by a rule that names it.
-        let names_open = b
-            .types
-            .iter()
-            .any(|t| t.name == std::any::type_name::<CircuitOpen>());
-        if !names_open && chain(error).any(|e| e.is::<CircuitOpen>()) {
+        if chain_has::<Refusal>(error)
+            && !b.types.matches_by_type(error)
+            && !b.predicates.iter().any(|p| p.matches_by_type(error))
+        {
             return false;
         }
-        let type_ok =
-            b.types.is_empty() || chain(error).any(|e| b.types.iter().any(|t| (t.test)(e)));
-        type_ok && b.predicates.iter().all(|p| p(error))
+        let type_ok = b.types.is_empty() || b.types.matches(error);
+        type_ok && b.predicates.iter().all(|p| p.matches(error))
+    }
+
+    /// This rule's waits, drawing randomness from `rng` and capped by
+    /// [`max_wait`](RuleBuilder::max_wait) when one is set.
+    pub fn waits(&self, rng: RuntimeRng) -> Waits {
+        let waits = self.builder.wait.waits(rng);
+        match self.builder.max_wait {
+            Some(cap) => waits.capped(cap),
+            None => waits,
+        }
     }
 
     /// The server-hinted wait for `error`, capped by the rule, if the rule
@@ -169,19 +171,11 @@ impl Rule {
     }
 }
 
-/// An error and its `source()` chain.
-fn chain<'a>(error: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
-    std::iter::successors(Some(error), |&e| e.source())
-}
-
 impl RuleBuilder {
     /// Matches errors of type `E` (or with an `E` in their source chain).
     /// Several `on` calls match any of the types.
     pub fn on<E: Error + 'static>(mut self) -> Self {
-        self.types.push(TypeMatch {
-            name: std::any::type_name::<E>(),
-            test: is::<E>,
-        });
+        self.types.add_type::<E>();
         self
     }
 
@@ -191,7 +185,15 @@ impl RuleBuilder {
         mut self,
         predicate: impl Fn(&(dyn Error + 'static)) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.predicates.push(Arc::new(predicate));
+        self.predicates.push(ErrorMatcher::when(predicate));
+        self
+    }
+
+    /// Matches only errors that `matcher` matches (with the other `when`
+    /// tests, all must hold). A refusal by another layer is matched when
+    /// one of `matcher`'s types names it.
+    pub fn matching(mut self, matcher: &ErrorMatcher) -> Self {
+        self.predicates.push(matcher.clone());
         self
     }
 
@@ -201,11 +203,8 @@ impl RuleBuilder {
         self,
         predicate: impl Fn(&E) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.on::<E>().when(move |e| {
-            chain(e)
-                .find_map(|e| e.downcast_ref::<E>())
-                .is_some_and(&predicate)
-        })
+        self.on::<E>()
+            .when(move |e| find_in_chain::<E>(e).is_some_and(&predicate))
     }
 
     /// Takes the wait from the error when it carries one (a `Retry-After`
@@ -224,7 +223,7 @@ impl RuleBuilder {
         self,
         hint: impl Fn(&E) -> Option<Duration> + Send + Sync + 'static,
     ) -> Self {
-        self.after(move |e| chain(e).find_map(|e| e.downcast_ref::<E>()).and_then(&hint))
+        self.after(move |e| find_in_chain::<E>(e).and_then(&hint))
     }
 
     /// Caps every wait of this rule, hinted or not.
@@ -254,7 +253,7 @@ impl fmt::Debug for RuleBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RuleBuilder")
             .field("wait", &self.wait)
-            .field("on", &self.types.iter().map(|t| t.name).collect::<Vec<_>>())
+            .field("on", &self.types)
             .field("predicates", &self.predicates.len())
             .field("hinted", &self.hint.is_some())
             .field("max_wait", &self.max_wait)

@@ -62,7 +62,7 @@ use hooks::{Hook, Hooks, run_hooks};
 use super::supervisor::{
     ChangeError, GraphError, Service, StopReport, Supervisor, SupervisorBuilder,
 };
-use crate::retry::BoxError;
+use crate::error::BoxError;
 use crate::rt::Runtime;
 
 /// The exit code after a forced shutdown.

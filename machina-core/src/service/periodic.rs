@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use super::supervisor::{Service, ServiceContext, ServiceFuture, StopReason};
 use crate::bot::Loop;
-use crate::retry::BoxError;
+use crate::error::BoxError;
 use crate::schedule::{IntoInterval, Schedule, ScheduleError};
 
 type Callback = Arc<

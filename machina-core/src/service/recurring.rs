@@ -22,7 +22,7 @@ use futures::FutureExt;
 
 use super::supervisor::{Service, ServiceContext, ServiceFuture, StopReason};
 use crate::bot::Loop;
-use crate::retry::BoxError;
+use crate::error::BoxError;
 use crate::rt::Runtime;
 use crate::schedule::Schedule;
 

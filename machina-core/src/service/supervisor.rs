@@ -18,7 +18,7 @@ mod dynamic;
 mod service_context;
 mod start;
 mod stop;
-use crate::retry::BoxError;
+use crate::error::BoxError;
 use crate::rt::{JoinError, JoinHandle, PanicPayload, Runtime};
 pub use dynamic::ChangeError;
 use service_context::FailureSink;

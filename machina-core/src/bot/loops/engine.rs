@@ -16,7 +16,7 @@ use futures::future::{Either, select};
 use super::kinds::ReconnectBackoff;
 use super::state::{Control, ControlWait, Watch};
 use super::{Loop, LoopEnd, LoopPanicked, SharedError};
-use crate::retry::BoxError;
+use crate::error::BoxError;
 use crate::rt::instant_after;
 use crate::rt::{Sleep, panic_message};
 use crate::schedule::Schedule;
@@ -141,7 +141,7 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
     let mut due = rt.now();
     let mut sleeper: Option<Sleep> = None;
     let mut last_end: Option<Instant> = None;
-    let mut backoff = ReconnectBackoff::new(lp.state().reconnect_base);
+    let mut backoff = ReconnectBackoff::new(lp.state().reconnect_base, rt.rng().clone());
     let mut retry_now = false;
     let mut scheduled = due;
     loop {
@@ -276,7 +276,7 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
                     return Err(SharedError::from(error));
                 }
                 lp.state().stats.retried_errors += 1;
-                let delay = backoff.delay(end, rt.rng());
+                let delay = backoff.delay(end);
                 tracing::warn!(name = %lp.name(), %error, ?delay, "loop iteration failed with a handled error; retrying it");
                 lp.set_next_iteration(Some(end + delay));
                 match race(rt.sleep(delay), lp.control(STOP_OR_CANCEL)).await {

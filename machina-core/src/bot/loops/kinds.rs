@@ -1,66 +1,47 @@
 //! Which errors a `Loop` reconnects after ([`ErrorKinds`]), and the
 //! exponential backoff between reconnect attempts ([`ReconnectBackoff`]).
 
-use std::any::TypeId;
 use std::error::Error;
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::error::ErrorMatcher;
 use crate::rt::RuntimeRng;
-
-type Test = Arc<dyn Fn(&(dyn Error + 'static)) -> bool + Send + Sync>;
-
-#[derive(Clone)]
-struct Kind {
-    type_id: Option<TypeId>,
-    name: &'static str,
-    test: Test,
-}
+use crate::waits::{Wait, Waits};
 
 /// The error kinds a loop handles by retrying the iteration (discord's
-/// exception types). An error matches a kind when it, or an error in its
-/// `source()` chain, is of that type, or when a predicate added with
-/// [`handle_if`](Self::handle_if) holds.
+/// exception types): an [`ErrorMatcher`] — an error matches a kind when
+/// it, or an error in its `source()` chain, is of that type, or when a
+/// predicate added with [`handle_if`](Self::handle_if) holds.
 ///
 /// The default set: `std::io::Error`, [`Elapsed`](crate::rt::Elapsed)
-/// (timeouts) and [`AttemptTimedOut`](crate::backoff::AttemptTimedOut).
+/// (timeouts) and [`AttemptTimedOut`](crate::call::AttemptTimedOut).
 #[derive(Clone)]
 pub struct ErrorKinds {
-    kinds: Vec<Kind>,
+    matcher: ErrorMatcher,
 }
 
 impl Default for ErrorKinds {
     fn default() -> Self {
-        let mut kinds = ErrorKinds { kinds: Vec::new() };
-        kinds.handle::<std::io::Error>();
-        kinds.handle::<crate::rt::Elapsed>();
-        kinds.handle::<crate::backoff::AttemptTimedOut>();
-        kinds
+        ErrorKinds {
+            matcher: ErrorMatcher::of::<std::io::Error>()
+                .or_type::<crate::rt::Elapsed>()
+                .or_type::<crate::call::AttemptTimedOut>(),
+        }
     }
-}
-
-fn chain_has<E: Error + 'static>(e: &(dyn Error + 'static)) -> bool {
-    std::iter::successors(Some(e), |&e| e.source()).any(|e| e.is::<E>())
 }
 
 impl ErrorKinds {
     /// No kinds at all: every error ends the loop.
     pub fn none() -> Self {
-        ErrorKinds { kinds: Vec::new() }
+        ErrorKinds {
+            matcher: ErrorMatcher::none(),
+        }
     }
 
     /// Handles errors of type `E` (once; adding it again changes nothing).
     pub fn handle<E: Error + 'static>(&mut self) {
-        let id = TypeId::of::<E>();
-        if self.kinds.iter().any(|k| k.type_id == Some(id)) {
-            return;
-        }
-        self.kinds.push(Kind {
-            type_id: Some(id),
-            name: std::any::type_name::<E>(),
-            test: Arc::new(chain_has::<E>),
-        });
+        self.matcher.add_type::<E>();
     }
 
     /// Handles errors for which `predicate` holds.
@@ -68,43 +49,40 @@ impl ErrorKinds {
         &mut self,
         predicate: impl Fn(&(dyn Error + 'static)) -> bool + Send + Sync + 'static,
     ) {
-        self.kinds.push(Kind {
-            type_id: None,
-            name: "predicate",
-            test: Arc::new(predicate),
-        });
+        self.matcher.add_when(predicate);
     }
 
     /// Stops handling errors of type `E`; returns whether it was handled.
     pub fn remove<E: Error + 'static>(&mut self) -> bool {
-        let id = TypeId::of::<E>();
-        let before = self.kinds.len();
-        self.kinds.retain(|k| k.type_id != Some(id));
-        before != self.kinds.len()
+        self.matcher.remove_type::<E>()
     }
 
     /// Handles nothing any more.
     pub fn clear(&mut self) {
-        self.kinds.clear();
+        self.matcher.clear();
     }
 
     /// Whether `error` is of a handled kind.
     pub fn matches(&self, error: &(dyn Error + 'static)) -> bool {
-        self.kinds.iter().any(|k| (k.test)(error))
+        self.matcher.matches(error)
+    }
+
+    /// The kinds as a matcher.
+    pub fn matcher(&self) -> &ErrorMatcher {
+        &self.matcher
     }
 }
 
 impl fmt::Debug for ErrorKinds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.kinds.iter().map(|k| k.name))
-            .finish()
+        fmt::Debug::fmt(&self.matcher, f)
     }
 }
 
 /// discord.ext.tasks' reconnect backoff: the k-th delay in a row is
-/// uniform in `[0, base·2^min(k, 10)]`; the count starts again when more
-/// than `base·2¹¹` passed since the previous delay.
+/// uniform in `[0, base·2^min(k, 10)]` (a [`Wait::FullJitter`] sequence);
+/// the sequence starts again when more than `base·2¹¹` passed since the
+/// previous delay.
 ///
 /// # Examples
 ///
@@ -113,52 +91,60 @@ impl fmt::Debug for ErrorKinds {
 /// use machina_core::rt::RuntimeRng;
 /// use std::time::{Duration, Instant};
 ///
-/// let mut backoff = ReconnectBackoff::new(Duration::from_secs(1));
-/// let rng = RuntimeRng::from_seed(1);
+/// let mut backoff = ReconnectBackoff::new(Duration::from_secs(1), RuntimeRng::from_seed(1));
 /// let t0 = Instant::now();
 /// for k in 1..=12u32 {
-///     let delay = backoff.delay(t0, &rng);
+///     let delay = backoff.delay(t0);
 ///     assert!(delay <= Duration::from_secs(1 << k.min(10)));
 /// }
 /// ```
 #[derive(Debug, Clone)]
 pub struct ReconnectBackoff {
     base: Duration,
-    exp: u32,
+    waits: Waits,
     last: Option<Instant>,
 }
 
 impl ReconnectBackoff {
     const MAX_EXP: u32 = 10;
 
-    /// A backoff with unit `base` (discord: 1 s).
-    pub fn new(base: Duration) -> Self {
+    /// A backoff with unit `base` (discord: 1 s), drawing from `rng`.
+    pub fn new(base: Duration, rng: RuntimeRng) -> Self {
         ReconnectBackoff {
             base,
-            exp: 0,
+            waits: Wait::FullJitter {
+                base,
+                cap: base.saturating_mul(1 << Self::MAX_EXP),
+            }
+            .waits(rng),
             last: None,
         }
     }
 
+    /// Whether a delay asked for at `now` starts the sequence again.
+    fn quiet_since_last(&self, now: Instant) -> bool {
+        let reset_after = self.base.saturating_mul(1 << (Self::MAX_EXP + 1));
+        self.last
+            .is_some_and(|last| now.saturating_duration_since(last) > reset_after)
+    }
+
     /// The upper bound of the next delay if it were asked for at `now`.
     pub fn next_bound(&self, now: Instant) -> Duration {
-        self.base * (1 << self.next_exp(now))
-    }
-
-    fn next_exp(&self, now: Instant) -> u32 {
-        let reset_after = self.base * (1 << (Self::MAX_EXP + 1));
-        let exp = match self.last {
-            Some(last) if now.saturating_duration_since(last) > reset_after => 0,
-            _ => self.exp,
+        let k = if self.quiet_since_last(now) {
+            1
+        } else {
+            (self.waits.produced() + 1).min(Self::MAX_EXP)
         };
-        (exp + 1).min(Self::MAX_EXP)
+        self.base.saturating_mul(1 << k)
     }
 
-    /// The next delay, drawn from `rng`, asked for at `now`.
-    pub fn delay(&mut self, now: Instant, rng: &RuntimeRng) -> Duration {
-        self.exp = self.next_exp(now);
+    /// The next delay, asked for at `now`.
+    pub fn delay(&mut self, now: Instant) -> Duration {
+        if self.quiet_since_last(now) {
+            self.waits.reset();
+        }
         self.last = Some(now);
-        rng.duration_between(Duration::ZERO, self.base * (1 << self.exp))
+        self.waits.next().unwrap_or(self.base)
     }
 }
 
@@ -170,11 +156,11 @@ mod tests {
     fn bounds_double_up_to_the_cap_then_reset_after_a_quiet_spell() {
         let base = Duration::from_millis(10);
         let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
-        let mut b = ReconnectBackoff::new(base);
+        let mut b = ReconnectBackoff::new(base, RuntimeRng::from_seed(3));
         let bounds: Vec<_> = (0..12)
             .map(|_| {
                 let bound = b.next_bound(t0);
-                b.delay(t0, &RuntimeRng::from_seed(3));
+                b.delay(t0);
                 bound
             })
             .collect();
@@ -195,9 +181,8 @@ mod tests {
         let base = Duration::from_secs(1);
         let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
         let run = |seed| {
-            let rng = RuntimeRng::from_seed(seed);
-            let mut b = ReconnectBackoff::new(base);
-            (0..15).map(|_| b.delay(t0, &rng)).collect::<Vec<_>>()
+            let mut b = ReconnectBackoff::new(base, RuntimeRng::from_seed(seed));
+            (0..15).map(|_| b.delay(t0)).collect::<Vec<_>>()
         };
         let a = run(5);
         assert_eq!(a, run(5));
@@ -228,5 +213,13 @@ mod tests {
         kinds.clear();
         assert!(!kinds.matches(&Other));
         assert_eq!(format!("{:?}", ErrorKinds::none()), "[]");
+        // After the reset, the sequence starts again from 2·base.
+        let mut b = ReconnectBackoff::new(Duration::from_millis(10), RuntimeRng::from_seed(1));
+        let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
+        for _ in 0..5 {
+            b.delay(t0);
+        }
+        let later = t0 + Duration::from_millis(10) * 2048 + Duration::from_nanos(1);
+        assert!(b.delay(later) <= Duration::from_millis(20));
     }
 }

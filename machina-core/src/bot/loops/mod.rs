@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 pub use kinds::{ErrorKinds, ReconnectBackoff};
 use state::{Done, LoopState, lock};
 
-use crate::retry::BoxError;
+use crate::error::BoxError;
 use crate::rt::{JoinHandle, Runtime, SpawnError};
 use crate::schedule::{IntoInterval, Schedule, ScheduleError};
 

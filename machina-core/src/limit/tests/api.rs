@@ -79,9 +79,9 @@ fn try_acquire_says_what_blocks_and_until_when() {
     let refused = api.try_acquire().unwrap_err();
     assert_eq!(
         refused,
-        NotUntil {
-            cause: Blocked::InFlight,
-            earliest: None
+        Refusal {
+            reason: Reason::InFlight,
+            until: None
         }
     );
     assert_eq!(refused.to_string(), "every in-flight slot is taken");
@@ -91,9 +91,9 @@ fn try_acquire_says_what_blocks_and_until_when() {
     let refused = api.try_acquire().unwrap_err();
     assert_eq!(
         refused,
-        NotUntil {
-            cause: Blocked::Window,
-            earliest: Some(t0 + ms(100))
+        Refusal {
+            reason: Reason::Window,
+            until: Some(t0 + ms(100))
         }
     );
     assert_eq!(
@@ -114,9 +114,9 @@ fn try_acquire_refuses_with_queue_while_others_wait_even_when_free() {
     let both = call(&rt, t0, &[&a, &b], 0, (0, 0), &starts);
     mock.run_until_stalled().unwrap();
     assert_eq!((a.in_flight(), a.waiting()), (0, 1));
-    let queue = NotUntil {
-        cause: Blocked::Queue,
-        earliest: None,
+    let queue = Refusal {
+        reason: Reason::Queue,
+        until: None,
     };
     assert_eq!(a.try_acquire().unwrap_err(), queue);
     assert_eq!(queue.to_string(), "other callers are waiting first");
@@ -125,8 +125,8 @@ fn try_acquire_refuses_with_queue_while_others_wait_even_when_free() {
         queue
     );
     assert_eq!(
-        try_acquire_all(&[a.clone(), b.clone()]).unwrap_err().cause,
-        Blocked::Queue
+        try_acquire_all(&[a.clone(), b.clone()]).unwrap_err().reason,
+        Reason::Queue
     );
     assert_eq!(a.next_start(), None, "others are waiting");
     assert_eq!(a.in_flight(), 0, "refusals take nothing");

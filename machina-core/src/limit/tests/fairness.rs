@@ -92,9 +92,9 @@ fn a_backlog_and_a_greedy_caller_never_get_ahead_of_an_early_waiter() {
     let started = join_all(&mock, handles);
     join_all(&mock, vec![greedy]);
 
-    let queue = NotUntil {
-        cause: Blocked::Queue,
-        earliest: None,
+    let queue = Refusal {
+        reason: Reason::Queue,
+        until: None,
     };
     assert_eq!(entries(&refusals), vec![Some(queue); 89]);
     assert_eq!(started[..2], [0, 100], "the early waiter starts first");

@@ -18,9 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{
-    AcquireError, Blocked, ConcurrentGroup, GroupStats, LimitError, Limits, NotUntil, Permit,
-    acquire_all, try_acquire_all,
+    AcquireError, ConcurrentGroup, GroupStats, LimitError, Limits, Permit, acquire_all,
+    try_acquire_all,
 };
+pub(super) use crate::decision::{Reason, Refusal};
 use crate::rt::{JoinError, JoinHandle, Runtime};
 use crate::testing::MockRuntime;
 

@@ -51,8 +51,8 @@ fn try_acquire_all_starts_in_every_group_or_in_none() {
     let held = b.try_acquire().unwrap();
     for order in [[a.clone(), b.clone()], [b.clone(), a.clone()]] {
         let refused = try_acquire_all(&order).unwrap_err();
-        assert_eq!(refused.cause, Blocked::InFlight);
-        assert_eq!(refused.earliest, None);
+        assert_eq!(refused.reason, Reason::InFlight);
+        assert_eq!(refused.until, None);
         assert_eq!(a.starts_in_window(), 0, "no token of a spent");
         assert_eq!(a.in_flight(), 0);
         assert_eq!(a.stats().acquired, 0);
@@ -65,8 +65,8 @@ fn try_acquire_all_starts_in_every_group_or_in_none() {
 
     // Now a refuses (window): b gives nothing either.
     let refused = try_acquire_all(&[a.clone(), b.clone()]).unwrap_err();
-    assert_eq!(refused.cause, Blocked::Window);
-    assert_eq!(refused.earliest, Some(t0 + ms(1000)));
+    assert_eq!(refused.reason, Reason::Window);
+    assert_eq!(refused.until, Some(t0 + ms(1000)));
     assert_eq!((a.in_flight(), b.in_flight()), (0, 0));
     assert_eq!((a.stats().acquired, b.stats().acquired), (1, 2));
 }

@@ -46,12 +46,12 @@ fn a_token_returns_at_the_window_edge_and_not_a_nanosecond_before() {
 
     mock.advance(ms(199)).unwrap();
     let refused = api.try_acquire().unwrap_err();
-    assert_eq!(refused.cause, Blocked::Window);
-    assert_eq!(refused.earliest, Some(t0 + ms(300)));
+    assert_eq!(refused.reason, Reason::Window);
+    assert_eq!(refused.until, Some(t0 + ms(300)));
     assert_eq!(api.next_start(), Some(t0 + ms(300)));
 
     mock.advance(ms(1) - Duration::from_nanos(1)).unwrap();
-    assert_eq!(api.try_acquire().unwrap_err().earliest, Some(t0 + ms(300)));
+    assert_eq!(api.try_acquire().unwrap_err().until, Some(t0 + ms(300)));
     assert_eq!(api.starts_in_window(), 2);
 
     mock.advance(Duration::from_nanos(1)).unwrap();
@@ -63,7 +63,7 @@ fn a_token_returns_at_the_window_edge_and_not_a_nanosecond_before() {
     );
     assert_eq!(api.next_start(), Some(t0 + ms(300)));
     let third = api.try_acquire().unwrap();
-    assert_eq!(api.try_acquire().unwrap_err().earliest, Some(t0 + ms(400)));
+    assert_eq!(api.try_acquire().unwrap_err().until, Some(t0 + ms(400)));
     drop(third);
     mock.advance(ms(100)).unwrap();
     assert_eq!(api.starts_in_window(), 1);

@@ -23,27 +23,32 @@ fn attempts_per_call(mock: &MockRuntime, retry: &Retry, calls: usize) -> Vec<usi
 
 #[test]
 fn a_retry_beyond_the_share_gives_up_with_budget_exhausted() {
-    let mock = MockRuntime::new();
-    let budget = RetryBudget::new(&mock.runtime(), 0.5, secs(60), 0).unwrap();
+    let budget = RetryBudget::new(0.5, secs(60), 0).unwrap();
     let retry = Retry::new()
         .rule(Rule::fixed(secs(1)).retries(5))
         .budget(budget.clone());
     let mut state = retry.start(RuntimeRng::from_seed(0));
     assert_eq!(
-        state.on_error(&DiskError),
-        Decision::GiveUp(GiveUpReason::BudgetExhausted),
+        on_budget(&retry, &mut state, &DiskError),
+        D::GiveUp(Reason::BudgetExhausted),
         "no call deposited, no minimum: no retry"
     );
     assert_eq!(state.retries_used(), [0], "a refused retry is not charged");
     for _ in 0..4 {
-        budget.deposit();
+        budget.deposit(t0());
     }
     let mut state = retry.start(RuntimeRng::from_seed(0));
-    assert_eq!(retry_wait(state.on_error(&DiskError)), secs(1));
-    assert_eq!(retry_wait(state.on_error(&DiskError)), secs(1));
     assert_eq!(
-        state.on_error(&DiskError),
-        Decision::GiveUp(GiveUpReason::BudgetExhausted),
+        retry_wait(on_budget(&retry, &mut state, &DiskError)),
+        secs(1)
+    );
+    assert_eq!(
+        retry_wait(on_budget(&retry, &mut state, &DiskError)),
+        secs(1)
+    );
+    assert_eq!(
+        on_budget(&retry, &mut state, &DiskError),
+        D::GiveUp(Reason::BudgetExhausted),
         "50% of 4 calls is 2 retries, though the rule has 3 left"
     );
     assert_eq!(state.attempts(), 3);
@@ -52,7 +57,7 @@ fn a_retry_beyond_the_share_gives_up_with_budget_exhausted() {
 #[test]
 fn calls_beyond_the_share_are_not_retried() {
     let mock = MockRuntime::new();
-    let budget = RetryBudget::new(&mock.runtime(), 0.5, secs(60), 0).unwrap();
+    let budget = RetryBudget::new(0.5, secs(60), 0).unwrap();
     let retry = Retry::new()
         .rule(Rule::fixed(secs(1)).retries(1))
         .budget(budget);
@@ -64,8 +69,7 @@ fn calls_beyond_the_share_are_not_retried() {
 #[test]
 fn each_top_level_call_is_deposited_once() {
     let mock = MockRuntime::new();
-    let rt = mock.runtime();
-    let budget = RetryBudget::new(&rt, 0.2, secs(60), 0).unwrap();
+    let budget = RetryBudget::new(0.2, secs(60), 0).unwrap();
     let retry = Retry::new()
         .rule(Rule::fixed(secs(1)).retries(3))
         .budget(budget.clone());
@@ -73,14 +77,14 @@ fn each_top_level_call_is_deposited_once() {
         let (result, starts) = call(&mock, &retry, [ok()]);
         assert_eq!((result.unwrap(), starts.len()), ("done", 1));
     }
-    let granted = (0..10).filter(|_| budget.try_withdraw()).count();
+    let granted = (0..10).filter(|_| budget.try_withdraw(t0())).count();
     assert_eq!(granted, 2, "20% of 10 calls");
 }
 
 #[test]
 fn errors_no_rule_matches_do_not_spend_the_budget() {
     let mock = MockRuntime::new();
-    let budget = RetryBudget::new(&mock.runtime(), 0.0, secs(60), 1).unwrap();
+    let budget = RetryBudget::new(0.0, secs(60), 1).unwrap();
     let retry = Retry::new()
         .rule(Rule::fixed(secs(1)).on::<HttpError>().retries(3))
         .budget(budget);
@@ -94,7 +98,7 @@ fn errors_no_rule_matches_do_not_spend_the_budget() {
 fn the_budget_comes_back_once_the_window_has_passed() {
     let mock = MockRuntime::new();
     let rt = mock.runtime();
-    let budget = RetryBudget::new(&rt, 0.0, secs(10), 1).unwrap();
+    let budget = RetryBudget::new(0.0, secs(10), 1).unwrap();
     let retry = Retry::new()
         .rule(Rule::fixed(secs(1)).retries(3))
         .budget(budget);
@@ -108,7 +112,7 @@ fn the_budget_comes_back_once_the_window_has_passed() {
 #[test]
 fn clones_of_a_budget_share_it_across_retries() {
     let mock = MockRuntime::new();
-    let budget = RetryBudget::new(&mock.runtime(), 0.0, secs(60), 2).unwrap();
+    let budget = RetryBudget::new(0.0, secs(60), 2).unwrap();
     let a = Retry::new()
         .rule(Rule::fixed(secs(1)).retries(1))
         .budget(budget.clone());

@@ -21,24 +21,24 @@ fn each_failure_is_charged_to_the_first_matching_rule_with_retries_left() {
         retry_after: None,
     };
     let decisions = [
-        state.on_error(&http),
-        state.on_error(&DiskError),
-        state.on_error(&http),
+        on(&mut state, &http),
+        on(&mut state, &DiskError),
+        on(&mut state, &http),
     ];
     assert_eq!(
         decisions,
         [
-            Decision::Retry {
+            D::Retry {
                 wait: secs(1),
                 rule: 0,
                 remaining: Some(1)
             },
-            Decision::Retry {
+            D::Retry {
                 wait: secs(10),
                 rule: 1,
                 remaining: Some(0)
             },
-            Decision::Retry {
+            D::Retry {
                 wait: secs(1),
                 rule: 0,
                 remaining: Some(0)
@@ -46,10 +46,7 @@ fn each_failure_is_charged_to_the_first_matching_rule_with_retries_left() {
         ]
     );
     assert_eq!(state.retries_used(), [2, 1]);
-    assert_eq!(
-        state.on_error(&http),
-        Decision::GiveUp(GiveUpReason::RetriesExhausted)
-    );
+    assert_eq!(on(&mut state, &http), D::GiveUp(Reason::RetriesExhausted));
     assert_eq!(state.attempts(), 4);
 }
 
@@ -118,7 +115,7 @@ fn counters_are_fresh_for_every_top_level_call() {
             for _ in 0..2 {
                 let attempts = Attempts::new(&rt, script());
                 let result = retry.call(&rt, || attempts.clone().attempt()).await;
-                assert!(result.unwrap_err().is::<DiskError>());
+                assert!(op_error(result.unwrap_err()).is::<DiskError>());
                 assert_eq!(attempts.left(), 0);
                 runs.push(attempts.starts());
             }
@@ -170,10 +167,7 @@ fn concurrent_calls_sharing_a_retry_keep_their_own_counters() {
 fn a_retry_without_rules_never_retries() {
     let retry = Retry::new();
     let mut state = retry.start(RuntimeRng::from_seed(0));
-    assert_eq!(
-        state.on_error(&DiskError),
-        Decision::GiveUp(GiveUpReason::NoRuleMatches)
-    );
+    assert_eq!(on(&mut state, &DiskError), D::GiveUp(Reason::NoRuleMatches));
     let mock = MockRuntime::new();
     let (result, starts) = call(&mock, &retry, [fail(http(503))]);
     assert_eq!(status_of(&result.unwrap_err()), 503);

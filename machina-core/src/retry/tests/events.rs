@@ -1,5 +1,6 @@
-//! The `tracing` events of `Retry::call`: one per retry with the error,
-//! the wait and the retries left, and one when it gives up.
+//! The `tracing` events of `Retry::call` (emitted by the call driver):
+//! one per retry with the error, the wait and the retries left, and one
+//! when it gives up.
 
 #[allow(unused_imports, reason = "each area uses part of the shared prelude")]
 use super::*;
@@ -8,12 +9,12 @@ use crate::log_capture::Captured;
 use tracing::Level;
 
 /// Runs `f` with a capturing subscriber on this thread; returns the
-/// retry module's events.
+/// call driver's events.
 fn capture(f: impl FnOnce()) -> Vec<Captured> {
     let ((), events) = crate::log_capture::capture(f);
     events
         .into_iter()
-        .filter(|e| e.target.starts_with("machina_core::retry"))
+        .filter(|e| e.target.starts_with("machina_core::call"))
         .collect()
 }
 

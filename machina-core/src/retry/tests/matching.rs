@@ -106,10 +106,7 @@ fn when_is_is_typed_and_looks_through_the_source_chain() {
 fn a_non_matching_error_is_returned_after_one_attempt() {
     let retry = Retry::new().rule(Rule::fixed(secs(1)).on::<HttpError>().retries(5));
     let mut state = retry.start(RuntimeRng::from_seed(0));
-    assert_eq!(
-        state.on_error(&DiskError),
-        Decision::GiveUp(GiveUpReason::NoRuleMatches)
-    );
+    assert_eq!(on(&mut state, &DiskError), D::GiveUp(Reason::NoRuleMatches));
     assert_eq!(state.attempts(), 1);
     let mock = MockRuntime::new();
     let (result, starts) = call(&mock, &retry, [fail(disk())]);
@@ -126,8 +123,8 @@ fn retries_n_means_at_most_n_plus_1_attempts() {
         let mut state = retry.start(RuntimeRng::from_seed(0));
         for left in (0..n).rev() {
             assert_eq!(
-                state.on_error(&DiskError),
-                Decision::Retry {
+                on(&mut state, &DiskError),
+                D::Retry {
                     wait: secs(1),
                     rule: 0,
                     remaining: Some(left)
@@ -135,8 +132,8 @@ fn retries_n_means_at_most_n_plus_1_attempts() {
             );
         }
         assert_eq!(
-            state.on_error(&DiskError),
-            Decision::GiveUp(GiveUpReason::RetriesExhausted),
+            on(&mut state, &DiskError),
+            D::GiveUp(Reason::RetriesExhausted),
             "retries({n})"
         );
         assert_eq!(state.attempts(), n + 1);
@@ -157,8 +154,8 @@ fn unlimited_is_explicit_and_never_runs_out() {
     let mut state = retry.start(RuntimeRng::from_seed(0));
     for _ in 0..1000 {
         assert_eq!(
-            state.on_error(&DiskError),
-            Decision::Retry {
+            on(&mut state, &DiskError),
+            D::Retry {
                 wait: secs(1),
                 rule: 0,
                 remaining: None

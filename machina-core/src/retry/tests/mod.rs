@@ -10,7 +10,6 @@ mod budget;
 mod compose;
 mod events;
 mod hints;
-mod limited;
 mod matching;
 mod outcomes;
 mod waits;
@@ -21,28 +20,31 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{BoxError, DEFAULT_HINT_CAP, Decision, GiveUpReason, Retry, RetryBudget, Rule, Wait};
-use crate::limit::{ConcurrentGroup, Limits};
+use super::{DEFAULT_HINT_CAP, Retry, RetryBudget, RetryState, Rule};
+use crate::call::CallError;
+use crate::decision::{Decision, Reason};
+use crate::error::BoxError;
 use crate::rt::{Runtime, RuntimeRng};
 use crate::testing::MockRuntime;
+use crate::waits::Wait;
 
-pub(super) fn secs(n: u64) -> Duration {
+pub(crate) fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-pub(super) fn ms(n: u64) -> Duration {
+pub(crate) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
 /// A failed HTTP call, with the server's `Retry-After` when it sent one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct HttpError {
-    pub(super) status: u16,
-    pub(super) retry_after: Option<Duration>,
+pub(crate) struct HttpError {
+    pub(crate) status: u16,
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl HttpError {
-    pub(super) fn retry_after(&self) -> Option<Duration> {
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
 }
@@ -57,7 +59,7 @@ impl Error for HttpError {}
 
 /// A failure that has nothing to do with HTTP.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct DiskError;
+pub(crate) struct DiskError;
 
 impl fmt::Display for DiskError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -70,7 +72,7 @@ impl Error for DiskError {}
 /// An error that carries another as its `source()`, as a client library's
 /// error wraps the transport's.
 #[derive(Debug)]
-pub(super) struct Wrapped {
+pub(crate) struct Wrapped {
     source: BoxError,
 }
 
@@ -86,30 +88,30 @@ impl Error for Wrapped {
     }
 }
 
-pub(super) fn http(status: u16) -> BoxError {
+pub(crate) fn http(status: u16) -> BoxError {
     Box::new(HttpError {
         status,
         retry_after: None,
     })
 }
 
-pub(super) fn http_after(status: u16, retry_after: Duration) -> BoxError {
+pub(crate) fn http_after(status: u16, retry_after: Duration) -> BoxError {
     Box::new(HttpError {
         status,
         retry_after: Some(retry_after),
     })
 }
 
-pub(super) fn disk() -> BoxError {
+pub(crate) fn disk() -> BoxError {
     Box::new(DiskError)
 }
 
-pub(super) fn wrapped(source: BoxError) -> BoxError {
+pub(crate) fn wrapped(source: BoxError) -> BoxError {
     Box::new(Wrapped { source })
 }
 
 /// The status of an error that must be an [`HttpError`].
-pub(super) fn status_of(error: &BoxError) -> u16 {
+pub(crate) fn status_of(error: &BoxError) -> u16 {
     error
         .downcast_ref::<HttpError>()
         .unwrap_or_else(|| panic!("expected an HttpError, got {error:?}"))
@@ -117,18 +119,18 @@ pub(super) fn status_of(error: &BoxError) -> u16 {
 }
 
 /// What one scripted attempt returns.
-pub(super) type Outcome = Result<&'static str, BoxError>;
+pub(crate) type Outcome = Result<&'static str, BoxError>;
 
-pub(super) fn ok() -> Outcome {
+pub(crate) fn ok() -> Outcome {
     Ok("done")
 }
 
-pub(super) fn fail(error: BoxError) -> Outcome {
+pub(crate) fn fail(error: BoxError) -> Outcome {
     Err(error)
 }
 
 /// `n` failures with `http 503`.
-pub(super) fn failures(n: usize) -> Vec<Outcome> {
+pub(crate) fn failures(n: usize) -> Vec<Outcome> {
     (0..n).map(|_| fail(http(503))).collect()
 }
 
@@ -136,7 +138,7 @@ pub(super) fn failures(n: usize) -> Vec<Outcome> {
 /// time since the script was made), takes `busy` of virtual time, and
 /// returns the next scripted outcome. An attempt beyond the script fails
 /// the test.
-pub(super) struct Attempts {
+pub(crate) struct Attempts {
     rt: Runtime,
     t0: Instant,
     busy: Duration,
@@ -145,11 +147,11 @@ pub(super) struct Attempts {
 }
 
 impl Attempts {
-    pub(super) fn new(rt: &Runtime, script: impl IntoIterator<Item = Outcome>) -> Arc<Self> {
+    pub(crate) fn new(rt: &Runtime, script: impl IntoIterator<Item = Outcome>) -> Arc<Self> {
         Attempts::busy(rt, Duration::ZERO, script)
     }
 
-    pub(super) fn busy(
+    pub(crate) fn busy(
         rt: &Runtime,
         busy: Duration,
         script: impl IntoIterator<Item = Outcome>,
@@ -165,7 +167,7 @@ impl Attempts {
 
     /// One attempt. Recorded when first polled, so under `call_limited` it
     /// shows when the attempt got its permit.
-    pub(super) async fn attempt(self: Arc<Self>) -> Outcome {
+    pub(crate) async fn attempt(self: Arc<Self>) -> Outcome {
         let n = {
             let mut starts = self.starts.lock().unwrap();
             starts.push(self.rt.now() - self.t0);
@@ -179,13 +181,23 @@ impl Attempts {
     }
 
     /// When each attempt started, relative to the script's creation.
-    pub(super) fn starts(&self) -> Vec<Duration> {
+    pub(crate) fn starts(&self) -> Vec<Duration> {
         self.starts.lock().unwrap().clone()
     }
 
     /// Scripted outcomes not played yet.
-    pub(super) fn left(&self) -> usize {
+    pub(crate) fn left(&self) -> usize {
         self.script.lock().unwrap().len()
+    }
+}
+
+/// The operation's own error of a failed call (a refusal by a layer, as
+/// itself).
+pub(crate) fn op_error(error: CallError<BoxError>) -> BoxError {
+    if error.operation_error().is_some() {
+        error.into_operation_error().expect("checked")
+    } else {
+        Box::new(error)
     }
 }
 
@@ -193,7 +205,7 @@ impl Attempts {
 /// the start of every attempt. Fails unless every scripted outcome was
 /// played (and [`Attempts`] fails on one more), so the script's length is
 /// the exact number of attempts expected.
-pub(super) fn call(
+pub(crate) fn call(
     mock: &MockRuntime,
     retry: &Retry,
     script: impl IntoIterator<Item = Outcome>,
@@ -202,20 +214,71 @@ pub(super) fn call(
     let attempts = Attempts::new(&rt, script);
     let result = mock
         .block_on(retry.call(&rt, || attempts.clone().attempt()))
-        .unwrap();
+        .unwrap()
+        .map_err(op_error);
     assert_eq!(attempts.left(), 0, "fewer attempts than scripted");
     (result, attempts.starts())
 }
 
 /// The gaps between successive attempt starts: the waits actually slept.
-pub(super) fn gaps(starts: &[Duration]) -> Vec<Duration> {
+pub(crate) fn gaps(starts: &[Duration]) -> Vec<Duration> {
     starts.windows(2).map(|w| w[1] - w[0]).collect()
 }
 
+/// The instant every pure decision below is taken at.
+pub(crate) fn t0() -> Instant {
+    static T0: std::sync::LazyLock<Instant> =
+        std::sync::LazyLock::new(|| crate::rt::Timer::now(&crate::rt::SystemTimer::new()));
+    *T0
+}
+
+/// A retry decision seen as the wait it asks for, for short assertions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum D {
+    Retry {
+        wait: Duration,
+        rule: usize,
+        remaining: Option<u32>,
+    },
+    GiveUp(Reason),
+}
+
+impl From<Decision> for D {
+    fn from(decision: Decision) -> Self {
+        match decision {
+            Decision::WaitUntil(refusal) => match refusal.reason {
+                Reason::Retrying { rule, remaining } => D::Retry {
+                    wait: refusal.until.expect("a retry has an instant") - t0(),
+                    rule,
+                    remaining,
+                },
+                other => panic!("not a retry: {other:?}"),
+            },
+            Decision::GiveUp(reason) => D::GiveUp(reason),
+            Decision::Proceed => panic!("a retry state never says proceed"),
+        }
+    }
+}
+
+/// `state.on_error` at [`t0`], without a budget.
+pub(crate) fn on(state: &mut RetryState<'_>, error: &(dyn Error + 'static)) -> D {
+    state.on_error(t0(), error, None).into()
+}
+
+/// `state.on_error` at [`t0`], with `retry`'s budget.
+pub(crate) fn on_budget(
+    retry: &Retry,
+    state: &mut RetryState<'_>,
+    error: &(dyn Error + 'static),
+) -> D {
+    let budget = retry.retry_budget().expect("a budget");
+    budget.with(|b| state.on_error(t0(), error, Some(b))).into()
+}
+
 /// The wait of a `Retry` decision; fails on any other.
-pub(super) fn retry_wait(decision: Decision) -> Duration {
+pub(crate) fn retry_wait(decision: D) -> Duration {
     match decision {
-        Decision::Retry { wait, .. } => wait,
+        D::Retry { wait, .. } => wait,
         other => panic!("expected a retry, got {other:?}"),
     }
 }

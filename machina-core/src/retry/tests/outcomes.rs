@@ -6,7 +6,7 @@ use super::*;
 #[test]
 fn success_at_once_makes_one_attempt_and_never_sleeps() {
     let mock = MockRuntime::new();
-    let budget = RetryBudget::new(&mock.runtime(), 0.0, secs(60), 1).unwrap();
+    let budget = RetryBudget::new(0.0, secs(60), 1).unwrap();
     let retry = Retry::new()
         .rule(Rule::fixed(secs(1)).retries(3))
         .rule(Rule::exponential_jitter(secs(1), secs(10)).unlimited())
@@ -17,8 +17,8 @@ fn success_at_once_makes_one_attempt_and_never_sleeps() {
     assert_eq!(mock.elapsed(), Duration::ZERO);
     assert_eq!(mock.pending_timers(), 0);
     // Nothing was withdrawn from the budget: its one retry is still there.
-    assert!(budget.try_withdraw());
-    assert!(!budget.try_withdraw());
+    assert!(budget.try_withdraw(t0()));
+    assert!(!budget.try_withdraw(t0()));
 }
 
 #[test]
@@ -65,7 +65,8 @@ fn the_last_error_is_returned_unchanged() {
         }))
         .unwrap();
     assert_eq!(tries, 3);
-    assert_eq!(status_of(&result.unwrap_err()), 503);
+    // The typed error comes back typed.
+    assert_eq!(result.unwrap_err().operation_error().unwrap().status, 503);
 }
 
 #[test]

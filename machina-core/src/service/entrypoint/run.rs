@@ -14,7 +14,7 @@ use futures::{FutureExt, StreamExt};
 use super::super::supervisor::{StopReason, StopReport, panic_error};
 use super::hooks::run_hooks;
 use super::{Entrypoint, FORCED_EXIT_CODE, Outcome, Signals};
-use crate::retry::BoxError;
+use crate::error::BoxError;
 use crate::service::Started;
 
 /// The next shutdown request; a stream that has ended never requests one.

@@ -13,7 +13,7 @@ use super::{
     Entry, GraphError, Launched, News, Service, StartError, Starting, StopReason, StopReport,
     Supervisor, lock,
 };
-use crate::retry::BoxError;
+use crate::error::BoxError;
 
 /// Why a service could not be added to or removed from a running stack.
 #[derive(Debug, thiserror::Error)]

@@ -13,26 +13,60 @@ use futures::FutureExt;
 use futures::channel::{mpsc, oneshot};
 
 use super::panic_error;
-use crate::retry::BoxError;
+use crate::error::BoxError;
 use crate::rt::{JoinHandle, Runtime};
 use crate::service::context::Context;
+use crate::waits::Wait;
 
 /// What a background task of a service does when it fails.
+///
+/// # Examples
+///
+/// ```
+/// use machina_core::service::RestartPolicy;
+/// use machina_core::waits::Wait;
+/// use std::time::Duration;
+///
+/// // 100 ms, 200 ms, 400 ms … (at most 6.4 s), five times.
+/// let policy = RestartPolicy::on_failure(Duration::from_millis(100), 5);
+/// assert_eq!(policy, RestartPolicy::OnFailure {
+///     waits: Wait::Exponential {
+///         base: Duration::from_millis(100),
+///         factor: 2,
+///         cap: Duration::from_millis(6400),
+///     },
+///     max_restarts: 5,
+/// });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum RestartPolicy {
     /// The failure brings the whole stack down (facet's behaviour).
     #[default]
     Never,
-    /// Run the task again after `backoff`, doubling each time (at most 64×),
-    /// up to `max_restarts` times; a failure after that brings the stack
-    /// down.
+    /// Run the task again after each wait of `waits`, up to `max_restarts`
+    /// times; a failure after that brings the stack down.
     OnFailure {
-        /// The first wait before a restart.
-        backoff: Duration,
+        /// The waits before each restart.
+        waits: Wait,
         /// How many restarts are allowed.
         max_restarts: u32,
     },
+}
+
+impl RestartPolicy {
+    /// Restarts after `backoff`, doubling each time (at most 64×), up to
+    /// `max_restarts` times.
+    pub fn on_failure(backoff: Duration, max_restarts: u32) -> Self {
+        RestartPolicy::OnFailure {
+            waits: Wait::Exponential {
+                base: backoff,
+                factor: 2,
+                cap: backoff.saturating_mul(64),
+            },
+            max_restarts,
+        }
+    }
 }
 
 /// What a service gets while it starts: its name, the shared [`Context`],
@@ -145,6 +179,10 @@ impl ServiceContext {
         let name = self.name.clone();
         self.spawn(async move {
             let mut restarts = 0u32;
+            let mut waits = match policy {
+                RestartPolicy::OnFailure { waits, .. } => Some(waits.waits(runtime.rng().clone())),
+                RestartPolicy::Never => None,
+            };
             loop {
                 // Each run inside this task, so stopping the service
                 // cancels and awaits the run in progress too.
@@ -154,12 +192,11 @@ impl ServiceContext {
                     Ok(Err(error)) => error,
                     Err(payload) => panic_error(payload),
                 };
-                match policy {
-                    RestartPolicy::OnFailure {
-                        backoff,
-                        max_restarts,
-                    } if restarts < max_restarts => {
-                        let wait = backoff.saturating_mul(1 << restarts.min(6));
+                match (policy, waits.as_mut()) {
+                    (RestartPolicy::OnFailure { max_restarts, .. }, Some(waits))
+                        if restarts < max_restarts =>
+                    {
+                        let wait = waits.next().unwrap_or_default();
                         restarts += 1;
                         tracing::warn!(service = %name, %error, restart = restarts, ?wait, "background task failed; restarting");
                         runtime.sleep(wait).await;

@@ -15,7 +15,7 @@ use super::{
     Entry, FailureSink, Launched, ServiceContext, StartError, StopReason, Supervisor, lock,
     panic_error,
 };
-use crate::retry::BoxError;
+use crate::error::BoxError;
 
 /// How [`Supervisor::start_until`] ended without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -228,7 +228,7 @@ fn a_stop_past_its_timeout_does_not_leave_a_periodic_loop_running() {
             count.lock().unwrap().0 += 1;
             clock.sleep(Duration::from_secs(3600)).await;
             count.lock().unwrap().1 += 1;
-            Ok::<(), crate::retry::BoxError>(())
+            Ok::<(), crate::error::BoxError>(())
         }
     })
     .unwrap();
@@ -261,7 +261,7 @@ fn a_recurring_wait_of_duration_max_means_until_stopped() {
         |_| async { Strategy::Run(Duration::MAX) },
         move || {
             ran.store(true, Ordering::SeqCst);
-            async { Ok::<(), crate::retry::BoxError>(()) }
+            async { Ok::<(), crate::error::BoxError>(()) }
         },
     );
     let stack = Supervisor::builder(&rt)

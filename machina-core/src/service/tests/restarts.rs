@@ -43,10 +43,7 @@ fn stack(rt: &Runtime, failures: Option<usize>) -> (Supervisor, Arc<Mutex<Vec<u1
         rt: rt.clone(),
         runs: runs.clone(),
         failures,
-        policy: RestartPolicy::OnFailure {
-            backoff: ms(100),
-            max_restarts: 2,
-        },
+        policy: RestartPolicy::on_failure(ms(100), 2),
     };
     (
         Supervisor::builder(rt)

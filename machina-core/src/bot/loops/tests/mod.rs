@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{Loop, LoopBuilder, LoopEnd, LoopError, LoopPanicked, LoopRun, SharedError};
-use crate::retry::BoxError;
+use crate::error::BoxError;
 use crate::rt::{MissedTick, Runtime};
 use crate::schedule::Schedule;
 use crate::testing::MockRuntime;

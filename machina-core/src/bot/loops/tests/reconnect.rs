@@ -6,19 +6,15 @@ use std::future::pending;
 
 #[allow(unused_imports, reason = "each area uses part of the shared prelude")]
 use super::*;
-use crate::backoff::AttemptTimedOut;
 use crate::bot::ReconnectBackoff;
+use crate::call::AttemptTimedOut;
 use crate::rt::{Elapsed, RuntimeRng};
 
 /// The delays the loop's backoff gives on a runtime seeded with `seed`,
 /// for failures at `failures` (since `t0`), computed apart from the loop.
 fn expected_delays(seed: u64, base: Duration, t0: Instant, failures: &[Duration]) -> Vec<Duration> {
-    let rng = RuntimeRng::from_seed(seed);
-    let mut backoff = ReconnectBackoff::new(base);
-    failures
-        .iter()
-        .map(|&at| backoff.delay(t0 + at, &rng))
-        .collect()
+    let mut backoff = ReconnectBackoff::new(base, RuntimeRng::from_seed(seed));
+    failures.iter().map(|&at| backoff.delay(t0 + at)).collect()
 }
 
 /// Runs a one-iteration loop, configured by `configure` and then

@@ -1,5 +1,6 @@
-//! `Retry::call_limited`: the retry wraps the whole call once, each attempt
-//! is a new start in every group, and the slot is free while waiting.
+//! Groups and retry in one stack: the retry wraps the whole call once,
+//! each attempt is a new start in every group, and the slot is free while
+//! waiting.
 
 #[allow(unused_imports, reason = "each area uses part of the shared prelude")]
 use super::*;
@@ -8,8 +9,8 @@ fn group(rt: &Runtime, name: &str, limits: Limits) -> ConcurrentGroup {
     ConcurrentGroup::new(rt, name, limits).unwrap()
 }
 
-/// Runs `retry.call_limited` over `script`; returns the result and the
-/// start of every attempt (when it held its permits).
+/// Runs `script` through a stack of `groups` and `retry`; returns the
+/// result and the start of every attempt (when it held its permits).
 fn call_limited(
     mock: &MockRuntime,
     retry: &Retry,
@@ -19,8 +20,14 @@ fn call_limited(
     let rt = mock.runtime();
     let attempts = Attempts::new(&rt, script);
     let result = mock
-        .block_on(retry.call_limited(&rt, groups, || attempts.clone().attempt()))
-        .unwrap();
+        .block_on(
+            CallStack::new()
+                .groups(groups.iter().cloned())
+                .retry(retry.clone())
+                .run(&rt, || attempts.clone().attempt()),
+        )
+        .unwrap()
+        .map_err(op_error);
     assert_eq!(attempts.left(), 0, "fewer attempts than scripted");
     (result, attempts.starts())
 }
@@ -94,9 +101,10 @@ fn the_slot_is_free_while_waiting_to_retry() {
     let caller = {
         let (rt2, api, attempts) = (rt.clone(), api.clone(), attempts.clone());
         rt.spawn(async move {
-            let groups = [api];
-            retry
-                .call_limited(&rt2, &groups, || attempts.clone().attempt())
+            CallStack::new()
+                .group(api)
+                .retry(retry)
+                .run(&rt2, || attempts.clone().attempt())
                 .await
         })
         .unwrap()

@@ -1,0 +1,307 @@
+//! The one driver: runs attempts of an operation through the layers of a
+//! stack, turning each layer's decision into a wait, a refusal or a
+//! result. The policies decide (fed `now`); this file only waits and
+//! wires.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use super::error::{AsDynError, AttemptTimedOut, CallError, CallErrorKind, Layer, View, view};
+use crate::breaker::{CircuitBreaker, CircuitState};
+use crate::decision::{Decision, Reason};
+use crate::error::BoxError;
+use crate::limit::{Acquire, Group, Permit};
+use crate::retry::{Retry, RetryState};
+use crate::rt::{Runtime, instant_after};
+
+/// The layers of one call, borrowed (so a call allocates nothing for
+/// them).
+#[derive(Clone, Copy)]
+pub(crate) struct Layers<'a> {
+    pub(crate) groups: &'a [Group],
+    pub(crate) breaker: Option<&'a CircuitBreaker>,
+    pub(crate) retry: Option<&'a Retry>,
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) deadline: Option<Duration>,
+}
+
+impl<'a> Layers<'a> {
+    /// Only retry rules (what `Retry::call` runs).
+    pub(crate) fn retry_only(retry: &'a Retry) -> Self {
+        Layers {
+            groups: &[],
+            breaker: None,
+            retry: Some(retry),
+            attempt_timeout: None,
+            deadline: None,
+        }
+    }
+}
+
+/// How one attempt failed.
+enum Failure<E> {
+    /// The operation's own error.
+    Op(E),
+    /// It ran past the per-attempt timeout.
+    TimedOut(AttemptTimedOut),
+    /// A layer refused it; it did not run.
+    Refused { layer: Layer, error: BoxError },
+}
+
+impl<E> Failure<E> {
+    fn as_error(&self, view: View<E>) -> &(dyn std::error::Error + 'static) {
+        match self {
+            Failure::Op(e) => view(e),
+            Failure::TimedOut(t) => t,
+            Failure::Refused { error, .. } => &**error,
+        }
+    }
+
+    fn into_call_error(self, attempts: u32, reason: Reason, view: View<E>) -> CallError<E> {
+        let kind = match self {
+            Failure::Op(error) => CallErrorKind::Failed {
+                error,
+                attempts,
+                reason,
+            },
+            Failure::TimedOut(t) => CallErrorKind::TimedOut {
+                limit: t.limit,
+                attempts,
+                reason,
+            },
+            Failure::Refused { layer, error } => CallErrorKind::Refused {
+                layer,
+                error,
+                attempts,
+            },
+        };
+        CallError::new(kind, view)
+    }
+}
+
+/// Runs `op` (a fresh attempt per call) through `layers`.
+pub(crate) async fn run<T, E, M, F, Fut>(
+    layers: Layers<'_>,
+    runtime: &Runtime,
+    mut op: F,
+) -> Result<T, CallError<E>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: AsDynError<M>,
+{
+    run_attempts(layers, runtime, move || Some(op())).await
+}
+
+/// The driver. `next` makes the next attempt's future, or `None` when no
+/// further attempt can be made (then the last failure is final).
+///
+/// Per attempt, in order: wait for a slot in every group (all or none) →
+/// ask the breaker → make and run the attempt, cut at the per-attempt
+/// timeout → report the outcome to the breaker → give the slots back. On
+/// a failure the retry rules decide: wait until an instant, or give up.
+/// The deadline bounds all of it, waits included.
+pub(crate) async fn run_attempts<T, E, M, F, Fut>(
+    layers: Layers<'_>,
+    runtime: &Runtime,
+    mut next: F,
+) -> Result<T, CallError<E>>
+where
+    F: FnMut() -> Option<Fut>,
+    Fut: Future<Output = Result<T, E>>,
+    E: AsDynError<M>,
+{
+    let view = view::<E, M>();
+    let deadline_at = layers.deadline.map(|d| instant_after(runtime.now(), d));
+    let deadline_passed = |attempts, last: Option<CallError<E>>| {
+        CallError::new(
+            CallErrorKind::DeadlineExceeded {
+                deadline: layers.deadline.unwrap_or_default(),
+                attempts,
+                last: last.map(Box::new),
+            },
+            view,
+        )
+    };
+    if let Some(budget) = layers.retry.and_then(Retry::retry_budget) {
+        budget.deposit(runtime.now());
+    }
+    let mut state: Option<RetryState<'_>> = None;
+    let mut attempts = 0u32;
+    let mut last: Option<CallError<E>> = None;
+    loop {
+        attempts += 1;
+        let held = match deadline_at {
+            Some(at) if !layers.groups.is_empty() => {
+                match runtime.timeout_at(at, acquire(layers.groups)).await {
+                    Ok(held) => held,
+                    Err(_) => return Err(deadline_passed(attempts, last)),
+                }
+            }
+            _ => acquire(layers.groups).await,
+        };
+        let failure = match held {
+            Err(refused) => refused,
+            Ok(permits) => match attempt(&layers, runtime, &mut next, deadline_at, view).await {
+                Attempt::Done(Ok(value)) => return Ok(value),
+                Attempt::Done(Err(failure)) => {
+                    drop(permits);
+                    failure
+                }
+                Attempt::Deadline => return Err(deadline_passed(attempts, last)),
+                Attempt::NoMore => {
+                    return Err(last.unwrap_or_else(|| deadline_passed(attempts - 1, None)));
+                }
+            },
+        };
+        let Some(retry) = layers.retry else {
+            return Err(failure.into_call_error(attempts, Reason::NoRuleMatches, view));
+        };
+        let state = state.get_or_insert_with(|| retry.start(runtime.rng().clone()));
+        let now = runtime.now();
+        let decision = match retry.retry_budget() {
+            Some(budget) => budget.with(|b| state.on_error(now, failure.as_error(view), Some(b))),
+            None => state.on_error(now, failure.as_error(view), None),
+        };
+        retry.count(&decision);
+        let (until, retrying) = match decision {
+            Decision::WaitUntil(refusal) => (refusal.until.unwrap_or(now), refusal.reason),
+            Decision::Proceed => (now, Reason::NoRuleMatches),
+            Decision::GiveUp(reason) => {
+                tracing::debug!(error = %failure.as_error(view), attempts, ?reason, "call failed; not retrying");
+                return Err(failure.into_call_error(attempts, reason, view));
+            }
+        };
+        if deadline_at.is_some_and(|d| until >= d) {
+            // The wait would end at or past the deadline: no time is left
+            // for another attempt, so report now rather than sleep for
+            // nothing.
+            let failed = failure.into_call_error(attempts, Reason::Deadline, view);
+            return Err(deadline_passed(attempts, Some(failed)));
+        }
+        let wait = until.saturating_duration_since(now);
+        if let Reason::Retrying { rule, remaining } = retrying {
+            tracing::warn!(
+                error = %failure.as_error(view),
+                attempt = attempts,
+                ?wait,
+                rule,
+                remaining = remaining.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
+                "call failed; retrying"
+            );
+        }
+        last = Some(failure.into_call_error(attempts, retrying, view));
+        if until > now {
+            runtime.sleep_until(until).await;
+        }
+    }
+}
+
+/// What one attempt came to.
+enum Attempt<T, E> {
+    Done(Result<T, Failure<E>>),
+    /// The deadline cut it short.
+    Deadline,
+    /// No further attempt can be made.
+    NoMore,
+}
+
+/// Asks the breaker, makes the attempt and runs it under the per-attempt
+/// timeout and the deadline, reporting the outcome to the breaker.
+async fn attempt<T, E, F, Fut>(
+    layers: &Layers<'_>,
+    runtime: &Runtime,
+    next: &mut F,
+    deadline_at: Option<Instant>,
+    view: View<E>,
+) -> Attempt<T, E>
+where
+    F: FnMut() -> Option<Fut>,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let admitted: Option<(&CircuitBreaker, CircuitState)> = match layers.breaker {
+        None => None,
+        Some(breaker) => match breaker.admit() {
+            Ok(state) => Some((breaker, state)),
+            Err(open) => {
+                return Attempt::Done(Err(Failure::Refused {
+                    layer: Layer::Breaker(open.name.clone()),
+                    error: Box::new(open),
+                }));
+            }
+        },
+    };
+    let Some(fut) = next() else {
+        return Attempt::NoMore;
+    };
+    let limit_at = layers
+        .attempt_timeout
+        .map(|t| instant_after(runtime.now(), t));
+    let cut_at = match (limit_at, deadline_at) {
+        (Some(a), Some(d)) => Some(a.min(d)),
+        (a, d) => a.or(d),
+    };
+    let outcome = match cut_at {
+        None => Some(fut.await),
+        Some(at) => runtime.timeout_at(at, fut).await.ok(),
+    };
+    let result = match outcome {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(error)) => Err(Failure::Op(error)),
+        None if cut_at == deadline_at => return Attempt::Deadline,
+        None => Err(Failure::TimedOut(AttemptTimedOut {
+            limit: layers.attempt_timeout.unwrap_or_default(),
+        })),
+    };
+    if let Some((breaker, admitted_in)) = admitted {
+        match &result {
+            Ok(_) => breaker.report(admitted_in, None),
+            Err(failure) => breaker.report(admitted_in, Some(failure.as_error(view))),
+        }
+    }
+    Attempt::Done(result)
+}
+
+/// The slots of one attempt: a permit over the local groups (taken all
+/// or none), then one per other limiter, in the stack's order.
+struct Held {
+    _local: Permit,
+    _shared: Vec<Permit>,
+}
+
+/// Waits for a slot in every group.
+async fn acquire<E>(groups: &[Group]) -> Result<Held, Failure<E>> {
+    let local = match groups {
+        [] => Permit::none(),
+        [Group::Local(one)] => one.acquire().await,
+        _ => {
+            let inners: Vec<_> = groups
+                .iter()
+                .filter_map(Group::as_local)
+                .map(|g| g.inner.clone())
+                .collect();
+            match inners.len() {
+                0 => Permit::none(),
+                _ => Acquire::new(inners).await,
+            }
+        }
+    };
+    let mut shared = Vec::new();
+    for group in groups {
+        if let Group::Shared(limiter) = group {
+            match limiter.acquire().await {
+                Ok(permit) => shared.push(permit),
+                Err(error) => {
+                    return Err(Failure::Refused {
+                        layer: Layer::Group(limiter.name().into()),
+                        error: Box::new(error),
+                    });
+                }
+            }
+        }
+    }
+    Ok(Held {
+        _local: local,
+        _shared: shared,
+    })
+}
