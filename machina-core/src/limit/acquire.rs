@@ -1,14 +1,27 @@
 //! [`Acquire`]: waiting for a permit in one or several groups, fairly and
 //! cancel-safely.
 //!
-//! A waiter takes a ticket in each of its groups, all at once under all
-//! their locks (taken in one global order), so any two waiters that share
-//! groups are ordered the same way in each. A waiter starts only when it is
-//! first in line in every group and every group's policy admits it; then it
-//! takes a slot and a token in all of them together. Only a waiter first in
-//! line sleeps on the window's clock; the others wait to be woken when the
-//! waiter ahead of them leaves the queue, so one freed slot or token wakes
-//! one waiter.
+//! Every waiter holds one ticket from a process-wide order of arrival, and
+//! each group's queue is ordered by those tickets, so a waiter's age
+//! compares the same way in every group. A waiter starts only when, in
+//! every one of its groups, no older waiter is queued and the policy
+//! admits it; then it takes a slot and a token in all of them together,
+//! under all their locks (taken in one global order).
+//!
+//! **Groups never block each other.** A caller waiting for several groups
+//! is queued only in the groups that hold it back — the ones it waits
+//! *for*. A group that would admit it does not see it in its queue, so a
+//! newcomer to that group alone is not held behind a caller stuck on
+//! another group. When a look finds that a group it waited for now admits
+//! it but another does not (it was *passed over*), it moves to the queue
+//! of the group that blocks, at its place by age. A caller passed over
+//! [`PINNED_AFTER`] times stops moving: it queues in all its groups and is
+//! served first come first served in each, so a multi-group caller cannot
+//! be starved by single-group traffic that keeps its groups busy in turn.
+//!
+//! Only a waiter first in line sleeps on a window's or a rate's clock; the
+//! others wait to be woken when the waiter ahead of them leaves the queue,
+//! so one freed slot or token wakes one waiter.
 
 use std::fmt;
 use std::future::Future;
@@ -18,6 +31,7 @@ use std::time::Instant;
 
 use super::group::{GroupInner, GroupState};
 use super::permit::Permit;
+use super::queue::next_ticket;
 use super::sync::{Arc, MutexGuard, lock};
 use crate::decision::{Decision, Reason, Refusal};
 use crate::rt::Sleep;
@@ -28,14 +42,23 @@ use crate::rt::Sleep;
 pub struct Acquire {
     /// Deduplicated, in lock order.
     groups: Small<Arc<GroupInner>>,
-    /// One ticket per group once queued; empty before.
-    tickets: Small<u64>,
-    /// When this caller started waiting in the queue.
+    /// This caller's place in the order of arrival, once it has waited.
+    ticket: Option<u64>,
+    /// Per group (several groups only): whether this caller is in its
+    /// queue now. With one group, queued = has a ticket.
+    queued: Vec<bool>,
+    /// Times a group it waited for admitted it while another did not.
+    passed_over: u32,
+    /// When this caller started waiting.
     queued_at: Option<Instant>,
     /// A wake-up for when the window opens, while first in line.
     sleep: Option<(Instant, Sleep)>,
     done: bool,
 }
+
+/// After this many times passed over, a multi-group caller queues in all
+/// its groups and stops giving way (see the module docs).
+pub(crate) const PINNED_AFTER: u32 = 2;
 
 /// None, one or several items, without allocating for one (a call in a
 /// single group is the common case).
@@ -58,17 +81,6 @@ impl<T> Small<T> {
 
     fn is_empty(&self) -> bool {
         self.as_slice().is_empty()
-    }
-
-    fn push(&mut self, item: T) {
-        *self = match std::mem::take(self) {
-            Small::Empty => Small::One(item),
-            Small::One(first) => Small::Many(vec![first, item]),
-            Small::Many(mut items) => {
-                items.push(item);
-                Small::Many(items)
-            }
-        };
     }
 }
 
@@ -107,13 +119,24 @@ impl Acquire {
     }
 
     fn with_groups(groups: Small<Arc<GroupInner>>) -> Self {
+        let queued = match &groups {
+            Small::Many(groups) => vec![false; groups.len()],
+            _ => Vec::new(),
+        };
         Acquire {
             groups,
-            tickets: Small::Empty,
+            ticket: None,
+            queued,
+            passed_over: 0,
             queued_at: None,
             sleep: None,
             done: false,
         }
+    }
+
+    /// Whether this caller stopped giving way in groups that admit it.
+    fn pinned(&self) -> bool {
+        self.passed_over >= PINNED_AFTER
     }
 
     fn lock_all(&self) -> Vec<MutexGuard<'_, GroupState>> {
@@ -157,7 +180,7 @@ impl Acquire {
     /// start, else queues it (or refreshes its waker).
     fn attempt(&mut self, waker: &Waker) -> Outcome {
         match &self.groups {
-            Small::One(group) => attempt_one(group, &mut self.tickets, &mut self.queued_at, waker),
+            Small::One(group) => attempt_one(group, &mut self.ticket, &mut self.queued_at, waker),
             _ => {
                 let now = self.groups.as_slice()[0].runtime.now();
                 self.attempt_all(now, waker)
@@ -168,37 +191,41 @@ impl Acquire {
     /// [`attempt`](Self::attempt) across several groups, under all their
     /// locks.
     fn attempt_all(&mut self, now: Instant, waker: &Waker) -> Outcome {
-        let queued = !self.tickets.is_empty();
         let mut guards: Vec<MutexGuard<'_, GroupState>> = self
             .groups
             .as_slice()
             .iter()
             .map(|g| lock(&g.state))
             .collect();
-        let mut admitted = true;
+        let mut blocks = vec![false; guards.len()];
         let mut only_clocks_block = true;
         let mut opens_at: Option<Instant> = None;
         for (i, state) in guards.iter_mut().enumerate() {
-            let ahead = match self.tickets.as_slice().get(i) {
-                Some(ticket) => state.waiters.head() != Some(*ticket),
+            let older_waits = match self.ticket {
+                Some(ticket) => state.waiters.has_older_than(ticket),
                 None => !state.waiters.is_empty(),
             };
-            if ahead {
-                admitted = false;
+            if older_waits {
+                blocks[i] = true;
                 only_clocks_block = false;
                 continue;
             }
-            if let Decision::WaitUntil(refused) = state.policy.decide(now) {
-                admitted = false;
-                match (refused.reason, refused.until) {
-                    (Reason::Window | Reason::Rate, Some(at)) => {
-                        opens_at = Some(opens_at.map_or(at, |prev: Instant| prev.max(at)));
-                    }
-                    _ => only_clocks_block = false,
+            match state.policy.decide(now) {
+                Decision::Proceed => {}
+                Decision::WaitUntil(Refusal {
+                    reason: Reason::Window | Reason::Rate,
+                    until: Some(at),
+                }) => {
+                    blocks[i] = true;
+                    opens_at = Some(opens_at.map_or(at, |prev: Instant| prev.max(at)));
+                }
+                _ => {
+                    blocks[i] = true;
+                    only_clocks_block = false;
                 }
             }
         }
-        if admitted {
+        if !blocks.contains(&true) {
             let mut next_heads = Vec::new();
             let waited = self.queued_at.map(|at| now.saturating_duration_since(at));
             for (i, state) in guards.iter_mut().enumerate() {
@@ -208,40 +235,63 @@ impl Acquire {
                     state.stats.waited += 1;
                     state.stats.wait_time += waited;
                 }
-                if let Some(ticket) = self.tickets.as_slice().get(i) {
-                    state.waiters.remove(*ticket);
+                if let (Some(ticket), true) = (self.ticket, self.queued[i]) {
+                    state.waiters.remove(ticket);
                     // The next in line may be able to start too, or must
                     // arm its timer for the window; if only a slot blocks
                     // it, the release of one will wake it, so waking it now
                     // would be a wasted poll.
-                    let slots_full = slots_full(state.policy.decide(now));
-                    if !slots_full {
+                    if !slots_full(state.policy.decide(now)) {
                         next_heads.extend(state.head_waker());
                     }
                 }
             }
             drop(guards);
-            self.tickets = Small::Empty;
+            self.queued.iter_mut().for_each(|q| *q = false);
             next_heads.into_iter().for_each(Waker::wake);
             return Outcome::Ready;
         }
-        if queued {
-            for (state, ticket) in guards.iter_mut().zip(self.tickets.as_slice()) {
-                if let Some(current) = state.waiters.waker_mut(*ticket)
-                    && !current.will_wake(waker)
-                {
-                    *current = waker.clone();
-                }
-            }
-        } else {
-            for state in guards.iter_mut() {
-                let ticket = state.next_ticket;
-                state.next_ticket += 1;
-                state.waiters.push(ticket, waker.clone());
-                self.tickets.push(ticket);
-            }
-            self.queued_at = Some(now);
+        let ticket = *self.ticket.get_or_insert_with(next_ticket);
+        self.queued_at.get_or_insert(now);
+        let passed_over = self
+            .queued
+            .iter()
+            .zip(&blocks)
+            .any(|(&queued, &blocks)| queued && !blocks);
+        if passed_over && !self.pinned() {
+            self.passed_over += 1;
         }
+        let pinned = self.pinned();
+        let mut next_heads = Vec::new();
+        for (i, state) in guards.iter_mut().enumerate() {
+            let wait_here = pinned || blocks[i];
+            match (self.queued[i], wait_here) {
+                (false, true) => {
+                    state.waiters.insert(ticket, waker.clone());
+                    self.queued[i] = true;
+                }
+                (true, true) => {
+                    if let Some(current) = state.waiters.waker_mut(ticket)
+                        && !current.will_wake(waker)
+                    {
+                        *current = waker.clone();
+                    }
+                }
+                (true, false) => {
+                    // This group admits the caller: it no longer waits for
+                    // it, so it gives way to whoever is next.
+                    let was_head = state.waiters.head() == Some(ticket);
+                    state.waiters.remove(ticket);
+                    self.queued[i] = false;
+                    if was_head {
+                        next_heads.extend(state.head_waker());
+                    }
+                }
+                (false, false) => {}
+            }
+        }
+        drop(guards);
+        next_heads.into_iter().for_each(Waker::wake);
         Outcome::Wait(if only_clocks_block { opens_at } else { None })
     }
 
@@ -256,11 +306,11 @@ impl Acquire {
 /// a wait is timed.
 fn attempt_one(
     group: &GroupInner,
-    tickets: &mut Small<u64>,
+    ticket_slot: &mut Option<u64>,
     queued_at: &mut Option<Instant>,
     waker: &Waker,
 ) -> Outcome {
-    let ticket = tickets.as_slice().first().copied();
+    let ticket = *ticket_slot;
     let mut state = lock(&group.state);
     let ahead = match ticket {
         Some(ticket) => state.waiters.head() != Some(ticket),
@@ -283,13 +333,12 @@ fn attempt_one(
                     state.waiters.remove(ticket);
                     // As in `attempt_all`: wake the next in line unless
                     // only a slot blocks it.
-                    let slots_full = slots_full(state.policy.decide(now));
-                    if !slots_full {
+                    if !slots_full(state.policy.decide(now)) {
                         next = state.head_waker();
                     }
                 }
                 drop(state);
-                *tickets = Small::Empty;
+                *ticket_slot = None;
                 if let Some(next) = next {
                     next.wake();
                 }
@@ -311,10 +360,9 @@ fn attempt_one(
             }
         }
         None => {
-            let ticket = state.next_ticket;
-            state.next_ticket += 1;
-            state.waiters.push(ticket, waker.clone());
-            *tickets = Small::One(ticket);
+            let ticket = next_ticket();
+            state.waiters.insert(ticket, waker.clone());
+            *ticket_slot = Some(ticket);
             *queued_at = Some(group.runtime.now());
         }
     }
@@ -374,15 +422,23 @@ impl Future for Acquire {
 
 impl Drop for Acquire {
     fn drop(&mut self) {
-        if self.done || self.tickets.is_empty() {
+        let Some(ticket) = self.ticket else {
+            return;
+        };
+        if self.done {
             return;
         }
         let mut next_heads = Vec::new();
-        for (group, ticket) in self.groups.as_slice().iter().zip(self.tickets.as_slice()) {
+        for (i, group) in self.groups.as_slice().iter().enumerate() {
             let mut state = lock(&group.state);
-            let was_head = state.waiters.head() == Some(*ticket);
-            state.waiters.remove(*ticket);
+            // Counted in every group the caller waited to start in, queued
+            // there or not.
             state.stats.abandoned += 1;
+            if !self.queued.get(i).copied().unwrap_or(true) {
+                continue;
+            }
+            let was_head = state.waiters.head() == Some(ticket);
+            state.waiters.remove(ticket);
             if was_head {
                 next_heads.extend(state.head_waker());
             }
@@ -403,7 +459,8 @@ impl fmt::Debug for Acquire {
                     .map(|g| &*g.name)
                     .collect::<Vec<_>>(),
             )
-            .field("queued", &!self.tickets.is_empty())
+            .field("queued", &self.ticket.is_some())
+            .field("passed_over", &self.passed_over)
             .finish()
     }
 }

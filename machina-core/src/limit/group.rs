@@ -38,7 +38,6 @@ pub(crate) struct GroupState {
     pub(crate) policy: GroupPolicy,
     /// Waiters by ticket: the smallest ticket is served first.
     pub(crate) waiters: WaitQueue,
-    pub(crate) next_ticket: u64,
     pub(crate) stats: GroupStats,
 }
 
@@ -60,6 +59,9 @@ pub(crate) struct GroupInner {
     /// When the group was made: the `now` handed to a policy without a
     /// window, which never reads it.
     made_at: Instant,
+    /// The group's place in the order groups were made: the order groups
+    /// are locked (and released) together, the same on every run.
+    order: u64,
 }
 
 impl GroupInner {
@@ -74,10 +76,11 @@ impl GroupInner {
         }
     }
 
-    /// The order in which groups are locked together: by address, which is
-    /// fixed for as long as anyone holds the group.
-    pub(crate) fn lock_order(group: &Arc<Self>) -> usize {
-        Arc::as_ptr(group) as usize
+    /// The order in which groups are locked together: the order they were
+    /// made in — fixed, and unlike addresses the same on every run, so a
+    /// seeded mock run wakes waiters in the same order every time.
+    pub(crate) fn lock_order(group: &Arc<Self>) -> u64 {
+        group.order
     }
 }
 
@@ -148,10 +151,14 @@ impl ConcurrentGroup {
                 runtime: runtime.clone(),
                 timed: policy.timed(),
                 made_at: runtime.now(),
+                order: {
+                    static NEXT: std::sync::atomic::AtomicU64 =
+                        std::sync::atomic::AtomicU64::new(0);
+                    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                },
                 state: Mutex::new(GroupState {
                     policy,
                     waiters: WaitQueue::default(),
-                    next_ticket: 0,
                     stats: GroupStats::default(),
                 }),
             }),

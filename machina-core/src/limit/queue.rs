@@ -1,13 +1,26 @@
 //! A group's queue of waiters: tickets in arrival order with their wakers.
 //!
-//! Tickets only grow, so the queue stays sorted by pushing at the back;
-//! the head is served from the front; a cancelled waiter is found by binary
-//! search. A `VecDeque` keeps its buffer, so a busy queue does not allocate
-//! per waiter (a `BTreeMap` allocates and frees nodes as waiters come and
-//! go, often on different threads).
+//! Tickets are handed out in one process-wide order of arrival
+//! ([`next_ticket`]), so a caller waiting for several groups is ordered by
+//! its age in each. A newcomer's ticket is the newest, so it goes at the
+//! back; a multi-group caller that starts waiting for this group later
+//! goes in at its place by age (binary search). The head is served from
+//! the front. A `VecDeque` keeps its buffer, so a busy queue does not
+//! allocate per waiter (a `BTreeMap` allocates and frees nodes as waiters
+//! come and go, often on different threads).
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::collections::VecDeque;
 use std::task::Waker;
+
+/// The next arrival ticket: one order of arrival across every group, so
+/// that age compares between queues. (A counter only; it holds no other
+/// state.)
+pub(crate) fn next_ticket() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct WaitQueue {
@@ -33,10 +46,21 @@ impl WaitQueue {
         self.entries.front().map(|(_, w)| w.clone())
     }
 
-    /// Queues `ticket`, which must be larger than every ticket queued.
-    pub(crate) fn push(&mut self, ticket: u64, waker: Waker) {
-        debug_assert!(self.entries.back().is_none_or(|(t, _)| *t < ticket));
-        self.entries.push_back((ticket, waker));
+    /// Queues `ticket` at its place by age (at the back for a newcomer).
+    pub(crate) fn insert(&mut self, ticket: u64, waker: Waker) {
+        if self.entries.back().is_none_or(|(t, _)| *t < ticket) {
+            self.entries.push_back((ticket, waker));
+            return;
+        }
+        match self.entries.binary_search_by_key(&ticket, |(t, _)| *t) {
+            Ok(_) => debug_assert!(false, "ticket {ticket} queued twice"),
+            Err(i) => self.entries.insert(i, (ticket, waker)),
+        }
+    }
+
+    /// Whether a waiter older than `ticket` is queued.
+    pub(crate) fn has_older_than(&self, ticket: u64) -> bool {
+        self.head().is_some_and(|head| head < ticket)
     }
 
     fn position(&self, ticket: u64) -> Option<usize> {
@@ -72,9 +96,12 @@ mod tests {
     #[test]
     fn keeps_arrival_order_and_removes_from_anywhere() {
         let mut q = WaitQueue::default();
-        for t in [3, 5, 8, 13] {
-            q.push(t, Waker::noop().clone());
+        for t in [3, 8, 13] {
+            q.insert(t, Waker::noop().clone());
         }
+        // An older caller that starts waiting here later goes in by age.
+        q.insert(5, Waker::noop().clone());
+        assert!(q.has_older_than(4) && !q.has_older_than(3));
         assert_eq!((q.len(), q.head()), (4, Some(3)));
         assert!(q.remove(8));
         assert!(!q.remove(8));

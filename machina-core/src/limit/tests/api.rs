@@ -108,12 +108,14 @@ fn try_acquire_refuses_with_queue_while_others_wait_even_when_free() {
     let (mock, rt, t0) = setup();
     let a = group(&rt, "a", Limits::new().max_in_flight(1));
     let b = group(&rt, "b", Limits::new().max_in_flight(1));
-    let b_held = b.try_acquire().unwrap();
-    // A call in both waits for b, queued first in a, which is free.
+    let a_held = a.try_acquire().unwrap();
+    // A call in `a` waits for it.
     let starts = log();
-    let both = call(&rt, t0, &[&a, &b], 0, (0, 0), &starts);
+    let waiter = call(&rt, t0, &[&a], 0, (0, 0), &starts);
     mock.run_until_stalled().unwrap();
-    assert_eq!((a.in_flight(), a.waiting()), (0, 1));
+    assert_eq!((a.in_flight(), a.waiting()), (1, 1));
+    // The slot is free, but the waiter (woken, not yet run) comes first.
+    drop(a_held);
     let queue = Refusal {
         reason: Reason::Queue,
         until: None,
@@ -130,8 +132,8 @@ fn try_acquire_refuses_with_queue_while_others_wait_even_when_free() {
     );
     assert_eq!(a.next_start(), None, "others are waiting");
     assert_eq!(a.in_flight(), 0, "refusals take nothing");
-    drop(b_held);
-    assert_eq!(join_all(&mock, vec![both]), [0]);
+    assert_eq!(b.in_flight(), 0, "refusals take nothing");
+    assert_eq!(join_all(&mock, vec![waiter]), [0]);
     assert!(a.try_acquire().is_ok(), "the queue is empty again");
 }
 

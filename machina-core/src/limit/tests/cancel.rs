@@ -46,15 +46,17 @@ fn an_acquire_dropped_before_its_first_poll_changes_nothing() {
 }
 
 #[test]
-fn cancelling_the_head_lets_the_next_waiter_start_at_that_instant() {
-    // The head waits for `b`; `a` is free. A caller behind it in `a` must
-    // start the moment the head gives up, not when `b` frees.
+fn a_caller_stuck_on_b_does_not_hold_back_a_newcomer_to_a() {
+    // The older caller needs `a` and `b` and waits for `b`; `a` is free. A
+    // newcomer to `a` alone starts at once: a waiter is queued only in the
+    // groups it waits for. (Before, it waited in `a`'s queue too, and the
+    // newcomer started only when the older caller gave up at 50.)
     let (mock, rt, t0) = setup();
     let a = group(&rt, "a", Limits::new().max_in_flight(1));
     let b = group(&rt, "b", Limits::new().max_in_flight(1));
     let starts = log();
     let b_holder = call(&rt, t0, &[&b], 0, (0, 100), &starts);
-    let head = {
+    let older = {
         let (rt2, a, b) = (rt.clone(), a.clone(), b.clone());
         rt.spawn(async move {
             rt2.sleep_until(t0 + ms(10)).await;
@@ -63,12 +65,16 @@ fn cancelling_the_head_lets_the_next_waiter_start_at_that_instant() {
         })
         .unwrap()
     };
-    let behind = call(&rt, t0, &[&a], 2, (20, 10), &starts);
-    mock.advance(ms(30)).unwrap();
-    assert_eq!((a.waiting(), b.waiting()), (2, 1));
-    assert_eq!(a.in_flight(), 0, "the head holds nothing while it waits");
-    assert_eq!(join_all(&mock, vec![head]), [true]);
-    assert_eq!(join_all(&mock, vec![behind, b_holder]), [50, 0]);
+    let newcomer = call(&rt, t0, &[&a], 2, (20, 10), &starts);
+    mock.advance(ms(20)).unwrap();
+    assert_eq!((a.waiting(), b.waiting()), (0, 1));
+    assert_eq!(
+        a.in_flight(),
+        1,
+        "the newcomer runs while the older caller waits for b"
+    );
+    assert_eq!(join_all(&mock, vec![older]), [true]);
+    assert_eq!(join_all(&mock, vec![newcomer, b_holder]), [20, 0]);
     assert_eq!(
         (a.waiting(), b.waiting(), a.in_flight(), b.in_flight()),
         (0, 0, 0, 0)

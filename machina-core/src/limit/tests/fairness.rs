@@ -121,9 +121,13 @@ fn a_backlog_never_takes_the_next_token_from_an_early_waiter() {
 #[test]
 fn an_early_call_in_two_groups_is_not_starved_by_single_group_traffic() {
     // `a` and `b` are each busy most of the time, never both free at the
-    // same instant on their own: without a shared queue a call needing both
-    // could wait forever. Here it queues in both and starts at 20, the
-    // first instant both are free to it; later calls wait behind it.
+    // same instant on their own: a call needing both that only ever waited
+    // for the group blocking it could wait forever. It arrives at 12 and
+    // waits for both; at 15 b would admit it but a does not (passed over
+    // once: it leaves b's queue, and b's next caller runs 15..25); at 20 a
+    // would admit it but b does not (passed over twice). From then on it
+    // keeps its place in both queues, and starts at 25 when b frees; the
+    // calls that came after it wait behind it.
     let (mock, rt, t0) = setup();
     let a = group(&rt, "a", Limits::new().max_in_flight(1));
     let b = group(&rt, "b", Limits::new().max_in_flight(1));
@@ -134,9 +138,9 @@ fn an_early_call_in_two_groups_is_not_starved_by_single_group_traffic() {
     let b_handles = calls(&rt, t0, &[&b], &b_calls, &starts);
     let both = call(&rt, t0, &[&a, &b], 99, (12, 10), &starts);
 
-    assert_eq!(join_all(&mock, vec![both]), [20]);
-    assert_eq!(join_all(&mock, a_handles), [0, 10, 30, 40, 50, 60]);
-    assert_eq!(join_all(&mock, b_handles), [5, 30, 40, 50, 60, 70]);
+    assert_eq!(join_all(&mock, vec![both]), [25]);
+    assert_eq!(join_all(&mock, a_handles), [0, 10, 35, 45, 55, 65]);
+    assert_eq!(join_all(&mock, b_handles), [5, 15, 35, 45, 55, 65]);
 }
 
 /// Spawns `n` waiters on `group`, each counting the polls of its acquire,
