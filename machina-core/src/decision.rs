@@ -82,6 +82,8 @@ pub enum Reason {
     Rate,
     /// Other callers wait for the group first, and are served first.
     Queue,
+    /// A limiter could not decide (its store was unreachable, say).
+    Unavailable,
     /// The circuit breaker is broken.
     Broken,
     /// The circuit breaker is recovering and did not pick this call.
@@ -112,6 +114,7 @@ impl fmt::Display for Reason {
             Reason::Window => f.write_str("every start of the current window is spent"),
             Reason::Rate => f.write_str("the rate allows no start yet"),
             Reason::Queue => f.write_str("other callers are waiting first"),
+            Reason::Unavailable => f.write_str("the limiter could not decide"),
             Reason::Broken => f.write_str("the circuit breaker is broken"),
             Reason::Recovering => f.write_str("the circuit breaker is recovering"),
             Reason::Retrying { rule, remaining } => match remaining {

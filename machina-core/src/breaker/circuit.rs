@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::state::{BreakerMachine, BreakerSettings, BreakerStats, CircuitState};
+use super::state::{Admission, BreakerMachine, BreakerSettings, BreakerStats, CircuitState};
 use crate::call::{AsDynError, CallError, CallStack};
 use crate::decision::{Decision, Reason, Refusal};
 use crate::error::ErrorMatcher;
@@ -164,6 +164,7 @@ impl BreakerBuilder {
                 }),
                 fast: AtomicBool::new(true),
                 fast_passing: AtomicU64::new(0),
+                period: AtomicU64::new(0),
             }),
         })
     }
@@ -196,6 +197,8 @@ struct Inner {
     /// Calls admitted on the fast path, not yet added to the machine's
     /// counters.
     fast_passing: AtomicU64,
+    /// The machine's period, for calls admitted on the fast path.
+    period: AtomicU64,
 }
 
 /// A circuit breaker (aiomisc `CircuitBreaker`): see
@@ -285,10 +288,10 @@ impl CircuitBreaker {
     /// # Errors
     /// [`CircuitOpen`] when the breaker refuses the call.
     pub fn enter(&self) -> Result<BreakerGuard, CircuitOpen> {
-        let admitted_in = self.admit()?;
+        let admitted = self.admit()?;
         Ok(BreakerGuard {
             breaker: self.clone(),
-            admitted_in,
+            admitted,
             reported: false,
         })
     }
@@ -296,20 +299,21 @@ impl CircuitBreaker {
     /// The decision for one call. While the breaker is plainly passing it
     /// costs one atomic load and one counter increment; otherwise it reads
     /// the clock and asks the machine under the lock.
-    pub(crate) fn admit(&self) -> Result<CircuitState, CircuitOpen> {
+    pub(crate) fn admit(&self) -> Result<Admission, CircuitOpen> {
+        // The period first: if the machine moves on after this, the
+        // outcome is of an earlier period and will be ignored.
+        let period = self.inner.period.load(Ordering::Acquire);
         if self.inner.fast.load(Ordering::Acquire) {
             self.inner.fast_passing.fetch_add(1, Ordering::Relaxed);
-            return Ok(CircuitState::Passing);
+            return Ok(Admission::new(CircuitState::Passing, period));
         }
         let now = self.inner.runtime.now();
         let rng = self.inner.runtime.rng();
         let mut shared = self.shared();
         let decision = shared.machine.enter(now, || rng.next_f64());
-        self.inner
-            .fast
-            .store(shared.machine.would_pass(now), Ordering::Release);
+        self.publish(&mut shared, now);
         match decision {
-            Decision::Proceed => Ok(shared.machine.current()),
+            Decision::Proceed => Ok(shared.machine.admission()),
             Decision::WaitUntil(refusal) => Err(CircuitOpen {
                 name: self.inner.name.clone(),
                 state: if refusal.reason == Reason::Broken {
@@ -336,21 +340,25 @@ impl CircuitBreaker {
         self.inner.counts.matches(error)
     }
 
-    pub(crate) fn report(
-        &self,
-        admitted_in: CircuitState,
-        failure: Option<&(dyn Error + 'static)>,
-    ) {
+    /// Publishes what the fast path needs: the period, and whether a call
+    /// would simply pass.
+    fn publish(&self, shared: &mut Shared, now: std::time::Instant) {
+        let would_pass = shared.machine.would_pass(now);
+        self.inner
+            .period
+            .store(shared.machine.period(), Ordering::Release);
+        self.inner.fast.store(would_pass, Ordering::Release);
+    }
+
+    pub(crate) fn report(&self, admitted: Admission, failure: Option<&(dyn Error + 'static)>) {
         let failed = failure.is_some_and(|e| self.counts(e));
         let now = self.inner.runtime.now();
         let mut shared = self.shared();
         if failed && let Some(error) = failure {
             shared.last_failure = Some(error.to_string().into());
         }
-        shared.machine.record(now, admitted_in, failed);
-        self.inner
-            .fast
-            .store(shared.machine.would_pass(now), Ordering::Release);
+        shared.machine.record(now, admitted, failed);
+        self.publish(&mut shared, now);
     }
 
     /// Runs `call` if the breaker admits it, and counts its outcome: a
@@ -396,7 +404,7 @@ impl fmt::Debug for CircuitBreaker {
 #[must_use = "report the call's outcome with .success() or .failure(&err)"]
 pub struct BreakerGuard {
     breaker: CircuitBreaker,
-    admitted_in: CircuitState,
+    admitted: Admission,
     reported: bool,
 }
 
@@ -404,18 +412,18 @@ impl BreakerGuard {
     /// The call succeeded.
     pub fn success(mut self) {
         self.reported = true;
-        self.breaker.report(self.admitted_in, None);
+        self.breaker.report(self.admitted, None);
     }
 
     /// The call failed with `error` (counted if the breaker counts it).
     pub fn failure(mut self, error: &(dyn Error + 'static)) {
         self.reported = true;
-        self.breaker.report(self.admitted_in, Some(error));
+        self.breaker.report(self.admitted, Some(error));
     }
 
     /// The state the call was admitted in.
     pub fn admitted_in(&self) -> CircuitState {
-        self.admitted_in
+        self.admitted.state()
     }
 }
 
@@ -423,7 +431,7 @@ impl fmt::Debug for BreakerGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BreakerGuard")
             .field("breaker", &self.breaker.inner.name)
-            .field("admitted_in", &self.admitted_in)
+            .field("admitted", &self.admitted)
             .field("reported", &self.reported)
             .finish()
     }

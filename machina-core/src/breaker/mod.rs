@@ -23,7 +23,9 @@ mod state;
 mod window;
 
 pub use circuit::{BreakerBuilder, BreakerConfigError, BreakerGuard, CircuitBreaker, CircuitOpen};
-pub use state::{BreakerMachine, BreakerSettings, BreakerStats, CircuitState};
+pub use state::{Admission, BreakerMachine, BreakerSettings, BreakerStats, CircuitState};
 
+#[cfg(all(test, feature = "test-util"))]
+mod props;
 #[cfg(all(test, feature = "test-util"))]
 mod tests;

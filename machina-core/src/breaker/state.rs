@@ -18,6 +18,27 @@ pub enum CircuitState {
     Recovering,
 }
 
+/// A call let through by [`BreakerMachine::enter`]: the state it was
+/// admitted in, and which period of that state. Its outcome counts only
+/// if the machine is still in that very period when it is reported — not
+/// in a later period of the same state (after a trip and a recovery, say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Admission {
+    state: CircuitState,
+    period: u64,
+}
+
+impl Admission {
+    pub(crate) fn new(state: CircuitState, period: u64) -> Self {
+        Admission { state, period }
+    }
+
+    /// The state the call was admitted in.
+    pub fn state(&self) -> CircuitState {
+        self.state
+    }
+}
+
 /// The numbers of a breaker; see [`BreakerBuilder`](super::BreakerBuilder).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BreakerSettings {
@@ -72,7 +93,10 @@ pub struct BreakerStats {
 ///   ramp), decided by a uniform draw in `[0, 1)`. Back to **Broken** as
 ///   soon as the failures among the calls admitted in this recovery reach
 ///   `error_ratio / 2` of them; to **Passing** once `recovery_time` has
-///   passed without that.
+///   passed without that. The calm period after a recovery runs
+///   `passing_time` from the instant the recovery ended.
+/// - An outcome counts only in the period its call was admitted in (see
+///   [`Admission`]).
 #[derive(Debug, Clone)]
 pub struct BreakerMachine {
     settings: BreakerSettings,
@@ -82,6 +106,8 @@ pub struct BreakerMachine {
     window: Window,
     recovering: (u64, u64),
     stats: BreakerStats,
+    /// Bumped at every change of state.
+    period: u64,
 }
 
 impl BreakerMachine {
@@ -95,6 +121,7 @@ impl BreakerMachine {
             window: Window::new(now, settings.response_time),
             recovering: (0, 0),
             stats: BreakerStats::default(),
+            period: 0,
         }
     }
 
@@ -107,12 +134,15 @@ impl BreakerMachine {
                     self.since += self.settings.broken_time;
                     self.state = CircuitState::Recovering;
                     self.recovering = (0, 0);
+                    self.period += 1;
                 }
                 CircuitState::Recovering if now >= self.since + self.settings.recovery_time => {
+                    let ended = self.since + self.settings.recovery_time;
                     self.state = CircuitState::Passing;
-                    self.since = now;
-                    self.calm_until = Some(now + self.settings.passing_time);
+                    self.since = ended;
+                    self.calm_until = Some(ended + self.settings.passing_time);
                     self.window.clear();
+                    self.period += 1;
                 }
                 state => return state,
             }
@@ -189,10 +219,26 @@ impl BreakerMachine {
         self.state
     }
 
-    /// Takes the outcome of a call admitted in `admitted_in`, finished at
-    /// `now`. Outcomes from before a state change are ignored.
-    pub fn record(&mut self, now: Instant, admitted_in: CircuitState, failed: bool) {
-        match (self.state(now), admitted_in) {
+    /// The admission of a call [`enter`](Self::enter) just let through:
+    /// hand it back to [`record`](Self::record) with the outcome.
+    pub fn admission(&self) -> Admission {
+        Admission::new(self.state, self.period)
+    }
+
+    /// Which period the machine is in (bumped at every change of state).
+    pub fn period(&self) -> u64 {
+        self.period
+    }
+
+    /// Takes the outcome of the call `admitted`, finished at `now`. An
+    /// outcome from an earlier period — before a change of state, even if
+    /// the machine is back in the same state — is ignored.
+    pub fn record(&mut self, now: Instant, admitted: Admission, failed: bool) {
+        let state = self.state(now);
+        if admitted.period != self.period {
+            return;
+        }
+        match (state, admitted.state) {
             (CircuitState::Passing, CircuitState::Passing) => self.window.record(now, failed),
             (CircuitState::Recovering, CircuitState::Recovering) => {
                 self.recovering.0 += 1;
@@ -233,6 +279,7 @@ impl BreakerMachine {
         self.since = now;
         self.window.clear();
         self.stats.trips += 1;
+        self.period += 1;
     }
 
     /// The counters.

@@ -7,7 +7,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use super::error::{AsDynError, AttemptTimedOut, CallError, CallErrorKind, Layer, View, view};
-use crate::breaker::{CircuitBreaker, CircuitState};
+use crate::breaker::{Admission, CircuitBreaker};
 use crate::decision::{Decision, Reason};
 use crate::error::BoxError;
 use crate::limit::{Acquire, Group, Permit};
@@ -219,7 +219,7 @@ where
     F: FnMut() -> Option<Fut>,
     Fut: Future<Output = Result<T, E>>,
 {
-    let admitted: Option<(&CircuitBreaker, CircuitState)> = match layers.breaker {
+    let admitted: Option<(&CircuitBreaker, Admission)> = match layers.breaker {
         None => None,
         Some(breaker) => match breaker.admit() {
             Ok(state) => Some((breaker, state)),

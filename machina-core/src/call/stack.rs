@@ -162,7 +162,11 @@ impl CallStack {
         E: AsDynError<M>,
     {
         let mut fut = Some(fut);
-        run_attempts(self.layers(), runtime, move || fut.take()).await
+        let layers = Layers {
+            retry: None,
+            ..self.layers()
+        };
+        run_attempts(layers, runtime, move || fut.take()).await
     }
 }
 

@@ -246,7 +246,7 @@ impl ConcurrentGroup {
         if !state.waiters.is_empty() {
             return None;
         }
-        match state.policy.decide(now) {
+        match state.policy.peek(now) {
             Decision::Proceed => Some(now),
             Decision::WaitUntil(refusal) => refusal.until,
             Decision::GiveUp(_) => None,

@@ -17,7 +17,7 @@ use super::config::Limits;
 use super::error::LimitError;
 use super::group::ConcurrentGroup;
 use super::permit::Permit;
-use crate::decision::Refusal;
+use crate::decision::{Reason, Refusal};
 use crate::error::BoxError;
 use crate::rt::Runtime;
 
@@ -38,13 +38,19 @@ pub enum LimiterError {
         #[source]
         refusal: Refusal,
     },
-    /// The limiter could not decide (its store was unreachable, say).
-    #[error("concurrent group {group:?} could not decide: {source}")]
+    /// The limiter could not decide (its store was unreachable, say). It
+    /// is a refusal too ([`Reason::Unavailable`](crate::decision::Reason::Unavailable)):
+    /// the call did not run, and only a retry rule naming
+    /// `LimiterError` retries it.
+    #[error("concurrent group {group:?} could not decide: {error}")]
     Unavailable {
         /// The group's name.
         group: String,
         /// What went wrong.
-        source: BoxError,
+        error: BoxError,
+        /// The refusal in the shared vocabulary.
+        #[source]
+        refusal: Refusal,
     },
 }
 
@@ -96,6 +102,26 @@ pub trait Limiter: Send + Sync + fmt::Debug + 'static {
 
     /// Waits until a call may start; cancel-safe.
     fn acquire(&self) -> LimitFuture<'_, Result<Permit, LimiterError>>;
+}
+
+impl LimiterError {
+    /// A limiter that could not decide because of `error`.
+    pub fn unavailable(group: impl Into<String>, error: impl Into<BoxError>) -> Self {
+        LimiterError::Unavailable {
+            group: group.into(),
+            error: error.into(),
+            refusal: Refusal::new(Reason::Unavailable, None),
+        }
+    }
+
+    /// The refusal in the shared vocabulary.
+    pub fn refusal(&self) -> Refusal {
+        match self {
+            LimiterError::Refused { refusal, .. } | LimiterError::Unavailable { refusal, .. } => {
+                *refusal
+            }
+        }
+    }
 }
 
 impl Limiter for ConcurrentGroup {

@@ -113,14 +113,18 @@ impl Bucket {
         now.saturating_duration_since(epoch).as_nanos() * u128::from(self.n)
     }
 
-    /// The earliest instant the bucket allows a start, if not `now`.
-    fn blocked_until(&mut self, now: Instant) -> Option<Instant> {
+    /// The earliest instant the bucket allows a start, if not `now`;
+    /// with `promise`, a refused caller is told to wait for it (see
+    /// `commit`).
+    fn blocked_until(&mut self, now: Instant, promise: bool) -> Option<Instant> {
         let now_s = self.scaled(now);
         let allowed_from = self.tat.saturating_sub(self.tolerance);
         if now_s >= allowed_from {
             return None;
         }
-        self.promised = Some(self.tat);
+        if promise {
+            self.promised = Some(self.tat);
+        }
         let epoch = self.epoch.unwrap_or(now);
         // Round up, so that waking at this instant is never too early.
         let nanos = allowed_from.div_ceil(u128::from(self.n));
@@ -184,26 +188,38 @@ impl GroupPolicy {
 
     /// Whether a call could start at `now`, without starting it: the
     /// in-flight limit first (no instant: a slot frees when a call ends),
-    /// then the window and the rate (the later of their instants).
+    /// then the window and the rate (the later of their instants). A
+    /// caller refused by the rate is taken to wait for the instant it is
+    /// told (so if it wakes a little late, the grid holds).
     pub fn decide(&mut self, now: Instant) -> Decision {
+        self.decision(now, true)
+    }
+
+    /// [`decide`](Self::decide) for a look that nobody will wait on
+    /// (introspection): nothing is promised.
+    pub(crate) fn peek(&mut self, now: Instant) -> Decision {
+        self.decision(now, false)
+    }
+
+    fn decision(&mut self, now: Instant, promise: bool) -> Decision {
         if self.max_in_flight.is_some_and(|max| self.in_flight >= max) {
             return Decision::WaitUntil(Refusal::new(Reason::InFlight, None));
         }
-        match self.clock_blocks(now) {
+        match self.clock_blocks(now, promise) {
             None => Decision::Proceed,
             Some(refusal) => Decision::WaitUntil(refusal),
         }
     }
 
     /// What the window and the rate say at `now`, ignoring slots.
-    fn clock_blocks(&mut self, now: Instant) -> Option<Refusal> {
+    fn clock_blocks(&mut self, now: Instant, promise: bool) -> Option<Refusal> {
         let window = self
             .window_opens(now)
             .map(|at| Refusal::new(Reason::Window, Some(at)));
         let rate = self
             .bucket
             .as_mut()
-            .and_then(|b| b.blocked_until(now))
+            .and_then(|b| b.blocked_until(now, promise))
             .map(|at| Refusal::new(Reason::Rate, Some(at)));
         match (window, rate) {
             (Some(w), Some(r)) => Some(if r.until > w.until { r } else { w }),
@@ -260,7 +276,9 @@ impl GroupPolicy {
     /// would admit a start (`now` itself when they do). In-flight slots
     /// are not considered: when one frees is not a matter of time.
     pub fn next_window_opening(&mut self, now: Instant) -> Instant {
-        self.clock_blocks(now).and_then(|r| r.until).unwrap_or(now)
+        self.clock_blocks(now, false)
+            .and_then(|r| r.until)
+            .unwrap_or(now)
     }
 
     fn window_opens(&mut self, now: Instant) -> Option<Instant> {

@@ -22,6 +22,8 @@ mod policy;
 mod rule;
 
 #[cfg(all(test, feature = "test-util"))]
+mod props;
+#[cfg(all(test, feature = "test-util"))]
 pub(crate) mod tests;
 
 pub use budget::{BudgetError, BudgetState, RetryBudget};

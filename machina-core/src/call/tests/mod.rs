@@ -2,6 +2,7 @@
 //! groups with retry (`limited`), each layer's decisions and refusals in a
 //! stack (`layers`), the deadline and the attempt timeout (`time`).
 
+mod layers;
 mod limited;
 
 pub(crate) use super::CallStack;

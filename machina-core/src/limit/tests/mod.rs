@@ -9,6 +9,7 @@ mod api;
 mod cancel;
 mod fairness;
 mod multi;
+mod rate;
 mod window;
 
 use std::future::{Future, poll_fn};

@@ -1,0 +1,165 @@
+//! The token bucket (`Limits::rate(n, per).burst(b)`): starts on an exact
+//! grid with no drift, bursts after a quiet spell, combined with an
+//! in-flight limit and a window, and its configuration errors.
+
+use super::*;
+use crate::decision::Decision;
+use crate::limit::GroupPolicy;
+
+/// `n` callers queued at once on `group`, each starting as soon as it may
+/// and ending at once; gives their starts in ms.
+fn saturate(
+    mock: &MockRuntime,
+    rt: &Runtime,
+    t0: Instant,
+    group: &ConcurrentGroup,
+    n: usize,
+) -> Vec<u64> {
+    let starts = log();
+    let handles: Vec<_> = (0..n)
+        .map(|id| call(rt, t0, &[group], id, (0, 0), &starts))
+        .collect();
+    join_all(mock, handles)
+}
+
+#[test]
+fn fifty_per_second_without_burst_starts_on_a_20_ms_grid_for_minutes() {
+    let (mock, rt, t0) = setup();
+    let api = group(
+        &rt,
+        "api",
+        Limits::rate(50, Duration::from_secs(1)).burst(0),
+    );
+    // 3 minutes of saturated demand: 9 000 starts, every one on the grid.
+    let starts = saturate(&mock, &rt, t0, &api, 9_000);
+    let grid: Vec<u64> = (0..9_000).map(|k| 20 * k).collect();
+    assert_eq!(starts, grid);
+    assert_eq!(api.stats().acquired, 9_000);
+}
+
+#[test]
+fn a_rate_that_does_not_divide_a_nanosecond_never_drifts() {
+    // 3 per second: 333 333 333.3… ns apart. Start k is at the ceiling of
+    // k/3 s, never a nanosecond early and never more than one late.
+    let (mock, rt, t0) = setup();
+    let api = group(&rt, "api", Limits::rate(3, Duration::from_secs(1)));
+    let handles: Vec<_> = (0..3_000)
+        .map(|_| {
+            let (rt2, api) = (rt.clone(), api.clone());
+            rt.spawn(async move {
+                let _permit = api.acquire().await;
+                (rt2.now() - t0).as_nanos()
+            })
+            .unwrap()
+        })
+        .collect();
+    let starts = join_all(&mock, handles);
+    for (k, start) in starts.iter().enumerate() {
+        let exact = (k as u128 * 1_000_000_000).div_ceil(3);
+        assert_eq!(*start, exact, "start {k}");
+    }
+}
+
+#[test]
+fn a_burst_lets_extra_starts_go_at_once_after_a_quiet_spell() {
+    let (mock, rt, t0) = setup();
+    let api = group(
+        &rt,
+        "api",
+        Limits::rate(10, Duration::from_secs(1)).burst(2),
+    );
+    // 3 at once (1 + burst 2), then one every 100 ms.
+    assert_eq!(saturate(&mock, &rt, t0, &api, 6), [0, 0, 0, 100, 200, 300]);
+    // Quiet for a second: the burst is back, and no more than it.
+    mock.block_on(rt.sleep(Duration::from_secs(1))).unwrap();
+    let t1 = rt.now();
+    let starts = log();
+    let handles: Vec<_> = (0..5)
+        .map(|id| call(&rt, t1, &[&api], id, (0, 0), &starts))
+        .collect();
+    assert_eq!(join_all(&mock, handles), [0, 0, 0, 100, 200]);
+}
+
+#[test]
+fn the_rate_combines_with_in_flight_and_a_window() {
+    let (mock, rt, t0) = setup();
+    // One every 100 ms, but at most 2 in flight for 250 ms each, and at
+    // most 3 per second.
+    let api = group(
+        &rt,
+        "api",
+        Limits::rate(10, Duration::from_secs(1))
+            .max_in_flight(2)
+            .max_starts(3, Duration::from_secs(1)),
+    );
+    let starts = log();
+    let handles: Vec<_> = (0..6)
+        .map(|id| call(&rt, t0, &[&api], id, (0, 250), &starts))
+        .collect();
+    // 0, 100 (rate); 250 (a slot frees at 250); then the window: each
+    // token returns a second after its start.
+    assert_eq!(join_all(&mock, handles), [0, 100, 250, 1000, 1100, 1250]);
+}
+
+#[test]
+fn a_refusal_says_rate_and_the_instant_of_the_next_start() {
+    let (_mock, rt, t0) = setup();
+    let api = group(&rt, "api", Limits::rate(50, Duration::from_secs(1)));
+    let first = api.try_acquire().unwrap();
+    let refused = api.try_acquire().unwrap_err();
+    assert_eq!(
+        (refused.reason, refused.until),
+        (Reason::Rate, Some(t0 + ms(20)))
+    );
+    assert_eq!(api.next_start(), Some(t0 + ms(20)));
+    drop(first);
+    assert_eq!(
+        api.limits().rate_limit(),
+        Some((50, Duration::from_secs(1), 0))
+    );
+}
+
+#[test]
+fn a_waiter_that_wakes_late_keeps_the_grid_a_newcomer_after_a_pause_does_not() {
+    let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
+    let mut p = GroupPolicy::new(Limits::rate(50, Duration::from_secs(1))).unwrap();
+    p.commit(t0);
+    // Refused at 5 ms, told 20 ms; it wakes 3 ms late (a real timer).
+    assert_eq!(
+        p.decide(t0 + ms(5)),
+        Decision::WaitUntil(Refusal::new(Reason::Rate, Some(t0 + ms(20))))
+    );
+    assert!(p.decide(t0 + ms(23)).is_proceed());
+    p.commit(t0 + ms(23));
+    // The next start is still due at 40, not 43: no drift.
+    assert_eq!(p.next_window_opening(t0 + ms(24)), t0 + ms(40));
+    // Nobody waits now; a newcomer after a pause starts a fresh grid and
+    // gains nothing from the pause.
+    assert!(p.decide(t0 + ms(100)).is_proceed());
+    p.commit(t0 + ms(100));
+    assert_eq!(p.next_window_opening(t0 + ms(100)), t0 + ms(120));
+    // A newcomer just after the TAT (never told to wait) does not shorten
+    // the next interval either.
+    assert!(p.decide(t0 + ms(125)).is_proceed());
+    p.commit(t0 + ms(125));
+    assert_eq!(p.next_window_opening(t0 + ms(125)), t0 + ms(145));
+}
+
+#[test]
+fn rates_that_could_never_admit_a_call_are_refused() {
+    let (_mock, rt, _t0) = setup();
+    let err =
+        ConcurrentGroup::new(&rt, "api", Limits::rate(0, Duration::from_secs(1))).unwrap_err();
+    assert!(matches!(err, LimitError::ZeroRate { n: 0, .. }), "{err}");
+    assert!(err.to_string().contains("rate of 0 per 1s"), "{err}");
+    let err = ConcurrentGroup::new(&rt, "api", Limits::rate(5, Duration::ZERO)).unwrap_err();
+    assert!(matches!(err, LimitError::ZeroRate { .. }), "{err}");
+    let err = ConcurrentGroup::new(&rt, "api", Limits::new().burst(3)).unwrap_err();
+    assert_eq!(
+        err,
+        LimitError::BurstWithoutRate {
+            group: "api".into()
+        }
+    );
+    assert!(err.to_string().contains("Limits::rate(n, per).burst(b)"));
+}
