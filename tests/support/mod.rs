@@ -20,6 +20,8 @@ use std::time::Duration;
 use machina_core::rt::Runtime;
 use machina_core::testing::MockRuntime;
 
+pub(crate) mod nginx;
+
 /// How long a body may run on a real runtime before the harness fails it
 /// instead of hanging CI.
 const REAL_RUNTIME_WATCHDOG: Duration = Duration::from_secs(60);

@@ -15,9 +15,9 @@ use super::error::LimitError;
 /// - **rate** ([`Limits::rate`], with [`burst`](Limits::burst)): a token
 ///   bucket, `n` starts per `per` spread evenly (one every `per / n`), up
 ///   to `burst` more at once after a quiet spell. It is GCRA on absolute
-///   theoretical arrival times, so a start that wakes a little late (less
-///   than half an interval) does not push the later ones back: the starts
-///   stay on their grid, with no drift.
+///   theoretical arrival times, so a waiting caller that wakes a little
+///   late (less than an interval) does not push the later ones back: the
+///   starts stay on their grid, with no drift.
 ///
 /// # Examples
 ///
@@ -91,8 +91,11 @@ impl Limits {
     }
 
     /// Lets up to `extra` starts go at once beyond the rate after a quiet
-    /// spell (default 0: never two starts closer than `per / n`). Refused
-    /// when the group is made if there is no rate.
+    /// spell (default 0: one start per `per / n` slot of the grid). With
+    /// burst 0 two starts can still come closer than `per / n` by up to the
+    /// lateness of a waiter's wake-up (less than one interval), because
+    /// the grid holds rather than drifts; no more starts than slots are
+    /// ever made. Refused when the group is made if there is no rate.
     pub fn burst(mut self, extra: u32) -> Self {
         self.burst = Some(extra);
         self

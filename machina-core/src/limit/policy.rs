@@ -31,10 +31,14 @@ use crate::decision::{Decision, Reason, Refusal};
 /// bucket keeps one theoretical arrival time (TAT): a start is allowed at
 /// `now` when `now ≥ TAT − burst·T`, and moves the TAT one interval on
 /// from `max(TAT, now)` — except for a caller that was refused and told to
-/// wait for that TAT: if it wakes less than `T/2` late (timers round to
-/// whole milliseconds on real runtimes), the TAT moves on from the old TAT,
-/// so waking late never accumulates and a saturated bucket's starts stay
-/// on their grid with no drift.
+/// wait for that TAT, which may wake late (timers round to whole
+/// milliseconds on real runtimes, and a busy executor polls late): if it
+/// wakes less than one interval late, the TAT moves on from the old TAT.
+/// Waking late therefore does not accumulate, and a saturated bucket's
+/// starts stay on their grid with no drift. The price is bounded: after a
+/// wake-up nearly an interval late, the next start may follow it closely
+/// (one start of catch-up, never more). A waiter later than that, or after
+/// a quiet spell, restarts the grid at its start, like plain GCRA.
 ///
 /// # Examples
 ///
@@ -133,11 +137,12 @@ impl Bucket {
 
     fn commit(&mut self, now: Instant) {
         let now_s = self.scaled(now);
-        // A caller that was told to wait for this TAT and woke less than
-        // half an interval late keeps the grid; anyone else starts it
-        // from now if the bucket was idle (plain GCRA).
+        // A caller that was told to wait for this TAT and woke less than an
+        // interval late keeps the grid. Anyone else — a newcomer, or a
+        // waiter after a stall — is plain GCRA: if the bucket was idle, the
+        // grid restarts at now, so nothing is ever caught up.
         let awaited = self.promised.take() == Some(self.tat)
-            && now_s <= self.tat.saturating_add(self.interval / 2);
+            && now_s < self.tat.saturating_add(self.interval);
         let from = if awaited {
             self.tat
         } else {

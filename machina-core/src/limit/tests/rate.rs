@@ -143,6 +143,11 @@ fn a_waiter_that_wakes_late_keeps_the_grid_a_newcomer_after_a_pause_does_not() {
     assert!(p.decide(t0 + ms(125)).is_proceed());
     p.commit(t0 + ms(125));
     assert_eq!(p.next_window_opening(t0 + ms(125)), t0 + ms(145));
+    // A waiter that wakes more than an interval late (a stall) restarts
+    // the grid at its start: nothing is caught up.
+    assert!(!p.decide(t0 + ms(130)).is_proceed());
+    p.commit(t0 + ms(172));
+    assert_eq!(p.next_window_opening(t0 + ms(172)), t0 + ms(192));
 }
 
 #[test]
