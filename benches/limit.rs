@@ -1,5 +1,6 @@
 //! Concurrent groups and retry, side by side with their peers:
 //! - uncontended `try_acquire` + release of a group enforcing both limits,
+//!   and of a token-bucket group (GCRA, the same quota as governor's),
 //!   versus `governor`'s `check()` and tokio's `Semaphore::try_acquire` +
 //!   drop; Machina is measured on a real clock (tokio's, one `Instant::now`
 //!   per decision) and on the mock runtime's virtual clock;
@@ -52,8 +53,19 @@ fn uncontended(c: &mut Criterion) {
         ConcurrentGroup::new(&rt, "bench", Limits::new().max_in_flight(1_000_000)).expect("group");
     let limiter = governor();
     let semaphore = tokio::sync::Semaphore::new(1_000_000);
+    // The same quota as governor's: u32::MAX per second, with a burst as
+    // large as governor's (its burst is the whole quota).
+    let bucket = ConcurrentGroup::new(
+        &rt,
+        "bench",
+        Limits::rate(u32::MAX, Duration::from_secs(1)).burst(u32::MAX - 1),
+    )
+    .expect("group");
 
     let mut group = c.benchmark_group("uncontended_acquire_release");
+    group.bench_function("machina_token_bucket", |b| {
+        b.iter(|| drop(black_box(bucket.try_acquire().expect("free"))))
+    });
     group.bench_function("machina_group_real_clock", |b| {
         b.iter(|| drop(black_box(real_clock.try_acquire().expect("free"))))
     });

@@ -279,3 +279,70 @@ cross_runtime! {
         assert_eq!(run.stats.executes_cancelled, 1);
     }
 }
+
+cross_runtime! {
+    /// Groups are reachable through the handles registration returns: an
+    /// execute names them by handle as well as by name; a handle of another
+    /// bot, or a limiter registered under another name, is refused; a
+    /// limiter kept elsewhere is registered like local limits. A failed
+    /// call says which layer stopped it.
+    async fn groups_by_typed_handle_and_layers_on_an_execute(rt: Runtime, env: Env) {
+        use machina_core::bot::GroupRef;
+        use machina_core::breaker::CircuitBreaker;
+        use machina_core::call::{CallErrorKind, Layer};
+        use machina_core::limit::{ConcurrentGroup, Group, Limiter};
+
+        let mut bot = Machina::builder(&rt);
+        let api = bot.group("api", Limits::new().max_in_flight(2)).unwrap();
+        let remote = ConcurrentGroup::new(&rt, "shared", Limits::new().max_in_flight(1)).unwrap();
+        let elsewhere: Arc<dyn Limiter> = Arc::new(remote.clone());
+        let shared: Group = bot.group("shared", elsewhere.clone()).unwrap();
+        assert_eq!(shared.name(), "shared");
+        assert!(matches!(
+            bot.group("renamed", elsewhere),
+            Err(BotError::Group(machina_core::limit::LimitError::NameMismatch { .. }))
+        ));
+        let mut other = Machina::builder(&rt);
+        let foreign = other.group("api", Limits::new()).unwrap();
+        let refused = bot
+            .execute("foreign", |n: u32| async move { Ok::<_, BoxError>(n) })
+            .groups([&foreign])
+            .register()
+            .unwrap_err();
+        assert!(matches!(refused, BotError::Unknown { kind: "concurrent group", .. }), "{refused}");
+
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let breaker = CircuitBreaker::builder("upstream").min_calls(1).build(&rt).unwrap();
+        let work = {
+            let (api2, remote2, seen2) = (api.clone(), remote.clone(), seen.clone());
+            bot.execute("work", move |n: u32| {
+                let (api, remote, seen) = (api2.clone(), remote2.clone(), seen2.clone());
+                async move {
+                    seen.lock().unwrap().push((api.in_flight(), remote.in_flight()));
+                    if n == 0 { Err::<u32, BoxError>(Box::new(HttpError(503))) } else { Ok(n) }
+                }
+            })
+            .groups([GroupRef::from(&api), "shared".into()])
+            .breaker(breaker)
+            .timeout(ms(500))
+            .register()
+            .unwrap()
+        };
+        let _bot = bot.build();
+        assert_eq!(work.call(7).await.unwrap(), 7);
+        // The handler's failure: the call error says so, with the error.
+        let failed = work.call(0).await.unwrap_err();
+        let call = failed.call_error().expect("a failed call");
+        assert!(matches!(call.kind(), CallErrorKind::Failed { attempts: 1, .. }), "{call:?}");
+        assert_eq!(failed.source_error().unwrap().to_string(), "HTTP 503");
+        // One failure of one call trips the breaker: the next is refused
+        // by that layer and never runs.
+        let refused = work.call(9).await.unwrap_err();
+        assert_eq!(
+            refused.call_error().and_then(|c| c.layer()),
+            Some(Layer::Breaker("upstream".into()))
+        );
+        assert_eq!(*seen.lock().unwrap(), [(1, 1), (1, 1)], "a slot in both while it runs");
+        assert_eq!((api.in_flight(), remote.in_flight()), (0, 0));
+    }
+}

@@ -1,0 +1,93 @@
+//! The call pipeline's cost on the success path: one call through a group,
+//! a breaker and retry rules that all let it pass at once, polled to
+//! completion with a no-op waker on tokio's clock — beside the bare
+//! operation and the same handler through a bot's `Execute::call`.
+//!
+//! Run: `cargo bench --bench call`
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use machina_core::BoxError;
+use machina_core::bot::Machina;
+use machina_core::breaker::CircuitBreaker;
+use machina_core::call::CallStack;
+use machina_core::limit::{ConcurrentGroup, Limits};
+use machina_core::retry::{Retry, Rule};
+use machina_core::rt::Runtime;
+
+fn tokio_runtime() -> (tokio::runtime::Runtime, Runtime) {
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio");
+    let rt = machina_tokio::runtime_from(tokio_rt.handle().clone()).expect("timer");
+    (tokio_rt, rt)
+}
+
+/// Polls `fut` once; the success path completes without waiting.
+fn ready<T>(fut: impl Future<Output = T>) -> T {
+    let mut cx = Context::from_waker(Waker::noop());
+    match pin!(fut).poll(&mut cx) {
+        Poll::Ready(value) => value,
+        Poll::Pending => panic!("the success path never waits"),
+    }
+}
+
+fn retry() -> Retry {
+    Retry::new().rule(Rule::fixed(Duration::from_secs(1)).retries(3))
+}
+
+fn success_path(c: &mut Criterion) {
+    let (tokio_rt, rt) = tokio_runtime();
+    let _enter = tokio_rt.enter();
+    let group = ConcurrentGroup::new(&rt, "pool", Limits::new().max_in_flight(64)).expect("group");
+    let breaker = CircuitBreaker::builder("api").build(&rt).expect("breaker");
+    let stack = CallStack::new()
+        .group(group.clone())
+        .breaker(breaker.clone())
+        .retry(retry());
+
+    let mut bot = Machina::builder(&rt);
+    bot.group("pool", Limits::new().max_in_flight(64))
+        .expect("group");
+    let bare_execute = bot
+        .execute("group_retry", |n: u64| async move { Ok::<_, BoxError>(n) })
+        .groups(["pool"])
+        .retry(retry())
+        .register()
+        .expect("execute");
+    let full_execute = bot
+        .execute("group_breaker_retry", |n: u64| async move {
+            Ok::<_, BoxError>(n)
+        })
+        .groups(["pool"])
+        .breaker(breaker)
+        .retry(retry())
+        .register()
+        .expect("execute");
+
+    let mut c = c.benchmark_group("call_success_path");
+    c.bench_function("bare_operation", |b| {
+        b.iter(|| ready(async { Ok::<_, BoxError>(black_box(7u64)) }))
+    });
+    c.bench_function("stack_group_breaker_retry", |b| {
+        b.iter(|| {
+            ready(stack.run(&rt, || async { Ok::<_, BoxError>(black_box(7u64)) })).expect("ok")
+        })
+    });
+    c.bench_function("execute_call_group_retry", |b| {
+        b.iter(|| ready(bare_execute.call(black_box(7))).expect("ok"))
+    });
+    c.bench_function("execute_call_group_breaker_retry", |b| {
+        b.iter(|| ready(full_execute.call(black_box(7))).expect("ok"))
+    });
+    c.finish();
+}
+
+criterion_group!(benches, success_path);
+criterion_main!(benches);
