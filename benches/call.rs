@@ -38,6 +38,9 @@ fn ready<T>(fut: impl Future<Output = T>) -> T {
     }
 }
 
+/// A named routine of one call.
+type Row<'a> = (&'static str, Box<dyn Fn() + 'a>);
+
 fn retry() -> Retry {
     Retry::new().rule(Rule::fixed(Duration::from_secs(1)).retries(3))
 }
@@ -71,22 +74,57 @@ fn success_path(c: &mut Criterion) {
         .register()
         .expect("execute");
 
-    let mut c = c.benchmark_group("call_success_path");
-    c.bench_function("bare_operation", |b| {
-        b.iter(|| ready(async { Ok::<_, BoxError>(black_box(7u64)) }))
-    });
-    c.bench_function("stack_group_breaker_retry", |b| {
-        b.iter(|| {
-            ready(stack.run(&rt, || async { Ok::<_, BoxError>(black_box(7u64)) })).expect("ok")
-        })
-    });
-    c.bench_function("execute_call_group_retry", |b| {
-        b.iter(|| ready(bare_execute.call(black_box(7))).expect("ok"))
-    });
-    c.bench_function("execute_call_group_breaker_retry", |b| {
-        b.iter(|| ready(full_execute.call(black_box(7))).expect("ok"))
-    });
-    c.finish();
+    let rows: Vec<Row<'_>> = vec![
+        (
+            "bare_operation",
+            Box::new(|| {
+                ready(async { Ok::<_, BoxError>(black_box(7u64)) }).expect("ok");
+            }),
+        ),
+        (
+            "stack_group_breaker_retry",
+            Box::new(|| {
+                ready(stack.run(&rt, || async { Ok::<_, BoxError>(black_box(7u64)) })).expect("ok");
+            }),
+        ),
+        (
+            "execute_call_group_retry",
+            Box::new(|| {
+                ready(bare_execute.call(black_box(7))).expect("ok");
+            }),
+        ),
+        (
+            "execute_call_group_breaker_retry",
+            Box::new(|| {
+                ready(full_execute.call(black_box(7))).expect("ok");
+            }),
+        ),
+    ];
+    run_rows(c, &rows);
+}
+
+/// Times each row with criterion — or, with `MACHINA_CALLGRIND=<row>:<n>`,
+/// runs that row `n` times and exits, for instruction counts:
+/// `valgrind --tool=callgrind <bench binary> --bench` at two values of `n`;
+/// the difference over the difference in `n` is the count per call.
+fn run_rows(c: &mut Criterion, rows: &[Row<'_>]) {
+    if let Ok(spec) = std::env::var("MACHINA_CALLGRIND") {
+        let (row, n) = spec.split_once(':').expect("row:n");
+        let n: u64 = n.parse().expect("a count");
+        let (_, f) = rows
+            .iter()
+            .find(|(name, _)| *name == row)
+            .expect("a known row");
+        for _ in 0..n {
+            f();
+        }
+        std::process::exit(0);
+    }
+    let mut group = c.benchmark_group("call_success_path");
+    for (name, f) in rows {
+        group.bench_function(*name, |b| b.iter(f));
+    }
+    group.finish();
 }
 
 criterion_group!(benches, success_path);

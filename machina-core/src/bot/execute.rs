@@ -100,21 +100,25 @@ where
     /// [`ExecuteError::Failed`] with how the call ended (the last
     /// attempt's error, or the layer that stopped it), or
     /// [`ExecuteError::Panicked`].
-    pub async fn call(&self, args: A) -> Result<T, ExecuteError> {
+    pub fn call(&self, args: A) -> impl Future<Output = Result<T, ExecuteError>> + '_ {
+        // Not an `async fn`: the call stack's future is wrapped in place,
+        // not moved into another state machine.
         let inner = &*self.inner;
         let attempt = move || (inner.handler)(args.clone());
         let call = inner.stack.run(&self.core.runtime, attempt);
-        match AssertUnwindSafe(call).catch_unwind().await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(source)) => Err(ExecuteError::Failed {
-                name: inner.name.to_string(),
-                source,
-            }),
-            Err(panic) => Err(ExecuteError::Panicked {
-                name: inner.name.to_string(),
-                message: crate::rt::panic_message(&*panic),
-            }),
-        }
+        AssertUnwindSafe(call)
+            .catch_unwind()
+            .map(move |outcome| match outcome {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(source)) => Err(ExecuteError::Failed {
+                    name: inner.name.to_string(),
+                    source,
+                }),
+                Err(panic) => Err(ExecuteError::Panicked {
+                    name: inner.name.to_string(),
+                    message: crate::rt::panic_message(&*panic),
+                }),
+            })
     }
 
     /// Runs the execute as a task of the bot. Its failure is logged and

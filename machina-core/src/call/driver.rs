@@ -4,15 +4,17 @@
 //! wires.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use super::error::{AsDynError, AttemptTimedOut, CallError, CallErrorKind, Layer, View, view};
-use crate::breaker::{Admission, CircuitBreaker};
+use crate::breaker::CircuitBreaker;
 use crate::decision::{Decision, Reason};
 use crate::error::BoxError;
 use crate::limit::{Acquire, Group, Permit};
 use crate::retry::{Retry, RetryState};
-use crate::rt::{Runtime, instant_after};
+use crate::rt::{Runtime, Sleep, instant_after};
 
 /// The layers of one call, borrowed (so a call allocates nothing for
 /// them).
@@ -79,18 +81,22 @@ impl<E> Failure<E> {
     }
 }
 
-/// Runs `op` (a fresh attempt per call) through `layers`.
-pub(crate) async fn run<T, E, M, F, Fut>(
-    layers: Layers<'_>,
-    runtime: &Runtime,
+/// Runs `op` (a fresh attempt per call) through `layers`. Not an `async
+/// fn`: the driver's future is returned as it is, without a wrapper state
+/// machine to move it into.
+pub(crate) fn run<'a, T, E, M, F, Fut>(
+    layers: Layers<'a>,
+    runtime: &'a Runtime,
     mut op: F,
-) -> Result<T, CallError<E>>
+) -> impl Future<Output = Result<T, CallError<E>>> + 'a
 where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
+    F: FnMut() -> Fut + 'a,
+    Fut: Future<Output = Result<T, E>> + 'a,
     E: AsDynError<M>,
+    T: 'a,
+    M: 'a,
 {
-    run_attempts(layers, runtime, move || Some(op())).await
+    run_attempts(layers, runtime, move || Some(op()))
 }
 
 /// The driver. `next` makes the next attempt's future, or `None` when no
@@ -113,12 +119,12 @@ where
 {
     let view = view::<E, M>();
     let deadline_at = layers.deadline.map(|d| instant_after(runtime.now(), d));
-    let deadline_passed = |attempts, last: Option<CallError<E>>| {
+    let deadline_passed = |attempts, last: Option<Box<CallError<E>>>| {
         CallError::new(
             CallErrorKind::DeadlineExceeded {
                 deadline: layers.deadline.unwrap_or_default(),
                 attempts,
-                last: last.map(Box::new),
+                last,
             },
             view,
         )
@@ -126,38 +132,90 @@ where
     if let Some(budget) = layers.retry.and_then(Retry::retry_budget) {
         budget.deposit(runtime.now());
     }
-    let mut state: Option<RetryState<'_>> = None;
+    // Boxed, like `last`: made only at the first failure.
+    let mut state: Option<Box<RetryState<'_>>> = None;
     let mut attempts = 0u32;
-    let mut last: Option<CallError<E>> = None;
+    // Boxed: rarely set, and kept small in every call's future.
+    let mut last: Option<Box<CallError<E>>> = None;
     loop {
         attempts += 1;
-        let held = match deadline_at {
-            Some(at) if !layers.groups.is_empty() => {
-                match runtime.timeout_at(at, acquire(layers.groups)).await {
-                    Ok(held) => held,
-                    Err(_) => return Err(deadline_passed(attempts, last)),
-                }
-            }
-            _ => acquire(layers.groups).await,
+        let held = match (deadline_at, layers.groups) {
+            // The common cases without a deadline: no group, or one local
+            // group, awaited in place. The others are boxed, so that their
+            // larger futures do not make every call's future larger.
+            (None, []) => Ok(Held::None),
+            (None, [Group::Local(one)]) => Ok(Held::One(one.acquire().await)),
+            (None, groups) => Box::pin(acquire(groups)).await,
+            (Some(at), groups) => match Box::pin(runtime.timeout_at(at, acquire(groups))).await {
+                Ok(held) => held,
+                Err(_) => return Err(deadline_passed(attempts, last)),
+            },
         };
         let failure = match held {
             Err(refused) => refused,
-            Ok(permits) => match attempt(&layers, runtime, &mut next, deadline_at, view).await {
-                Attempt::Done(Ok(value)) => return Ok(value),
-                Attempt::Done(Err(failure)) => {
-                    drop(permits);
-                    failure
+            Ok(permits) => {
+                let outcome: Result<T, Failure<E>> = 'attempt: {
+                    let admitted = match layers.breaker {
+                        None => None,
+                        Some(breaker) => match breaker.admit() {
+                            Ok(admission) => Some((breaker, admission)),
+                            Err(open) => {
+                                break 'attempt Err(Failure::Refused {
+                                    layer: Layer::Breaker(open.name.clone()),
+                                    error: Box::new(open),
+                                });
+                            }
+                        },
+                    };
+                    let Some(fut) = next() else {
+                        return Err(match last {
+                            Some(last) => *last,
+                            None => deadline_passed(attempts - 1, None),
+                        });
+                    };
+                    let limit_at = layers
+                        .attempt_timeout
+                        .map(|t| instant_after(runtime.now(), t));
+                    let cut_at = match (limit_at, deadline_at) {
+                        (Some(a), Some(d)) => Some(a.min(d)),
+                        (a, d) => a.or(d),
+                    };
+                    let outcome = CutAt {
+                        fut,
+                        sleep: cut_at.map(|at| runtime.sleep_until(at)),
+                    }
+                    .await;
+                    let result = match outcome {
+                        Some(Ok(value)) => Ok(value),
+                        Some(Err(error)) => Err(Failure::Op(error)),
+                        None if cut_at == deadline_at => {
+                            return Err(deadline_passed(attempts, last));
+                        }
+                        None => Err(Failure::TimedOut(AttemptTimedOut {
+                            limit: layers.attempt_timeout.unwrap_or_default(),
+                        })),
+                    };
+                    if let Some((breaker, admission)) = admitted {
+                        match &result {
+                            Ok(_) => breaker.report(admission, None),
+                            Err(failure) => {
+                                breaker.report(admission, Some(failure.as_error(view)));
+                            }
+                        }
+                    }
+                    result
+                };
+                drop(permits);
+                match outcome {
+                    Ok(value) => return Ok(value),
+                    Err(failure) => failure,
                 }
-                Attempt::Deadline => return Err(deadline_passed(attempts, last)),
-                Attempt::NoMore => {
-                    return Err(last.unwrap_or_else(|| deadline_passed(attempts - 1, None)));
-                }
-            },
+            }
         };
         let Some(retry) = layers.retry else {
             return Err(failure.into_call_error(attempts, Reason::NoRuleMatches, view));
         };
-        let state = state.get_or_insert_with(|| retry.start(runtime.rng().clone()));
+        let state = state.get_or_insert_with(|| Box::new(retry.start(runtime.rng().clone())));
         let now = runtime.now();
         let decision = match retry.retry_budget() {
             Some(budget) => budget.with(|b| state.on_error(now, failure.as_error(view), Some(b))),
@@ -177,7 +235,7 @@ where
             // for another attempt, so report now rather than sleep for
             // nothing.
             let failed = failure.into_call_error(attempts, Reason::Deadline, view);
-            return Err(deadline_passed(attempts, Some(failed)));
+            return Err(deadline_passed(attempts, Some(Box::new(failed))));
         }
         let wait = until.saturating_duration_since(now);
         if let Reason::Retrying { rule, remaining } = retrying {
@@ -190,83 +248,47 @@ where
                 "call failed; retrying"
             );
         }
-        last = Some(failure.into_call_error(attempts, retrying, view));
+        last = Some(Box::new(failure.into_call_error(attempts, retrying, view)));
         if until > now {
             runtime.sleep_until(until).await;
         }
     }
 }
 
-/// What one attempt came to.
-enum Attempt<T, E> {
-    Done(Result<T, Failure<E>>),
-    /// The deadline cut it short.
-    Deadline,
-    /// No further attempt can be made.
-    NoMore,
+/// An attempt, cut short at an instant when there is one: `None` then.
+#[pin_project::pin_project]
+struct CutAt<F> {
+    #[pin]
+    fut: F,
+    sleep: Option<Sleep>,
 }
 
-/// Asks the breaker, makes the attempt and runs it under the per-attempt
-/// timeout and the deadline, reporting the outcome to the breaker.
-async fn attempt<T, E, F, Fut>(
-    layers: &Layers<'_>,
-    runtime: &Runtime,
-    next: &mut F,
-    deadline_at: Option<Instant>,
-    view: View<E>,
-) -> Attempt<T, E>
-where
-    F: FnMut() -> Option<Fut>,
-    Fut: Future<Output = Result<T, E>>,
-{
-    let admitted: Option<(&CircuitBreaker, Admission)> = match layers.breaker {
-        None => None,
-        Some(breaker) => match breaker.admit() {
-            Ok(state) => Some((breaker, state)),
-            Err(open) => {
-                return Attempt::Done(Err(Failure::Refused {
-                    layer: Layer::Breaker(open.name.clone()),
-                    error: Box::new(open),
-                }));
-            }
-        },
-    };
-    let Some(fut) = next() else {
-        return Attempt::NoMore;
-    };
-    let limit_at = layers
-        .attempt_timeout
-        .map(|t| instant_after(runtime.now(), t));
-    let cut_at = match (limit_at, deadline_at) {
-        (Some(a), Some(d)) => Some(a.min(d)),
-        (a, d) => a.or(d),
-    };
-    let outcome = match cut_at {
-        None => Some(fut.await),
-        Some(at) => runtime.timeout_at(at, fut).await.ok(),
-    };
-    let result = match outcome {
-        Some(Ok(value)) => Ok(value),
-        Some(Err(error)) => Err(Failure::Op(error)),
-        None if cut_at == deadline_at => return Attempt::Deadline,
-        None => Err(Failure::TimedOut(AttemptTimedOut {
-            limit: layers.attempt_timeout.unwrap_or_default(),
-        })),
-    };
-    if let Some((breaker, admitted_in)) = admitted {
-        match &result {
-            Ok(_) => breaker.report(admitted_in, None),
-            Err(failure) => breaker.report(admitted_in, Some(failure.as_error(view))),
+impl<F: Future> Future for CutAt<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(value) = this.fut.poll(cx) {
+            return Poll::Ready(Some(value));
+        }
+        match this.sleep {
+            Some(sleep) => Pin::new(sleep).poll(cx).map(|()| None),
+            None => Poll::Pending,
         }
     }
-    Attempt::Done(result)
 }
 
-/// The slots of one attempt: a permit over the local groups (taken all
-/// or none), then one per other limiter, in the stack's order.
-struct Held {
-    _local: Permit,
-    _shared: Vec<Permit>,
+/// The slots of one attempt, given back when dropped (the permits are
+/// only held, never read).
+#[allow(dead_code, reason = "the permits are held for their drop")]
+enum Held {
+    /// No group.
+    None,
+    /// One local group's permit.
+    One(Permit),
+    /// A permit over the local groups (taken all or none), then one per
+    /// other limiter, in the stack's order.
+    Many(Permit, Vec<Permit>),
 }
 
 /// Waits for a slot in every group.
@@ -300,8 +322,5 @@ async fn acquire<E>(groups: &[Group]) -> Result<Held, Failure<E>> {
             }
         }
     }
-    Ok(Held {
-        _local: local,
-        _shared: shared,
-    })
+    Ok(Held::Many(local, shared))
 }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use super::driver::{Layers, run, run_attempts};
+use super::driver::{Layers, run_attempts};
 use super::error::{AsDynError, CallError};
 use crate::breaker::CircuitBreaker;
 use crate::limit::Group;
@@ -138,13 +138,21 @@ impl CallStack {
     /// # Errors
     /// A [`CallError`]: the operation's last error, or the layer that
     /// stopped the call.
-    pub async fn run<T, E, M, F, Fut>(&self, runtime: &Runtime, op: F) -> Result<T, CallError<E>>
+    pub fn run<'a, T, E, M, F, Fut>(
+        &'a self,
+        runtime: &'a Runtime,
+        mut op: F,
+    ) -> impl Future<Output = Result<T, CallError<E>>> + 'a
     where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        F: FnMut() -> Fut + 'a,
+        Fut: Future<Output = Result<T, E>> + 'a,
         E: AsDynError<M>,
+        T: 'a,
+        M: 'a,
     {
-        run(self.layers(), runtime, op).await
+        // Not an `async fn`: the driver's future is returned as it is,
+        // without a wrapper state machine to move it into.
+        run_attempts(self.layers(), runtime, move || Some(op()))
     }
 
     /// Runs one future through the stack: a single attempt (a retry layer

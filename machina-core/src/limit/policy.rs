@@ -177,6 +177,7 @@ impl GroupPolicy {
     }
 
     /// Whether decisions depend on `now` (a window or a rate is set).
+    #[inline]
     pub(crate) fn timed(&self) -> bool {
         self.windowed() || self.bucket.is_some()
     }
@@ -206,9 +207,13 @@ impl GroupPolicy {
         self.decision(now, false)
     }
 
+    #[inline]
     fn decision(&mut self, now: Instant, promise: bool) -> Decision {
         if self.max_in_flight.is_some_and(|max| self.in_flight >= max) {
             return Decision::WaitUntil(Refusal::new(Reason::InFlight, None));
+        }
+        if !self.timed() {
+            return Decision::Proceed;
         }
         match self.clock_blocks(now, promise) {
             None => Decision::Proceed,

@@ -44,12 +44,18 @@ impl Retry {
     /// [`CallErrorKind::Failed`](crate::call::CallErrorKind::Failed) with the last attempt's error once no rule
     /// grants another retry (or `Refused` when the last error was another
     /// layer's refusal).
-    pub async fn call<T, E, M, F, Fut>(&self, runtime: &Runtime, op: F) -> Result<T, CallError<E>>
+    pub fn call<'a, T, E, M, F, Fut>(
+        &'a self,
+        runtime: &'a Runtime,
+        op: F,
+    ) -> impl Future<Output = Result<T, CallError<E>>> + 'a
     where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        F: FnMut() -> Fut + 'a,
+        Fut: Future<Output = Result<T, E>> + 'a,
         E: AsDynError<M>,
+        T: 'a,
+        M: 'a,
     {
-        run(Layers::retry_only(self), runtime, op).await
+        run(Layers::retry_only(self), runtime, op)
     }
 }
