@@ -62,6 +62,23 @@ fn uncontended(c: &mut Criterion) {
     )
     .expect("group");
 
+    // Instruction counts: with MACHINA_CALLGRIND=<row>:<n>, run that row
+    // n times under `valgrind --tool=callgrind` and exit (see benches/call.rs).
+    if let Ok(spec) = std::env::var("MACHINA_CALLGRIND") {
+        let (row, n) = spec.split_once(':').expect("row:n");
+        let n: u64 = n.parse().expect("a count");
+        for _ in 0..n {
+            match row {
+                "machina_token_bucket" => drop(black_box(bucket.try_acquire().expect("free"))),
+                "machina_group_real_clock" => drop(black_box(real_clock.try_acquire().expect("free"))),
+                "governor_check" => black_box(limiter.check()).expect("free"),
+                "tokio_semaphore" => drop(black_box(semaphore.try_acquire().expect("free"))),
+                "std_instant_now" => drop(black_box(Instant::now())),
+                other => panic!("unknown row {other}"),
+            }
+        }
+        std::process::exit(0);
+    }
     let mut group = c.benchmark_group("uncontended_acquire_release");
     group.bench_function("machina_token_bucket", |b| {
         b.iter(|| drop(black_box(bucket.try_acquire().expect("free"))))
