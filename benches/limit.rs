@@ -70,7 +70,9 @@ fn uncontended(c: &mut Criterion) {
         for _ in 0..n {
             match row {
                 "machina_token_bucket" => drop(black_box(bucket.try_acquire().expect("free"))),
-                "machina_group_real_clock" => drop(black_box(real_clock.try_acquire().expect("free"))),
+                "machina_group_real_clock" => {
+                    drop(black_box(real_clock.try_acquire().expect("free")))
+                }
                 "governor_check" => black_box(limiter.check()).expect("free"),
                 "tokio_semaphore" => drop(black_box(semaphore.try_acquire().expect("free"))),
                 "std_instant_now" => drop(black_box(Instant::now())),

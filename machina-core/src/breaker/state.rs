@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::window::Window;
 use crate::decision::{Decision, Reason, Refusal};
+use crate::rt::instant_after;
 
 /// The state of a circuit breaker (aiomisc's three states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -130,17 +131,21 @@ impl BreakerMachine {
     pub fn state(&mut self, now: Instant) -> CircuitState {
         loop {
             match self.state {
-                CircuitState::Broken if now >= self.since + self.settings.broken_time => {
-                    self.since += self.settings.broken_time;
+                CircuitState::Broken
+                    if now >= instant_after(self.since, self.settings.broken_time) =>
+                {
+                    self.since = instant_after(self.since, self.settings.broken_time);
                     self.state = CircuitState::Recovering;
                     self.recovering = (0, 0);
                     self.period += 1;
                 }
-                CircuitState::Recovering if now >= self.since + self.settings.recovery_time => {
-                    let ended = self.since + self.settings.recovery_time;
+                CircuitState::Recovering
+                    if now >= instant_after(self.since, self.settings.recovery_time) =>
+                {
+                    let ended = instant_after(self.since, self.settings.recovery_time);
                     self.state = CircuitState::Passing;
                     self.since = ended;
-                    self.calm_until = Some(ended + self.settings.passing_time);
+                    self.calm_until = Some(instant_after(ended, self.settings.passing_time));
                     self.window.clear();
                     self.period += 1;
                 }
@@ -152,7 +157,9 @@ impl BreakerMachine {
     /// The time until a broken breaker starts recovering (zero otherwise).
     pub fn time_to_recovery(&mut self, now: Instant) -> Duration {
         match self.state(now) {
-            CircuitState::Broken => (self.since + self.settings.broken_time) - now,
+            CircuitState::Broken => {
+                instant_after(self.since, self.settings.broken_time).saturating_duration_since(now)
+            }
             _ => Duration::ZERO,
         }
     }
@@ -180,7 +187,7 @@ impl BreakerMachine {
                     self.stats.broken_rejected += 1;
                     return Decision::WaitUntil(Refusal::new(
                         Reason::Broken,
-                        Some(now + s.broken_time),
+                        Some(instant_after(now, s.broken_time)),
                     ));
                 }
                 self.stats.passing += 1;
@@ -190,7 +197,7 @@ impl BreakerMachine {
                 self.stats.broken_rejected += 1;
                 Decision::WaitUntil(Refusal::new(
                     Reason::Broken,
-                    Some(self.since + self.settings.broken_time),
+                    Some(instant_after(self.since, self.settings.broken_time)),
                 ))
             }
             CircuitState::Recovering => {

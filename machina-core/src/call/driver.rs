@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use super::error::{AsDynError, AttemptTimedOut, CallError, CallErrorKind, Layer,
 use crate::breaker::CircuitBreaker;
 use crate::decision::{Decision, Reason};
 use crate::error::BoxError;
-use crate::limit::{Acquire, Group, Permit};
+use crate::limit::{Acquire, Group, Limiter, Permit};
 use crate::retry::{Retry, RetryState};
 use crate::rt::{Runtime, Sleep, instant_after};
 
@@ -138,7 +139,6 @@ where
     // Boxed: rarely set, and kept small in every call's future.
     let mut last: Option<Box<CallError<E>>> = None;
     loop {
-        attempts += 1;
         let held = match (deadline_at, layers.groups) {
             // The common cases without a deadline: no group, or one local
             // group, awaited in place. The others are boxed, so that their
@@ -151,6 +151,13 @@ where
                 Err(_) => return Err(deadline_passed(attempts, last)),
             },
         };
+        // The slots came, but perhaps after the deadline (a late wake-up):
+        // an attempt must not start past it.
+        if deadline_at.is_some_and(|d| runtime.now() >= d) {
+            drop(held);
+            return Err(deadline_passed(attempts, last));
+        }
+        attempts += 1;
         let failure = match held {
             Err(refused) => refused,
             Ok(permits) => {
@@ -189,6 +196,14 @@ where
                         Some(Ok(value)) => Ok(value),
                         Some(Err(error)) => Err(Failure::Op(error)),
                         None if cut_at == deadline_at => {
+                            // Cut by the deadline: still a call that hung,
+                            // for the breaker.
+                            if let Some((breaker, admission)) = admitted {
+                                let cut = AttemptTimedOut {
+                                    limit: layers.deadline.unwrap_or_default(),
+                                };
+                                breaker.report(admission, Some(&cut));
+                            }
                             return Err(deadline_passed(attempts, last));
                         }
                         None => Err(Failure::TimedOut(AttemptTimedOut {
@@ -308,9 +323,21 @@ async fn acquire<E>(groups: &[Group]) -> Result<Held, Failure<E>> {
             }
         }
     };
+    // Limiters of other kinds, one at a time: in one order (by address)
+    // for every call, so two calls naming the same ones in different
+    // orders cannot each hold one and wait for the other; each once.
+    let mut limiters: Vec<&Arc<dyn Limiter>> = groups
+        .iter()
+        .filter_map(|g| match g {
+            Group::Shared(limiter) => Some(limiter),
+            Group::Local(_) => None,
+        })
+        .collect();
+    limiters.sort_by_key(|l| Arc::as_ptr(l).cast::<()>() as usize);
+    limiters.dedup_by_key(|l| Arc::as_ptr(l).cast::<()>() as usize);
     let mut shared = Vec::new();
-    for group in groups {
-        if let Group::Shared(limiter) = group {
+    for limiter in limiters {
+        {
             match limiter.acquire().await {
                 Ok(permit) => shared.push(permit),
                 Err(error) => {

@@ -49,6 +49,9 @@ pub struct Acquire {
     queued: Vec<bool>,
     /// Times a group it waited for admitted it while another did not.
     passed_over: u32,
+    /// Per group (several groups only): whether it was ever queued there,
+    /// for the group's wait statistics.
+    waited_in: Vec<bool>,
     /// When this caller started waiting.
     queued_at: Option<Instant>,
     /// A wake-up for when the window opens, while first in line.
@@ -126,6 +129,7 @@ impl Acquire {
         Acquire {
             groups,
             ticket: None,
+            waited_in: queued.clone(),
             queued,
             passed_over: 0,
             queued_at: None,
@@ -162,7 +166,7 @@ impl Acquire {
             }
         }
         for state in guards.iter_mut() {
-            if let Err(refused) = state.policy.decide(now).into_result() {
+            if let Err(refused) = state.policy.peek(now).into_result() {
                 state.stats.rejected += 1;
                 return Err(refused);
             }
@@ -199,7 +203,12 @@ impl Acquire {
             .collect();
         let mut blocks = vec![false; guards.len()];
         let mut only_clocks_block = true;
+        // The latest opening (when only clocks block), and the earliest
+        // opening of a group where this caller is first in line: if it
+        // waits on a slot elsewhere, it must still look when that group
+        // opens, or nobody would (the callers behind it do not sleep).
         let mut opens_at: Option<Instant> = None;
+        let mut first_opening: Option<Instant> = None;
         for (i, state) in guards.iter_mut().enumerate() {
             let older_waits = match self.ticket {
                 Some(ticket) => state.waiters.has_older_than(ticket),
@@ -218,6 +227,7 @@ impl Acquire {
                 }) => {
                     blocks[i] = true;
                     opens_at = Some(opens_at.map_or(at, |prev: Instant| prev.max(at)));
+                    first_opening = Some(first_opening.map_or(at, |prev: Instant| prev.min(at)));
                 }
                 _ => {
                     blocks[i] = true;
@@ -231,7 +241,7 @@ impl Acquire {
             for (i, state) in guards.iter_mut().enumerate() {
                 state.policy.commit(now);
                 state.stats.acquired += 1;
-                if let Some(waited) = waited {
+                if let (Some(waited), true) = (waited, self.waited_in[i]) {
                     state.stats.waited += 1;
                     state.stats.wait_time += waited;
                 }
@@ -241,7 +251,7 @@ impl Acquire {
                     // arm its timer for the window; if only a slot blocks
                     // it, the release of one will wake it, so waking it now
                     // would be a wasted poll.
-                    if !slots_full(state.policy.decide(now)) {
+                    if !slots_full(state.policy.peek(now)) {
                         next_heads.extend(state.head_waker());
                     }
                 }
@@ -269,6 +279,7 @@ impl Acquire {
                 (false, true) => {
                     state.waiters.insert(ticket, waker.clone());
                     self.queued[i] = true;
+                    self.waited_in[i] = true;
                 }
                 (true, true) => {
                     if let Some(current) = state.waiters.waker_mut(ticket)
@@ -292,7 +303,11 @@ impl Acquire {
         }
         drop(guards);
         next_heads.into_iter().for_each(Waker::wake);
-        Outcome::Wait(if only_clocks_block { opens_at } else { None })
+        Outcome::Wait(if only_clocks_block {
+            opens_at
+        } else {
+            first_opening
+        })
     }
 
     fn permit(&mut self) -> Permit {
@@ -333,7 +348,7 @@ fn attempt_one(
                     state.waiters.remove(ticket);
                     // As in `attempt_all`: wake the next in line unless
                     // only a slot blocks it.
-                    if !slots_full(state.policy.decide(now)) {
+                    if !slots_full(state.policy.peek(now)) {
                         next = state.head_waker();
                     }
                 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use super::config::Limits;
 use super::error::LimitError;
 use crate::decision::{Decision, Reason, Refusal};
+use crate::rt::instant_after;
 
 /// The state of one group's limits: calls in flight, start times still
 /// inside the sliding window, and the token bucket's theoretical arrival
@@ -185,7 +186,7 @@ impl GroupPolicy {
     /// Returns to the pool every token whose window has passed by `now`.
     fn expire(&mut self, now: Instant) {
         while let Some(&oldest) = self.starts.front() {
-            if oldest + self.window > now {
+            if instant_after(oldest, self.window) > now {
                 break;
             }
             self.starts.pop_front();
@@ -202,8 +203,8 @@ impl GroupPolicy {
     }
 
     /// [`decide`](Self::decide) for a look that nobody will wait on
-    /// (introspection): nothing is promised.
-    pub(crate) fn peek(&mut self, now: Instant) -> Decision {
+    /// (introspection, `try_acquire`): nothing is promised.
+    pub fn peek(&mut self, now: Instant) -> Decision {
         self.decision(now, false)
     }
 
@@ -238,12 +239,13 @@ impl GroupPolicy {
     }
 
     /// Starts a call at `now` if every limit allows it: takes an in-flight
-    /// slot, spends a start token and moves the bucket on.
+    /// slot, spends a start token and moves the bucket on. A refusal here
+    /// promises nothing: a caller that comes back later is a newcomer.
     ///
     /// # Errors
     /// The [`Refusal`] when a limit blocks; nothing is taken then.
     pub fn try_acquire(&mut self, now: Instant) -> Result<(), Refusal> {
-        self.decide(now).into_result()?;
+        self.peek(now).into_result()?;
         self.commit(now);
         Ok(())
     }
@@ -297,7 +299,9 @@ impl GroupPolicy {
         }
         self.expire(now);
         if self.starts.len() >= self.max_starts as usize {
-            self.starts.front().map(|&oldest| oldest + self.window)
+            self.starts
+                .front()
+                .map(|&oldest| instant_after(oldest, self.window))
         } else {
             None
         }

@@ -99,7 +99,7 @@ fn the_deadline_bounds_the_wait_for_a_group_and_leaves_nothing_queued() {
         matches!(
             err.kind(),
             CallErrorKind::DeadlineExceeded {
-                attempts: 1,
+                attempts: 0,
                 last: None,
                 ..
             }
@@ -327,4 +327,77 @@ fn a_stack_without_layers_runs_the_operation_once_as_it_is() {
     // The typed error comes back typed, and is the error's source.
     let _: &DiskError = err.operation_error().unwrap();
     assert!(std::error::Error::source(&err).unwrap().is::<DiskError>());
+}
+
+#[test]
+fn a_call_cut_by_the_deadline_counts_as_a_failure_for_the_breaker() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let breaker = CircuitBreaker::builder("hangs")
+        .min_calls(1)
+        .build(&rt)
+        .unwrap();
+    let stack = CallStack::new().breaker(breaker.clone()).deadline(secs(2));
+    let err = mock
+        .block_on(stack.run(&rt, std::future::pending::<Result<(), BoxError>>))
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.kind(),
+            CallErrorKind::DeadlineExceeded { attempts: 1, .. }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(mock.elapsed(), secs(2));
+    assert!(
+        breaker.enter().is_err(),
+        "the hung call tripped the breaker"
+    );
+}
+
+#[test]
+fn limiters_of_other_kinds_are_taken_in_one_order_whatever_the_stack_says() {
+    // Two stacks name the same two one-slot limiters in opposite orders;
+    // their calls overlap. Taken in the stacks' orders, each could hold
+    // one and wait for the other for ever.
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let x: Arc<dyn Limiter> =
+        Arc::new(ConcurrentGroup::new(&rt, "x", Limits::new().max_in_flight(1)).unwrap());
+    let y: Arc<dyn Limiter> =
+        Arc::new(ConcurrentGroup::new(&rt, "y", Limits::new().max_in_flight(1)).unwrap());
+    let xy = CallStack::new().group(x.clone()).group(y.clone());
+    let yx = CallStack::new().group(y).group(x);
+    let calls: Vec<_> = [xy, yx]
+        .into_iter()
+        .map(|stack| {
+            let rt2 = rt.clone();
+            rt.spawn(async move {
+                let t0 = rt2.now();
+                stack
+                    .run(&rt2, || {
+                        let rt3 = rt2.clone();
+                        async move {
+                            rt3.sleep(secs(1)).await;
+                            Ok::<_, BoxError>(())
+                        }
+                    })
+                    .await
+                    .unwrap();
+                rt2.now() - t0
+            })
+            .unwrap()
+        })
+        .collect();
+    let ends = mock
+        .block_on(async {
+            let mut ends = Vec::new();
+            for call in calls {
+                ends.push(call.await.unwrap());
+            }
+            ends
+        })
+        .unwrap();
+    assert_eq!(ends, [secs(1), secs(2)]);
 }

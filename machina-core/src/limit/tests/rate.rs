@@ -168,3 +168,57 @@ fn rates_that_could_never_admit_a_call_are_refused() {
     );
     assert!(err.to_string().contains("Limits::rate(n, per).burst(b)"));
 }
+
+#[test]
+fn a_refused_try_promises_nothing() {
+    // 1 per second. A try at 0.5 s is refused; the bucket then sits idle.
+    // A newcomer at 1.9 s restarts the grid: the next start is due at
+    // 2.9 s, not at 2.0 s as if someone had waited for the 1 s slot.
+    let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
+    let mut p = GroupPolicy::new(Limits::rate(1, Duration::from_secs(1))).unwrap();
+    p.try_acquire(t0).unwrap();
+    assert!(p.try_acquire(t0 + ms(500)).is_err());
+    p.try_acquire(t0 + ms(1900)).unwrap();
+    assert_eq!(p.next_window_opening(t0 + ms(1900)), t0 + ms(2900));
+}
+
+#[test]
+fn a_caller_stuck_on_a_slot_still_times_the_rate_of_a_group_it_heads() {
+    // `a` is held; `b` allows 1 start per second. The older caller needs
+    // both and is first in line in `b`; a newcomer to `b` alone queues
+    // behind it. When b's next start comes (1 s), the older caller looks,
+    // gives way, and the newcomer starts then — not when `a` frees.
+    let (mock, rt, t0) = setup();
+    let a = group(&rt, "a", Limits::new().max_in_flight(1));
+    let b = group(&rt, "b", Limits::rate(1, Duration::from_secs(1)));
+    let a_held = a.try_acquire().unwrap();
+    drop(b.try_acquire().unwrap());
+    let starts = log();
+    let older = call(&rt, t0, &[&a, &b], 0, (100, 0), &starts);
+    let newcomer = call(&rt, t0, &[&b], 1, (200, 0), &starts);
+    assert_eq!(join_all(&mock, vec![newcomer]), [1000]);
+    drop(a_held);
+    assert_eq!(join_all(&mock, vec![older]), [2000]);
+}
+
+#[test]
+fn huge_windows_and_breaker_times_do_not_overflow() {
+    let (_mock, rt, _t0) = setup();
+    let api = group(&rt, "api", Limits::new().max_starts(1, Duration::MAX));
+    drop(api.try_acquire().unwrap());
+    let refused = api.try_acquire().unwrap_err();
+    assert_eq!(refused.reason, Reason::Window);
+    let breaker = crate::breaker::CircuitBreaker::builder("slow")
+        .min_calls(1)
+        .broken_time(Duration::MAX)
+        .recovery_time(Duration::MAX)
+        .passing_time(Duration::MAX)
+        .build(&rt)
+        .unwrap();
+    breaker
+        .enter()
+        .unwrap()
+        .failure(&std::io::Error::other("down"));
+    assert!(breaker.enter().is_err());
+    assert!(breaker.time_to_recovery() > Duration::from_secs(86_400 * 365));
+}
