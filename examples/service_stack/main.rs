@@ -2,8 +2,9 @@
 //! periodic reporter, a cron job printing the time on whole seconds, and a
 //! worker that needs the database and the cache. It starts them in
 //! order, runs until Ctrl+C / SIGTERM or for a few seconds (`--for <ms>`,
-//! 5000 by default; `--forever` waits for a signal), then stops them in
-//! reverse order, printing each step. `--stuck-stop` makes the worker's
+//! 5000 by default; `--forever` waits for a signal), then stops them
+//! dependents first (the services no one depends on together), printing
+//! each step. `--stuck-stop` makes the worker's
 //! stop hang, to show the forced exit (code 70) when the shutdown timeout
 //! (`MACHINA_SHUTDOWN_TIMEOUT`, default 2s here) runs out. `--runtime
 //! tokio|smol|async-std` picks the adapter (tokio by default): the stack is

@@ -3,8 +3,9 @@
 //! - [`Service`]: start (ready when it returns, or when it says so and
 //!   keeps running), stop with a reason, an optional stop timeout.
 //! - [`Supervisor`]: a dependency graph of services — independent ones
-//!   start in parallel, a failed start is rolled back, everything stops in
-//!   reverse order with timeouts, and a failing background task is
+//!   start in parallel, a failed start is rolled back, everything stops
+//!   dependents first (independent services in parallel) with timeouts,
+//!   and a failing background task is
 //!   reported so the stack can be brought down; services can be added
 //!   and removed while it runs (`start_service`, `stop_service`).
 //! - [`Context`]: values shared under typed keys; `get` waits until set.

@@ -373,7 +373,8 @@ pub struct Supervisor {
     stopping: Mutex<Vec<Arc<str>>>,
     /// What the stops reported and nobody has taken yet.
     progress: Mutex<StopReport>,
-    /// Held by whichever stop runs: stops go one at a time.
+    /// Held by whichever stop runs: one full or dynamic stop at a time
+    /// (within a full stop, independent services stop in parallel).
     stop_turn: futures::lock::Mutex<()>,
     /// Set when a full stop begins (cleared by the next start): dynamic
     /// starts are refused from then on.

@@ -400,3 +400,127 @@ mod restarts;
 mod plugins;
 
 mod dynamic;
+
+/// Takes `stop_ms` to stop and logs when (virtual ms) its stop began and
+/// ended.
+struct SlowStop {
+    name: &'static str,
+    rt: Runtime,
+    t0: std::time::Instant,
+    stop_ms: u64,
+    log: Log,
+}
+
+impl Service for SlowStop {
+    fn start(self: Arc<Self>, _ctx: ServiceContext) -> ServiceFuture {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
+        Box::pin(async move {
+            let began = (self.rt.now() - self.t0).as_millis();
+            self.rt.sleep(ms(self.stop_ms)).await;
+            let ended = (self.rt.now() - self.t0).as_millis();
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("{} {began}..{ended}", self.name));
+            Ok(())
+        })
+    }
+
+    fn graceful_shutdown_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(10))
+    }
+}
+
+#[test]
+fn a_parallel_stage_stops_in_parallel_so_a_stop_takes_the_longest_not_the_sum() {
+    // Started as X, [Y, Z], W: stopped W, then Y and Z together, then X.
+    // Each stop takes 100 ms: 300 ms in all, not 400.
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let t0 = rt.now();
+    let slow = |name| SlowStop {
+        name,
+        rt: rt.clone(),
+        t0,
+        stop_ms: 100,
+        log: log.clone(),
+    };
+    let stack = Supervisor::builder(&rt)
+        .stages(vec![
+            vec![("x", Arc::new(slow("x")) as Arc<dyn Service>)],
+            vec![
+                ("y", Arc::new(slow("y")) as Arc<dyn Service>),
+                ("z", Arc::new(slow("z")) as Arc<dyn Service>),
+            ],
+            vec![("w", Arc::new(slow("w")) as Arc<dyn Service>)],
+        ])
+        .build()
+        .unwrap();
+    let report = mock
+        .block_on(async {
+            stack.start().await.unwrap();
+            stack.stop().await
+        })
+        .unwrap();
+    assert_eq!(mock.elapsed(), ms(300));
+    let mut lines = entries(&log);
+    lines[1..3].sort();
+    assert_eq!(
+        lines,
+        ["w 0..100", "y 100..200", "z 100..200", "x 200..300"]
+    );
+    assert_eq!(report.stopped.len(), 4);
+    assert_eq!(
+        (report.stopped[0].as_str(), report.stopped[3].as_str()),
+        ("w", "x")
+    );
+    assert!(report.is_clean());
+}
+
+#[test]
+fn a_service_stops_as_soon_as_its_dependents_have_not_after_a_whole_stage() {
+    // A diamond (top needs left and right, both need base) beside a slow
+    // service no one depends on: each stop starts the moment the last of
+    // its dependents has stopped, and the slow one runs alongside.
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let t0 = rt.now();
+    let slow = |name, stop_ms| SlowStop {
+        name,
+        rt: rt.clone(),
+        t0,
+        stop_ms,
+        log: log.clone(),
+    };
+    let stack = Supervisor::builder(&rt)
+        .service("base", slow("base", 10), &[])
+        .service("left", slow("left", 30), &["base"])
+        .service("right", slow("right", 70), &["base"])
+        .service("top", slow("top", 20), &["left", "right"])
+        .service("aside", slow("aside", 500), &[])
+        .build()
+        .unwrap();
+    mock.block_on(async {
+        stack.start().await.unwrap();
+        stack.stop().await
+    })
+    .unwrap();
+    let mut lines = entries(&log);
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "aside 0..500",
+            "base 90..100",
+            "left 20..50",
+            "right 20..90",
+            "top 0..20"
+        ]
+    );
+    assert_eq!(mock.elapsed(), ms(500));
+}

@@ -58,7 +58,7 @@ pub(super) enum News {
 impl Supervisor {
     /// Starts every service once its dependencies are ready, independent
     /// ones in parallel. If one fails, the others still starting are
-    /// cancelled, the started ones are stopped in reverse order (the
+    /// cancelled, the started ones are stopped dependents first (the
     /// failing one's `stop` is not called), and the error says what was
     /// rolled back.
     ///

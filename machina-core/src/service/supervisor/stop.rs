@@ -1,7 +1,12 @@
-//! Stopping: the whole stack in reverse order of readiness, or one service
+//! Stopping: the whole stack, dependents first, or one service
 //! ([`Supervisor::stop_service`] builds on [`Supervisor::stop_one`]).
 //!
-//! Stops run one at a time (a full stop waits for a dynamic one), so a
+//! A full stop stops a service as soon as every service that depends on
+//! it has stopped, and services with no dependency between them stop at
+//! the same time (facet stops a parallel group in parallel): a stack
+//! started as `X, [Y, Z], W` stops `W`, then `Y` and `Z` together, then
+//! `X`, so a shutdown under a timeout takes the longest stop of a stage,
+//! not the sum. A full stop waits for a dynamic one to finish, so a
 //! service is never stopped while a dependent of it is still stopping.
 //! Each outcome is recorded as soon as it is known, so a shutdown cut
 //! short (its future dropped) still reports what did stop; and a stop that
@@ -12,7 +17,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
-use futures::FutureExt;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 
 use super::{Launched, StopReason, StopReport, Supervisor, lock, panic_error};
 use crate::rt::JoinHandle;
@@ -44,6 +50,19 @@ impl Launched {
     pub(super) async fn cancel(self) {
         self.abort_all();
         self.wait().await;
+    }
+}
+
+/// A service taken for a full stop whose stop has not begun: dropped
+/// unpolled, it aborts the service's tasks.
+struct Unstopped(Option<Launched>);
+
+impl Drop for Unstopped {
+    fn drop(&mut self) {
+        if let Some(launched) = &self.0 {
+            launched.abort_all();
+            tracing::warn!(service = %launched.name, "stop abandoned before it began; the service's tasks were aborted");
+        }
     }
 }
 
@@ -87,9 +106,10 @@ impl Drop for StopGuard<'_> {
 }
 
 impl Supervisor {
-    /// Stops every started service in reverse order of readiness: its
-    /// `stop` (bounded by its timeout), then its background work; the
-    /// services are told [`StopReason::Shutdown`].
+    /// Stops every started service, dependents first and independent
+    /// services at the same time (see the module docs): its `stop`
+    /// (bounded by its timeout), then its background work; the services
+    /// are told [`StopReason::Shutdown`].
     pub async fn stop(&self) -> StopReport {
         self.stop_with(StopReason::Shutdown).await
     }
@@ -102,15 +122,66 @@ impl Supervisor {
     pub(super) async fn stop_with(&self, reason: StopReason) -> StopReport {
         self.closing.store(true, Ordering::SeqCst);
         let _turn = self.stop_turn.lock().await;
-        // One at a time from the end, so that a stop cut short leaves the
-        // services not yet stopped listed, and what did stop reported.
+        let mut stops = FuturesUnordered::new();
+        let mut under_way: Vec<Arc<str>> = Vec::new();
         loop {
-            let next = self.running().pop();
-            let Some(started) = next else { break };
-            self.stop_one(started, reason.clone(), &self.progress, false)
-                .await;
+            for launched in self.take_stoppable(&under_way) {
+                under_way.push(launched.name.clone());
+                let name = launched.name.clone();
+                // Until its stop is first polled, the service is owned by
+                // this guard: dropped unpolled (the shutdown cut short), it
+                // aborts the service's tasks instead of detaching them.
+                let mut unstopped = Unstopped(Some(launched));
+                let reason = reason.clone();
+                stops.push(async move {
+                    if let Some(launched) = unstopped.0.take() {
+                        self.stop_one(launched, reason, &self.progress, false).await;
+                    }
+                    name
+                });
+            }
+            match stops.next().await {
+                Some(done) => under_way.retain(|n| !Arc::ptr_eq(n, &done)),
+                None => break,
+            }
         }
         self.take_stop_report()
+    }
+
+    /// Takes out of the running list every service that no running service
+    /// and no stop `under_way` depends on, newest first. If some are running
+    /// but none qualifies (which the graph's checks should rule out), the
+    /// newest is taken, so that a stop never leaves a service running.
+    fn take_stoppable(&self, under_way: &[Arc<str>]) -> Vec<Launched> {
+        let entries = self.entries();
+        let deps_of = |name: &str| {
+            entries
+                .iter()
+                .find(|e| &*e.name == name)
+                .map(|e| e.deps.clone())
+                .unwrap_or_default()
+        };
+        let mut running = self.running();
+        let needed: Vec<String> = running
+            .iter()
+            .map(|l| &*l.name)
+            .chain(under_way.iter().map(|n| &**n))
+            .flat_map(deps_of)
+            .collect();
+        let mut taken = Vec::new();
+        let mut i = running.len();
+        while i > 0 {
+            i -= 1;
+            if !needed.iter().any(|d| *d == *running[i].name) {
+                taken.push(running.remove(i));
+            }
+        }
+        if taken.is_empty() && under_way.is_empty() {
+            taken.extend(running.pop());
+        }
+        // Listed as stopping from now on (see `not_stopped`).
+        lock(&self.stopping).extend(taken.iter().map(|l| l.name.clone()));
+        taken
     }
 
     /// Stops one started service: its `stop` bounded by its timeout, then
@@ -130,7 +201,12 @@ impl Supervisor {
             .unwrap_or(self.stop_timeout);
         started.stopping.store(true, Ordering::SeqCst);
         let stopping = AssertUnwindSafe(started.service.clone().stop(reason)).catch_unwind();
-        lock(&self.stopping).push(name.clone());
+        {
+            let mut listed = lock(&self.stopping);
+            if !listed.iter().any(|n| Arc::ptr_eq(n, &name)) {
+                listed.push(name.clone());
+            }
+        }
         let mut guard = StopGuard {
             supervisor: self,
             name: name.clone(),
