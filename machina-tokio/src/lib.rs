@@ -78,7 +78,7 @@ pub fn runtime_from(handle: Handle) -> Result<Runtime, TokioAdapterError> {
         Arc::new(TokioSpawner {
             handle: handle.clone(),
         }),
-        Arc::new(TokioTimer { handle }),
+        Arc::new(TokioTimer::new(handle)),
     ))
 }
 
@@ -182,17 +182,34 @@ impl Spawn for TokioSpawner {
 }
 
 /// The [`Timer`] half of the tokio adapter: `tokio::time`, so a paused
-/// tokio clock is Machina's clock too.
+/// tokio clock is Machina's clock too — for calendar time as well: while
+/// tokio's clock is paused (and advanced by hand or auto-advanced), the
+/// calendar moves with it from the date the timer was made, so a cron
+/// schedule under `start_paused` fires on virtual time.
 #[derive(Debug, Clone)]
 pub struct TokioTimer {
     handle: Handle,
+    /// The calendar date, tokio's instant and the real instant when the
+    /// timer was made.
+    base: Arc<(SystemTime, tokio::time::Instant, Instant)>,
 }
+
+/// How far tokio's clock may drift from the real one before it counts as
+/// paused (virtual).
+const PAUSED_AFTER: Duration = Duration::from_millis(1);
 
 impl TokioTimer {
     /// A timer on the time driver of the runtime behind `handle` (which
     /// must have one; see [`runtime_from`]).
     pub fn new(handle: Handle) -> Self {
-        TokioTimer { handle }
+        let tokio_now = {
+            let _entered = handle.enter();
+            tokio::time::Instant::now()
+        };
+        TokioTimer {
+            handle,
+            base: Arc::new((SystemTime::now(), tokio_now, Instant::now())),
+        }
     }
 }
 
@@ -211,7 +228,18 @@ impl Timer for TokioTimer {
     }
 
     fn system_now(&self) -> SystemTime {
-        SystemTime::now()
+        let (calendar, tokio_base, real_base) = *self.base;
+        let on_tokio = {
+            let _entered = self.handle.enter();
+            tokio::time::Instant::now().saturating_duration_since(tokio_base)
+        };
+        let real = real_base.elapsed();
+        if on_tokio.abs_diff(real) > PAUSED_AFTER {
+            // tokio's clock is paused or was advanced: follow it.
+            calendar + on_tokio
+        } else {
+            SystemTime::now()
+        }
     }
 }
 
@@ -262,6 +290,33 @@ mod tests {
         rt.sleep(Duration::from_secs(3600)).await;
         assert!(rt.now() - start >= Duration::from_secs(3600));
         assert!(rt.now() - start < Duration::from_secs(3601));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calendar_time_follows_a_paused_clock() {
+        let rt = runtime().unwrap();
+        let before = rt.system_now();
+        tokio::time::advance(Duration::from_secs(86_400)).await;
+        let day = rt.system_now().duration_since(before).unwrap();
+        // A day on, give or take the real microseconds before the pause
+        // was noticed.
+        assert!(
+            day.abs_diff(Duration::from_secs(86_400)) < Duration::from_millis(50),
+            "{day:?}"
+        );
+        // Paused and not advanced: the calendar stands still too.
+        let still = rt.system_now();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(rt.system_now(), still);
+    }
+
+    #[tokio::test]
+    async fn calendar_time_is_the_system_clock_on_a_running_clock() {
+        let rt = runtime().unwrap();
+        let machina = rt.system_now();
+        let system = SystemTime::now();
+        let gap = system.duration_since(machina).unwrap_or_default();
+        assert!(gap < Duration::from_millis(50), "{gap:?}");
     }
 
     #[test]
