@@ -21,7 +21,7 @@ use machina_tokio::BoxError;
 use machina_tokio::rt::Runtime;
 use machina_tokio::service::{
     EntrypointBuilder, FORCED_EXIT_CODE, Key, PeriodicService, Service, ServiceContext,
-    ServiceFuture, StopReason,
+    ServiceFuture, StopContext,
 };
 
 const DB_URL: Key<String> = Key::new("db_url");
@@ -40,7 +40,8 @@ impl Service for Database {
         })
     }
 
-    fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
+    fn stop(self: Arc<Self>, ctx: StopContext) -> ServiceFuture {
+        let reason = ctx.reason().clone();
         Box::pin(async move {
             println!("db: closed ({reason:?})");
             Ok(())
@@ -59,7 +60,8 @@ impl Service for Cache {
         })
     }
 
-    fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
+    fn stop(self: Arc<Self>, ctx: StopContext) -> ServiceFuture {
+        let reason = ctx.reason().clone();
         Box::pin(async move {
             println!("cache: stopped ({reason:?})");
             Ok(())
@@ -87,7 +89,8 @@ impl Service for Worker {
         })
     }
 
-    fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
+    fn stop(self: Arc<Self>, ctx: StopContext) -> ServiceFuture {
+        let reason = ctx.reason().clone();
         Box::pin(async move {
             if self.stuck_stop {
                 println!("worker: stop hangs");

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use machina_core::rt::Runtime;
 use machina_core::service::{
-    Entrypoint, Key, Service, ServiceContext, ServiceFuture, StopReason, Supervisor,
+    Entrypoint, Key, Service, ServiceContext, ServiceFuture, StopContext, Supervisor,
 };
 use support::{Env, Log, entries, log, push};
 
@@ -47,7 +47,7 @@ impl Service for Step {
         })
     }
 
-    fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
+    fn stop(self: Arc<Self>, _ctx: StopContext) -> ServiceFuture {
         Box::pin(async move {
             push(&self.log, format!("stop {}", self.name));
             Ok(())

@@ -37,7 +37,7 @@ pub use periodic::PeriodicService;
 pub use recurring::{RecurringService, RecurringState, Strategy};
 pub use supervisor::{
     ChangeError, GraphError, RestartPolicy, Service, ServiceContext, ServiceFuture, StartError,
-    Started, StopReason, StopReport, Supervisor, SupervisorBuilder,
+    Started, StopContext, StopReason, StopReport, Supervisor, SupervisorBuilder,
 };
 
 #[cfg(all(test, feature = "test-util"))]

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::supervisor::{Service, ServiceContext, ServiceFuture, StopReason};
+use super::supervisor::{Service, ServiceContext, ServiceFuture, StopContext};
 use crate::bot::Loop;
 use crate::error::BoxError;
 use crate::schedule::{IntoInterval, Schedule, ScheduleError};
@@ -183,7 +183,7 @@ impl Service for PeriodicService {
         })
     }
 
-    fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
+    fn stop(self: Arc<Self>, _ctx: StopContext) -> ServiceFuture {
         Box::pin(async move {
             let lp = self.slot().take();
             if let Some(lp) = lp {

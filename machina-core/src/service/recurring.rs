@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
-use super::supervisor::{Service, ServiceContext, ServiceFuture, StopReason};
+use super::supervisor::{Service, ServiceContext, ServiceFuture, StopContext};
 use crate::bot::Loop;
 use crate::error::BoxError;
 use crate::rt::Runtime;
@@ -237,7 +237,7 @@ impl Service for RecurringService {
         })
     }
 
-    fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
+    fn stop(self: Arc<Self>, _ctx: StopContext) -> ServiceFuture {
         Box::pin(async move {
             let lp = self.slot().take();
             if let Some(lp) = lp {

@@ -18,6 +18,7 @@ mod dynamic;
 mod service_context;
 mod start;
 mod stop;
+mod stop_context;
 use crate::error::BoxError;
 use crate::rt::{JoinError, JoinHandle, PanicPayload, Runtime};
 pub use dynamic::ChangeError;
@@ -26,6 +27,7 @@ pub use service_context::{RestartPolicy, ServiceContext};
 use start::News;
 pub use start::Started;
 pub(crate) use start::Starting;
+pub use stop_context::StopContext;
 
 /// What a service's `start` and `stop` return.
 pub type ServiceFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send + 'static>>;
@@ -64,16 +66,17 @@ pub trait Service: Send + Sync + 'static {
     /// Starts the service.
     fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture;
 
-    /// Stops it; the default does nothing. Called only for a service that
+    /// Stops it, told why in `ctx` (with the runtime and the shared
+    /// context); the default does nothing. Called only for a service that
     /// started, before its background work is cancelled (tasks it spawns
-    /// from here on are dropped), and bounded by its timeout. Stops run one
-    /// at a time, so a `stop` must not stop other services of its own
-    /// supervisor: during a full stop that is refused at once
-    /// ([`ChangeError::ShuttingDown`]); during a
-    /// [`Supervisor::stop_service`] it would wait for its own stop until
-    /// the timeout.
-    fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
-        let _ = reason;
+    /// from here on are dropped), and bounded by its timeout. Services
+    /// with no dependency between them stop at the same time. A `stop`
+    /// must not stop other services of its own supervisor: during a full
+    /// stop that is refused at once ([`ChangeError::ShuttingDown`]);
+    /// during a [`Supervisor::stop_service`] it would wait for its own
+    /// stop until the timeout.
+    fn stop(self: Arc<Self>, ctx: StopContext) -> ServiceFuture {
+        let _ = ctx;
         Box::pin(async { Ok(()) })
     }
 
@@ -90,8 +93,8 @@ impl Service for Arc<dyn Service> {
         <dyn Service as Service>::start(Arc::clone(&*self), ctx)
     }
 
-    fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
-        <dyn Service as Service>::stop(Arc::clone(&*self), reason)
+    fn stop(self: Arc<Self>, ctx: StopContext) -> ServiceFuture {
+        <dyn Service as Service>::stop(Arc::clone(&*self), ctx)
     }
 
     fn graceful_shutdown_timeout(&self) -> Option<Duration> {
@@ -334,7 +337,7 @@ struct Launched {
 /// # Examples
 ///
 /// ```
-/// use machina_core::service::{Service, ServiceContext, ServiceFuture, StopReason, Supervisor};
+/// use machina_core::service::{Service, ServiceContext, ServiceFuture, StopContext, Supervisor};
 /// use machina_core::testing::MockRuntime;
 /// use std::sync::{Arc, Mutex};
 ///
@@ -343,7 +346,7 @@ struct Launched {
 ///     fn start(self: Arc<Self>, _ctx: ServiceContext) -> ServiceFuture {
 ///         Box::pin(async move { self.1.lock().unwrap().push(format!("start {}", self.0)); Ok(()) })
 ///     }
-///     fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
+///     fn stop(self: Arc<Self>, _ctx: StopContext) -> ServiceFuture {
 ///         Box::pin(async move { self.1.lock().unwrap().push(format!("stop {}", self.0)); Ok(()) })
 ///     }
 /// }

@@ -88,7 +88,7 @@ impl Service for Scripted {
         })
     }
 
-    fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
+    fn stop(self: Arc<Self>, _ctx: StopContext) -> ServiceFuture {
         Box::pin(async move {
             self.rt.sleep(ms(self.stop_ms)).await;
             self.note("stopped");
@@ -416,7 +416,7 @@ impl Service for SlowStop {
         Box::pin(async { Ok(()) })
     }
 
-    fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
+    fn stop(self: Arc<Self>, _ctx: StopContext) -> ServiceFuture {
         Box::pin(async move {
             let began = (self.rt.now() - self.t0).as_millis();
             self.rt.sleep(ms(self.stop_ms)).await;
@@ -523,4 +523,62 @@ fn a_service_stops_as_soon_as_its_dependents_have_not_after_a_whole_stage() {
         ]
     );
     assert_eq!(mock.elapsed(), ms(500));
+}
+
+/// Reads, when stopped, a value another service shared and its own name
+/// and reason, and flushes on the runtime's clock.
+struct ReadsAtStop(Log);
+
+const SHARED: crate::service::Key<&'static str> = crate::service::Key::new("shared");
+
+impl Service for ReadsAtStop {
+    fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
+        ctx.context().set(SHARED, "from start");
+        Box::pin(async { Ok(()) })
+    }
+
+    fn stop(self: Arc<Self>, ctx: StopContext) -> ServiceFuture {
+        Box::pin(async move {
+            ctx.runtime().sleep(ms(30)).await;
+            let value = ctx.context().try_get(SHARED).map(|v| *v);
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{} {:?} {:?}", ctx.name(), ctx.reason(), value));
+            Ok(())
+        })
+    }
+}
+
+#[test]
+fn stop_gets_its_name_the_reason_the_shared_context_and_the_runtime() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let log: Log = Arc::default();
+    let stack = Supervisor::builder(&rt)
+        .service("reader", ReadsAtStop(log.clone()), &[])
+        .build()
+        .unwrap();
+    mock.block_on(async {
+        stack.start().await.unwrap();
+        stack
+            .start_service("again", ReadsAtStop(log.clone()), &[])
+            .await
+            .unwrap();
+        stack.stop_service("again").await.unwrap();
+        stack.stop_because(StopReason::Signal).await;
+    })
+    .unwrap();
+    assert_eq!(
+        entries(&log),
+        [
+            "again Removed Some(\"from start\")",
+            "reader Signal Some(\"from start\")"
+        ]
+    );
+    assert_eq!(
+        mock.elapsed(),
+        ms(60),
+        "each stop flushed for 30 ms of virtual time"
+    );
 }

@@ -221,7 +221,7 @@ impl Service for ServiceHandle {
     fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
         self.0.clone().start(ctx)
     }
-    fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
-        self.0.clone().stop(reason)
+    fn stop(self: Arc<Self>, ctx: StopContext) -> ServiceFuture {
+        self.0.clone().stop(ctx)
     }
 }

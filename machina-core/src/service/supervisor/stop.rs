@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 
-use super::{Launched, StopReason, StopReport, Supervisor, lock, panic_error};
+use super::{Launched, StopContext, StopReason, StopReport, Supervisor, lock, panic_error};
 use crate::rt::JoinHandle;
 
 impl Launched {
@@ -200,7 +200,13 @@ impl Supervisor {
             .graceful_shutdown_timeout()
             .unwrap_or(self.stop_timeout);
         started.stopping.store(true, Ordering::SeqCst);
-        let stopping = AssertUnwindSafe(started.service.clone().stop(reason)).catch_unwind();
+        let ctx = StopContext {
+            name: name.clone(),
+            reason,
+            context: self.context.clone(),
+            runtime: self.runtime.clone(),
+        };
+        let stopping = AssertUnwindSafe(started.service.clone().stop(ctx)).catch_unwind();
         {
             let mut listed = lock(&self.stopping);
             if !listed.iter().any(|n| Arc::ptr_eq(n, &name)) {

@@ -47,7 +47,7 @@ impl Service for Holder {
         })
     }
 
-    fn stop(self: Arc<Self>, _reason: StopReason) -> ServiceFuture {
+    fn stop(self: Arc<Self>, _ctx: StopContext) -> ServiceFuture {
         Box::pin(async move {
             self.rt.sleep(ms(self.stop_ms)).await;
             Ok(())

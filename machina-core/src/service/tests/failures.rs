@@ -32,7 +32,8 @@ impl Service for Probe {
         (self.start)(ctx, self.rt.clone())
     }
 
-    fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
+    fn stop(self: Arc<Self>, ctx: StopContext) -> ServiceFuture {
+        let reason = ctx.reason().clone();
         self.log
             .lock()
             .unwrap()

@@ -28,7 +28,8 @@ impl Service for Listener {
         Box::pin(async { Ok(()) })
     }
 
-    fn stop(self: Arc<Self>, reason: StopReason) -> ServiceFuture {
+    fn stop(self: Arc<Self>, ctx: StopContext) -> ServiceFuture {
+        let reason = ctx.reason().clone();
         assert_eq!(reason, StopReason::Removed);
         drop(self.close.lock().unwrap().take());
         Box::pin(async move {
