@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use super::config::Limits;
 use super::error::LimitError;
-use super::group::ConcurrentGroup;
+use super::group::{ConcurrentGroup, GroupInner};
 use super::permit::Permit;
 use crate::decision::{Reason, Refusal};
 use crate::error::BoxError;
@@ -201,7 +201,9 @@ impl Group {
     /// name).
     pub fn same_group(&self, other: &Group) -> bool {
         match (self, other) {
-            (Group::Local(a), Group::Local(b)) => Arc::ptr_eq(&a.inner, &b.inner),
+            (Group::Local(a), Group::Local(b)) => {
+                GroupInner::lock_order(&a.inner) == GroupInner::lock_order(&b.inner)
+            }
             (Group::Shared(a), Group::Shared(b)) => {
                 std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
             }
