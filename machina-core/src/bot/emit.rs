@@ -5,10 +5,10 @@ use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
+use super::core::BotCore;
 use super::error::BotError;
 use super::event::Event;
 use super::loops::{IntoBodyResult, Loop};
-use super::machina::BotCore;
 use crate::schedule::Schedule;
 
 /// An emit's own handle to its bot.

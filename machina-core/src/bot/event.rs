@@ -5,11 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::core::BotCore;
 use super::emit::EmitBot;
 use super::error::BotError;
 use super::execute::{Execute, ExecuteTask, signature};
 use super::loops::Loop;
-use super::machina::BotCore;
 use crate::rt::Runtime;
 
 /// The context of one run of an emit's body (exmachina `Event`).

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
+use super::core::BotCore;
 use super::error::{BotError, ExecuteError};
-use super::machina::BotCore;
 use crate::breaker::CircuitBreaker;
 use crate::call::CallStack;
 use crate::error::BoxError;
@@ -130,7 +130,7 @@ where
         let this = self.clone();
         let core = self.core.clone();
         let id = core.begin_execute(self.inner.name.clone());
-        let guard = super::machina::ExecuteGuard::new(core.clone(), id);
+        let guard = super::core::ExecuteGuard::new(core.clone(), id);
         let handle = core.runtime.spawn_named(&self.inner.name, async move {
             let outcome = this.call(args).await;
             guard.finish(outcome.as_ref().err());

@@ -12,13 +12,16 @@
 //! and retries (`limit`, `retry`); it composes them.
 
 mod book;
+mod core;
 mod emit;
 mod error;
 mod event;
 mod execute;
 mod loops;
 mod machina;
+mod registry;
 
+pub use core::RunStats;
 pub use emit::{Emit, EmitBuilder, IntoSchedule};
 pub use error::{BotError, ExecuteError};
 pub use event::Event;
@@ -27,4 +30,5 @@ pub use loops::{
     ErrorKinds, IntoBodyResult, Loop, LoopBuilder, LoopEnd, LoopError, LoopPanicked, LoopRun,
     LoopStats, ReconnectBackoff, SharedError,
 };
-pub use machina::{Machina, MachinaBuilder, RunReport, RunStats, ShutdownReport};
+pub use machina::{Machina, RunReport, ShutdownReport};
+pub use registry::MachinaBuilder;
