@@ -21,33 +21,11 @@
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
 pub use machina_core;
 pub use machina_core::*;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use machina_core::rt::{BlockingFn, BoxFuture, Sleep, SleepFuture, Spawn, SpawnError, Timer};
-
-/// An [`async_io::Timer`] as a [`SleepFuture`]: re-armed in place.
-struct IoSleep(async_io::Timer);
-
-impl Future for IoSleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx).map(|_| ())
-    }
-}
-
-impl SleepFuture for IoSleep {
-    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
-        self.0.set_at(deadline);
-    }
-}
+use machina_core::rt::{BlockingFn, BoxFuture, Spawn, SpawnError};
 
 /// A [`Runtime`] on async-std's global executor.
 pub fn runtime() -> Runtime {
@@ -71,11 +49,10 @@ pub fn runtime() -> Runtime {
 /// # Errors
 /// The I/O error of installing the signal handlers.
 pub fn entrypoint() -> Result<machina_core::service::EntrypointBuilder, std::io::Error> {
-    let builder =
-        machina_core::service::Entrypoint::builder(&runtime()).signals(shutdown_signals()?);
-    #[cfg(feature = "logging")]
-    let builder = builder.default_logging();
-    Ok(builder)
+    Ok(machina_core::service::entrypoint_with(
+        &runtime(),
+        machina_core::service::os_signals()?,
+    ))
 }
 
 /// aiomisc's `run(main, *services)` on async-std: starts `services` (no
@@ -96,18 +73,6 @@ pub async fn run<F: std::future::Future>(
 > {
     let entry = entrypoint().map_err(machina_core::service::RunError::Setup)?;
     Ok(machina_core::service::run(entry, main, services).await?)
-}
-
-/// The shutdown requests of an entrypoint: SIGINT (Ctrl+C) and SIGTERM.
-fn shutdown_signals() -> Result<machina_core::service::Signals, std::io::Error> {
-    use async_signal::{Signal, Signals};
-    use futures::StreamExt;
-    #[cfg(unix)]
-    let kinds = [Signal::Int, Signal::Term];
-    #[cfg(not(unix))]
-    let kinds = [Signal::Int];
-    let signals = Signals::new(kinds)?;
-    Ok(Box::pin(signals.map(|_| ())))
 }
 
 /// The [`Spawn`] half of the async-std adapter.
@@ -136,31 +101,6 @@ impl Spawn for AsyncStdSpawner {
     }
 }
 
-/// The [`Timer`] half of the async-std adapter. async-std has no
-/// `sleep_until`; its `sleep` is an [`async_io::Timer`], which this uses
-/// directly with an absolute deadline.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct AsyncStdTimer {
-    _private: (),
-}
-
-impl AsyncStdTimer {
-    /// A timer on async-io's reactor, as async-std uses.
-    pub fn new() -> Self {
-        AsyncStdTimer { _private: () }
-    }
-}
-
-impl Timer for AsyncStdTimer {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> Sleep {
-        Sleep::new(IoSleep(async_io::Timer::at(deadline)))
-    }
-
-    fn system_now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
+/// The [`Timer`](machina_core::rt::Timer) half of the async-std adapter: async-io's reactor, as async-std
+/// uses — the core's shared [`IoTimer`](machina_core::rt::IoTimer).
+pub type AsyncStdTimer = machina_core::rt::IoTimer;

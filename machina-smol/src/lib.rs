@@ -3,7 +3,7 @@
 //! Machina on [smol](https://github.com/smol-rs/smol): a [`Runtime`] whose
 //! tasks run on smol's global executor or on an
 //! [`async_executor::Executor`] you drive, whose timers are
-//! [`async_io::Timer`]s and whose blocking work runs on the [`blocking`]
+//! async-io timers (the core's [`IoTimer`](machina_core::rt::IoTimer)) and whose blocking work runs on the [`blocking`]
 //! pool.
 //!
 //! This crate re-exports [`machina_core`]; depend on it alone.
@@ -26,34 +26,13 @@
 #![forbid(unsafe_code)]
 
 use std::sync::{Arc, Weak};
-use std::time::{Instant, SystemTime};
 
 pub use machina_core;
 pub use machina_core::*;
 
 use async_executor::Executor;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use machina_core::rt::{BlockingFn, BoxFuture, Sleep, SleepFuture, Spawn, SpawnError, Timer};
-
-/// An [`async_io::Timer`] as a [`SleepFuture`]: re-armed in place.
-struct IoSleep(async_io::Timer);
-
-impl Future for IoSleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.0).poll(cx).map(|_| ())
-    }
-}
-
-impl SleepFuture for IoSleep {
-    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
-        self.0.set_at(deadline);
-    }
-}
+use machina_core::rt::{BlockingFn, BoxFuture, Spawn, SpawnError};
 
 /// A [`Runtime`] on smol's global executor (`smol::spawn`), which runs on
 /// its own threads (`SMOL_THREADS`, one by default).
@@ -88,11 +67,10 @@ pub fn runtime_on(executor: &Arc<Executor<'static>>) -> Runtime {
 /// # Errors
 /// The I/O error of installing the signal handlers.
 pub fn entrypoint() -> Result<machina_core::service::EntrypointBuilder, std::io::Error> {
-    let builder =
-        machina_core::service::Entrypoint::builder(&runtime()).signals(shutdown_signals()?);
-    #[cfg(feature = "logging")]
-    let builder = builder.default_logging();
-    Ok(builder)
+    Ok(machina_core::service::entrypoint_with(
+        &runtime(),
+        machina_core::service::os_signals()?,
+    ))
 }
 
 /// aiomisc's `run(main, *services)` on smol: starts `services` (no
@@ -113,18 +91,6 @@ pub async fn run<F: std::future::Future>(
 > {
     let entry = entrypoint().map_err(machina_core::service::RunError::Setup)?;
     Ok(machina_core::service::run(entry, main, services).await?)
-}
-
-/// The shutdown requests of an entrypoint: SIGINT (Ctrl+C) and SIGTERM.
-fn shutdown_signals() -> Result<machina_core::service::Signals, std::io::Error> {
-    use async_signal::{Signal, Signals};
-    use futures::StreamExt;
-    #[cfg(unix)]
-    let kinds = [Signal::Int, Signal::Term];
-    #[cfg(not(unix))]
-    let kinds = [Signal::Int];
-    let signals = Signals::new(kinds)?;
-    Ok(Box::pin(signals.map(|_| ())))
 }
 
 /// The [`Spawn`] half of the smol adapter.
@@ -174,32 +140,9 @@ impl Spawn for SmolSpawner {
     }
 }
 
-/// The [`Timer`] half of the smol adapter: [`async_io::Timer`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SmolTimer {
-    _private: (),
-}
-
-impl SmolTimer {
-    /// A timer on async-io's reactor.
-    pub fn new() -> Self {
-        SmolTimer { _private: () }
-    }
-}
-
-impl Timer for SmolTimer {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> Sleep {
-        Sleep::new(IoSleep(async_io::Timer::at(deadline)))
-    }
-
-    fn system_now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
+/// The [`Timer`](machina_core::rt::Timer) half of the smol adapter: async-io's reactor, as smol
+/// uses — the core's shared [`IoTimer`](machina_core::rt::IoTimer).
+pub type SmolTimer = machina_core::rt::IoTimer;
 
 #[cfg(test)]
 mod tests {

@@ -107,11 +107,10 @@ fn check_timer(handle: &Handle) -> Result<(), TokioAdapterError> {
 /// if the signal handlers cannot be installed.
 pub fn entrypoint() -> Result<machina_core::service::EntrypointBuilder, TokioAdapterError> {
     let rt = runtime()?;
-    let signals = shutdown_signals()?;
-    let builder = machina_core::service::Entrypoint::builder(&rt).signals(signals);
-    #[cfg(feature = "logging")]
-    let builder = builder.default_logging();
-    Ok(builder)
+    Ok(machina_core::service::entrypoint_with(
+        &rt,
+        shutdown_signals()?,
+    ))
 }
 
 /// aiomisc's `run(main, *services)` on the current tokio runtime: starts `services` (no

@@ -37,6 +37,8 @@ pub use rng::RuntimeRng;
 pub use runtime::Runtime;
 pub use select::{Losers, Selected, cancel_all, select, select_tasks, select_timeout};
 pub use spawn::{BlockingFn, BoxFuture, Spawn, SpawnError};
+#[cfg(feature = "io")]
+pub use system::IoTimer;
 pub use system::SystemTimer;
 pub use threads::{ThreadError, ThreadedStream, sync_wait};
 pub use timeout::{Elapsed, Timeout};

@@ -1,5 +1,7 @@
-//! The fallback wall-clock timer, for executors that bring none of their
-//! own. This is the one place in the core that reads the real clock.
+//! The wall-clock timers: the fallback [`SystemTimer`], for executors that
+//! bring none of their own, and (feature `io`) [`IoTimer`] on async-io's
+//! reactor, shared by the smol and async-std adapters. This is the one
+//! place in the core that reads the real clock.
 
 use std::time::{Instant, SystemTime};
 
@@ -62,6 +64,70 @@ impl Timer for SystemTimer {
     fn sleep_until(&self, deadline: Instant) -> Sleep {
         let wait = deadline.saturating_duration_since(Instant::now());
         Sleep::new(SystemSleep(futures_timer::Delay::new(wait)))
+    }
+
+    fn system_now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// An [`async_io::Timer`] as a [`SleepFuture`]: re-armed in place.
+#[cfg(feature = "io")]
+struct IoSleep(async_io::Timer);
+
+#[cfg(feature = "io")]
+impl Future for IoSleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
+#[cfg(feature = "io")]
+impl SleepFuture for IoSleep {
+    fn reset(mut self: Pin<&mut Self>, deadline: Instant) {
+        self.0.set_at(deadline);
+    }
+}
+
+/// A [`Timer`] on async-io's reactor (what smol and async-std use): the
+/// real clock, with sleeps that are async-io timers at absolute deadlines.
+/// The adapter kit for executors on async-io (feature `io`).
+///
+/// # Examples
+///
+/// ```
+/// use machina_core::rt::{IoTimer, Timer};
+/// use std::time::Duration;
+///
+/// let timer = IoTimer::new();
+/// let start = timer.now();
+/// futures::executor::block_on(timer.sleep_until(start + Duration::from_millis(5)));
+/// assert!(timer.now() - start >= Duration::from_millis(5));
+/// ```
+#[cfg(feature = "io")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IoTimer {
+    _private: (),
+}
+
+#[cfg(feature = "io")]
+impl IoTimer {
+    /// A timer on async-io's reactor.
+    pub fn new() -> Self {
+        IoTimer { _private: () }
+    }
+}
+
+#[cfg(feature = "io")]
+impl Timer for IoTimer {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Sleep {
+        Sleep::new(IoSleep(async_io::Timer::at(deadline)))
     }
 
     fn system_now(&self) -> SystemTime {

@@ -16,6 +16,7 @@
 //! - [`Entrypoint`]: hooks, plugins, signals, shutdown timeout, logging;
 //!   [`ServiceControl`] for changes with hooks; the [`run`] shorthand.
 
+mod adapter_kit;
 mod context;
 mod entrypoint;
 #[cfg(feature = "logging")]
@@ -26,6 +27,9 @@ mod periodic;
 mod recurring;
 mod supervisor;
 
+pub use adapter_kit::entrypoint_with;
+#[cfg(feature = "io")]
+pub use adapter_kit::os_signals;
 pub use context::{Context, Key};
 pub use entrypoint::{
     Entrypoint, EntrypointBuilder, EntrypointError, FORCED_EXIT_CODE, HookContext, Outcome, Plugin,
