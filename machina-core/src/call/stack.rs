@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use super::driver::{Layers, run_attempts};
+use super::driver::{Layers, run, run_attempts};
 use super::error::{AsDynError, CallError};
 use crate::breaker::CircuitBreaker;
 use crate::limit::Group;
@@ -141,7 +141,7 @@ impl CallStack {
     pub fn run<'a, T, E, M, F, Fut>(
         &'a self,
         runtime: &'a Runtime,
-        mut op: F,
+        op: F,
     ) -> impl Future<Output = Result<T, CallError<E>>> + 'a
     where
         F: FnMut() -> Fut + 'a,
@@ -150,9 +150,7 @@ impl CallStack {
         T: 'a,
         M: 'a,
     {
-        // Not an `async fn`: the driver's future is returned as it is,
-        // without a wrapper state machine to move it into.
-        run_attempts(self.layers(), runtime, move || Some(op()))
+        run(self.layers(), runtime, op)
     }
 
     /// Runs one future through the stack: a single attempt (a retry layer
