@@ -11,6 +11,9 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+#[path = "support/mod.rs"]
+mod support;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use machina_core::BoxError;
 use machina_core::bot::Machina;
@@ -18,16 +21,7 @@ use machina_core::breaker::CircuitBreaker;
 use machina_core::call::CallStack;
 use machina_core::limit::{ConcurrentGroup, Limits};
 use machina_core::retry::{Retry, Rule};
-use machina_core::rt::Runtime;
-
-fn tokio_runtime() -> (tokio::runtime::Runtime, Runtime) {
-    let tokio_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("tokio");
-    let rt = machina_tokio::runtime_from(tokio_rt.handle().clone()).expect("timer");
-    (tokio_rt, rt)
-}
+use support::tokio_runtime;
 
 /// Polls `fut` once; the success path completes without waiting.
 fn ready<T>(fut: impl Future<Output = T>) -> T {

@@ -14,11 +14,14 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[path = "support/mod.rs"]
+mod support;
+
 use criterion::{Criterion, criterion_group, criterion_main};
 use machina_core::limit::{ConcurrentGroup, Limits};
 use machina_core::retry::{Retry, Rule};
-use machina_core::rt::Runtime;
 use machina_core::testing::MockRuntime;
+use support::tokio_runtime;
 
 /// Both limits on, never binding: the window is short enough that its log
 /// of start times stays small at tens of millions of starts per second.
@@ -26,15 +29,6 @@ fn both_limits() -> Limits {
     Limits::new()
         .max_in_flight(1_000_000)
         .max_starts(1_000_000, Duration::from_millis(1))
-}
-
-fn tokio_runtime() -> (tokio::runtime::Runtime, Runtime) {
-    let tokio_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .expect("tokio");
-    let rt = machina_tokio::runtime_from(tokio_rt.handle().clone()).expect("timer");
-    (tokio_rt, rt)
 }
 
 fn governor() -> governor::DefaultDirectRateLimiter {
