@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use machina_tokio::BoxError;
-use machina_tokio::bot::{Loop, LoopEnd};
+use machina_tokio::loops::{Loop, LoopEnd};
 use machina_tokio::rt::MissedTick;
 use machina_tokio::schedule::Schedule;
 

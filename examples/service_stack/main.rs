@@ -190,7 +190,7 @@ async fn run(
     // A cron job on whole seconds, in calendar time.
     let clock_rt = rt.clone();
     let clock = PeriodicService::cron("clock", "* * * * * *", "UTC", move || {
-        let now = clock_rt.system_now();
+        let now = clock_rt.calendar_now();
         async move {
             let since_epoch = now
                 .duration_since(std::time::UNIX_EPOCH)

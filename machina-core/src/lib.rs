@@ -20,8 +20,9 @@
 //! | [`call`] | the call pipeline: a `CallStack` of layers (groups → breaker → retry → attempt timeout → deadline), one driver, one `CallError` |
 //! | [`limit`] | concurrent groups: max in flight, max starts per sliding window, token bucket; the `Limiter` trait |
 //! | [`retry`] | retry rules (fixed, Fibonacci, random range, exponential jitter), matching, budget: a layer |
+//! | [`loops`] | `Loop`: periodic work (discord.ext.tasks), a pure `Cadence` that says when the next run is due, and the task that drives it |
+//! | [`bot`] | `Machina` bots: emits (loops whose body gets an `Event`) and executes (handlers on a call stack) |
 //! | [`backoff`] | aiomisc `asyncbackoff`: per-attempt timeout, deadline, pauses, max tries, giveup — a stack preset |
-//! | [`bot`] | the `Loop` engine, and `Machina` bots: emits, executes, events |
 //! | [`breaker`] | circuit breaker: passing, broken, recovering with a seeded ramp: a layer |
 //! | [`aggregate`] | call aggregation: single-argument calls batched by leeway and size |
 //! | [`workers`] | a bounded pool of worker threads with an async submit |
@@ -68,6 +69,7 @@ pub mod error;
 pub mod limit;
 #[cfg(test)]
 mod log_capture;
+pub mod loops;
 pub mod pool;
 pub mod retry;
 pub mod rt;

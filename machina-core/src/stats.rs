@@ -11,9 +11,10 @@
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use crate::bot::{Loop, Machina};
+use crate::bot::Machina;
 use crate::breaker::CircuitBreaker;
 use crate::limit::ConcurrentGroup;
+use crate::loops::Loop;
 use crate::pool::{Manager, Pool};
 use crate::retry::Retry;
 
@@ -219,9 +220,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::bot::Loop;
     use crate::breaker::CircuitBreaker;
     use crate::limit::Limits;
+    use crate::loops::Loop;
     use crate::retry::Rule;
     use crate::schedule::Schedule;
     use crate::testing::MockRuntime;

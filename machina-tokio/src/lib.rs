@@ -226,7 +226,7 @@ impl Timer for TokioTimer {
         })
     }
 
-    fn system_now(&self) -> SystemTime {
+    fn calendar_now(&self) -> SystemTime {
         let (calendar, tokio_base, real_base) = *self.base;
         let on_tokio = {
             let _entered = self.handle.enter();
@@ -294,9 +294,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn calendar_time_follows_a_paused_clock() {
         let rt = runtime().unwrap();
-        let before = rt.system_now();
+        let before = rt.calendar_now();
         tokio::time::advance(Duration::from_secs(86_400)).await;
-        let day = rt.system_now().duration_since(before).unwrap();
+        let day = rt.calendar_now().duration_since(before).unwrap();
         // A day on, give or take the real microseconds before the pause
         // was noticed.
         assert!(
@@ -304,15 +304,15 @@ mod tests {
             "{day:?}"
         );
         // Paused and not advanced: the calendar stands still too.
-        let still = rt.system_now();
+        let still = rt.calendar_now();
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(rt.system_now(), still);
+        assert_eq!(rt.calendar_now(), still);
     }
 
     #[tokio::test]
     async fn calendar_time_is_the_system_clock_on_a_running_clock() {
         let rt = runtime().unwrap();
-        let machina = rt.system_now();
+        let machina = rt.calendar_now();
         let system = SystemTime::now();
         let gap = system.duration_since(machina).unwrap_or_default();
         assert!(gap < Duration::from_millis(50), "{gap:?}");

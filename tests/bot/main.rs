@@ -239,7 +239,7 @@ cross_runtime! {
         let worker: Vec<_> = runs.iter().filter(|r| r.starts_with("worker")).cloned().collect();
         assert_eq!(worker, ["worker 1", "worker 2", "worker 1", "worker 2"]);
         assert_eq!(runs.iter().filter(|r| r.starts_with("sleeper")).cloned().collect::<Vec<_>>(), ["sleeper 1"]);
-        assert!(!bot.emit("sleeper").unwrap().as_loop().is_running());
+        assert!(!bot.emit("sleeper").unwrap().loop_handle().is_running());
         env.assert_elapsed(rt.now() - start, ms(200));
     }
 

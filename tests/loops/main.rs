@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use machina_core::bot::{Loop, LoopEnd, LoopError};
+use machina_core::loops::{Loop, LoopEnd, LoopError};
 use machina_core::rt::{MissedTick, Runtime};
 use machina_core::schedule::Schedule;
 use support::{Env, Log, entries, log, push};
@@ -20,7 +20,7 @@ fn ms(n: u64) -> Duration {
 }
 
 /// A loop whose hooks record themselves in `events`.
-fn recorded(rt: &Runtime, schedule: Schedule, events: &Log) -> machina_core::bot::LoopBuilder {
+fn recorded(rt: &Runtime, schedule: Schedule, events: &Log) -> machina_core::loops::LoopBuilder {
     let (before, after, error) = (events.clone(), events.clone(), events.clone());
     Loop::builder(rt, "recorded", schedule)
         .before_loop(move |_| {

@@ -79,7 +79,7 @@ cross_runtime! {
         let start = rt.now();
         stack.start().await.unwrap();
         env.assert_elapsed(rt.now() - start, Duration::from_millis(25));
-        assert_eq!(stack.started(), ["db", "cache", "api"]);
+        assert_eq!(stack.running_services(), ["db", "cache", "api"]);
         let report = stack.stop().await;
         assert_eq!(report.stopped, ["api", "cache", "db"]);
         assert_eq!(

@@ -11,8 +11,8 @@ use std::task::{Poll, Waker};
 use super::book::{EntryId, ExecuteBook};
 use super::emit::Emit;
 use super::error::{BotError, ExecuteError};
-use super::loops::{LoopEnd, SharedError};
 use super::registry::{ErasedExecute, Registry};
+use crate::loops::{LoopEnd, SharedError};
 use crate::rt::{AbortHandle, Runtime};
 
 /// What is running now, and what has happened.
@@ -90,8 +90,8 @@ impl BotCore {
         }
         let run = match emit.lp.start() {
             Ok(run) => run,
-            Err(super::loops::LoopError::AlreadyRunning { .. }) => return Ok(()),
-            Err(super::loops::LoopError::Spawn { source, .. }) => return Err(source.into()),
+            Err(crate::loops::LoopError::AlreadyRunning { .. }) => return Ok(()),
+            Err(crate::loops::LoopError::Spawn { source, .. }) => return Err(source.into()),
         };
         self.activity().emits_running += 1;
         let core = self.clone();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::core::BotCore;
 use super::error::BotError;
 use super::event::Event;
-use super::loops::{IntoBodyResult, Loop};
+use crate::loops::{IntoBodyResult, Loop};
 use crate::schedule::Schedule;
 
 /// An emit's own handle to its bot.
@@ -31,7 +31,7 @@ impl Emit {
 
     /// The loop that drives it (for its state: `is_running`,
     /// `current_loop`, …).
-    pub fn as_loop(&self) -> &Loop {
+    pub fn loop_handle(&self) -> &Loop {
         &self.lp
     }
 
@@ -55,7 +55,7 @@ impl fmt::Debug for Emit {
 #[must_use = "call .register() to add the emit"]
 pub struct EmitBuilder<'b> {
     pub(crate) builder: &'b mut super::MachinaBuilder,
-    pub(crate) lp: super::loops::LoopBuilder,
+    pub(crate) lp: crate::loops::LoopBuilder,
     pub(crate) alive: bool,
 }
 
@@ -76,7 +76,7 @@ impl EmitBuilder<'_> {
     /// Adjusts the underlying loop (hooks, reconnect kinds, …).
     pub fn configure(
         mut self,
-        f: impl FnOnce(super::loops::LoopBuilder) -> super::loops::LoopBuilder,
+        f: impl FnOnce(crate::loops::LoopBuilder) -> crate::loops::LoopBuilder,
     ) -> Self {
         self.lp = f(self.lp);
         self

@@ -2,10 +2,10 @@
 //! name that do not fit, executes that fail, and runs that end with emit
 //! errors.
 
-use super::loops::SharedError;
 use crate::call::CallError;
 use crate::error::BoxError;
 use crate::limit::LimitError;
+use crate::loops::SharedError;
 use crate::rt::SpawnError;
 
 /// A mistake in how a bot is put together or called.

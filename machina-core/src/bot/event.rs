@@ -9,7 +9,7 @@ use super::core::BotCore;
 use super::emit::EmitBot;
 use super::error::BotError;
 use super::execute::{Execute, ExecuteTask, signature};
-use super::loops::Loop;
+use crate::loops::Loop;
 use crate::rt::Runtime;
 
 /// The context of one run of an emit's body (exmachina `Event`).
@@ -53,7 +53,7 @@ impl Event {
     }
 
     /// The emit's loop.
-    pub fn emit_loop(&self) -> &Loop {
+    pub fn loop_handle(&self) -> &Loop {
         &self.lp
     }
 

@@ -13,11 +13,11 @@ use super::core::BotCore;
 use super::emit::{Emit, EmitBuilder, IntoSchedule};
 use super::error::BotError;
 use super::execute::{Execute, ExecuteBuilder, GroupRef, Handler, signature};
-use super::loops::Loop;
 use super::machina::{Hook, Machina};
 use crate::call::CallStack;
 use crate::error::BoxError;
 use crate::limit::{Group, IntoGroup};
+use crate::loops::Loop;
 use crate::schedule::ScheduleError;
 
 /// An execute with its types erased, for calls by name.

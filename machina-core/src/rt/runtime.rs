@@ -167,8 +167,8 @@ impl Runtime {
     }
 
     /// Calendar time on this runtime's clock (virtual on the mock runtime).
-    pub fn system_now(&self) -> SystemTime {
-        self.inner.timer.system_now()
+    pub fn calendar_now(&self) -> SystemTime {
+        self.inner.timer.calendar_now()
     }
 
     /// How late a timer may fire and still count as on time; see

@@ -66,7 +66,7 @@ impl Timer for SystemTimer {
         Sleep::new(SystemSleep(futures_timer::Delay::new(wait)))
     }
 
-    fn system_now(&self) -> SystemTime {
+    fn calendar_now(&self) -> SystemTime {
         SystemTime::now()
     }
 }
@@ -130,7 +130,7 @@ impl Timer for IoTimer {
         Sleep::new(IoSleep(async_io::Timer::at(deadline)))
     }
 
-    fn system_now(&self) -> SystemTime {
+    fn calendar_now(&self) -> SystemTime {
         SystemTime::now()
     }
 }

@@ -98,7 +98,7 @@ pub trait Timer: Send + Sync + 'static {
     /// Calendar time, for schedules such as cron. Virtual on the mock
     /// runtime, where it starts at a date the test chooses and moves with
     /// the virtual clock.
-    fn system_now(&self) -> SystemTime;
+    fn calendar_now(&self) -> SystemTime;
 
     /// How late a timer may fire and still count as on time.
     ///

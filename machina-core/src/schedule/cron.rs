@@ -1,6 +1,6 @@
 //! Calendar schedules: cron patterns (with an optional seconds field) in a
 //! time zone, parsed with `croner` and evaluated against the runtime's
-//! calendar clock ([`Runtime::system_now`]), so that on the mock runtime a
+//! calendar clock ([`Runtime::calendar_now`]), so that on the mock runtime a
 //! test chooses the date and crosses midnight, month ends and daylight
 //! saving changes in virtual time.
 
@@ -36,7 +36,7 @@ pub enum CronError {
 
 /// A cron pattern in a time zone.
 ///
-/// A [`Loop`](crate::bot::Loop) on a cron schedule waits for the first match
+/// A [`Loop`](crate::loops::Loop) on a cron schedule waits for the first match
 /// after its previous body ended: matches that passed while a body overran
 /// are skipped, never run in a burst.
 ///
@@ -102,7 +102,7 @@ impl CronSchedule {
     /// How long from now, on `runtime`'s calendar clock, until the next
     /// match; `None` if the pattern never matches again.
     pub fn wait_from(&self, runtime: &Runtime) -> Option<Duration> {
-        let now = runtime.system_now();
+        let now = runtime.calendar_now();
         let next = self.next_after(now)?;
         Some(next.duration_since(now).unwrap_or_default())
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 
-use crate::bot::{Loop, LoopEnd};
+use crate::loops::{Loop, LoopEnd};
 use crate::schedule::{Schedule, ScheduleError};
 use crate::testing::MockRuntime;
 
@@ -39,7 +39,7 @@ fn runs_taking(start: &str, schedule: Schedule, count: u64, work: Duration) -> V
         .build(move |lp: Loop| {
             let log = log.clone();
             async move {
-                log.lock().unwrap().push(lp.runtime().system_now());
+                log.lock().unwrap().push(lp.runtime().calendar_now());
                 lp.runtime().sleep(work).await;
             }
         });

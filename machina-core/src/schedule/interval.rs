@@ -17,14 +17,14 @@ use std::time::Duration;
 #[error(
     "invalid interval {input:?}: {problem}; expected a number followed by a unit such as 1s, 500ms or 1d4h (units d, h, m, s, ms, in that order, each once)"
 )]
-pub struct IntervalError {
+pub struct ParseIntervalError {
     input: String,
     problem: String,
 }
 
-impl IntervalError {
+impl ParseIntervalError {
     fn new(input: &str, problem: impl Into<String>) -> Self {
-        IntervalError {
+        ParseIntervalError {
             input: input.to_owned(),
             problem: problem.into(),
         }
@@ -60,15 +60,15 @@ const UNITS: [(&str, u128); 5] = [
 /// ```
 ///
 /// # Errors
-/// [`IntervalError`] saying what is wrong: empty, a missing or unknown
+/// [`ParseIntervalError`] saying what is wrong: empty, a missing or unknown
 /// unit, units out of order or repeated, a fraction of a millisecond,
 /// spaces around the whole, or a value too large.
-pub fn parse_interval(input: &str) -> Result<Duration, IntervalError> {
+pub fn parse_interval(input: &str) -> Result<Duration, ParseIntervalError> {
     if input.trim().is_empty() {
-        return Err(IntervalError::new(input, "it is empty"));
+        return Err(ParseIntervalError::new(input, "it is empty"));
     }
     if input.trim() != input {
-        return Err(IntervalError::new(
+        return Err(ParseIntervalError::new(
             input,
             "it has leading or trailing spaces",
         ));
@@ -95,7 +95,7 @@ pub fn parse_interval(input: &str) -> Result<Duration, IntervalError> {
             }
             fraction = &input[fraction_start..pos];
             if fraction.is_empty() {
-                return Err(IntervalError::new(
+                return Err(ParseIntervalError::new(
                     input,
                     "a decimal point needs digits after it",
                 ));
@@ -103,7 +103,7 @@ pub fn parse_interval(input: &str) -> Result<Duration, IntervalError> {
         }
         if whole.is_empty() {
             let found = input[number_start..].chars().next().unwrap_or(' ');
-            return Err(IntervalError::new(
+            return Err(ParseIntervalError::new(
                 input,
                 format!("expected a number, found {found:?}"),
             ));
@@ -114,26 +114,26 @@ pub fn parse_interval(input: &str) -> Result<Duration, IntervalError> {
         }
         let unit = &input[unit_start..pos];
         if unit.is_empty() {
-            return Err(IntervalError::new(
+            return Err(ParseIntervalError::new(
                 input,
                 format!("\"{whole}\" has no unit"),
             ));
         }
         let Some(rank) = UNITS.iter().position(|(name, _)| *name == unit) else {
-            return Err(IntervalError::new(
+            return Err(ParseIntervalError::new(
                 input,
                 format!("unknown unit \"{unit}\""),
             ));
         };
         if let Some(last) = last_rank {
             if rank == last {
-                return Err(IntervalError::new(
+                return Err(ParseIntervalError::new(
                     input,
                     format!("unit \"{unit}\" appears twice"),
                 ));
             }
             if rank < last {
-                return Err(IntervalError::new(
+                return Err(ParseIntervalError::new(
                     input,
                     format!(
                         "unit \"{unit}\" comes after \"{}\"; use the order d, h, m, s, ms",
@@ -143,14 +143,14 @@ pub fn parse_interval(input: &str) -> Result<Duration, IntervalError> {
             }
         }
         if unit == "ms" && !fraction.is_empty() {
-            return Err(IntervalError::new(
+            return Err(ParseIntervalError::new(
                 input,
                 "fractions of a millisecond are not supported",
             ));
         }
         last_rank = Some(rank);
         let scale = UNITS[rank].1;
-        let too_large = || IntervalError::new(input, "the value is too large");
+        let too_large = || ParseIntervalError::new(input, "the value is too large");
         let whole: u128 = whole.parse().map_err(|_| too_large())?;
         let mut nanos = whole.checked_mul(scale).ok_or_else(too_large)?;
         if !fraction.is_empty() {
@@ -161,11 +161,14 @@ pub fn parse_interval(input: &str) -> Result<Duration, IntervalError> {
         total = total.checked_add(nanos).ok_or_else(too_large)?;
         if pos < bytes.len() && !(bytes[pos] == b' ' || bytes[pos].is_ascii_digit()) {
             let found = input[pos..].chars().next().unwrap_or(' ');
-            return Err(IntervalError::new(input, format!("unexpected {found:?}")));
+            return Err(ParseIntervalError::new(
+                input,
+                format!("unexpected {found:?}"),
+            ));
         }
     }
     let secs = u64::try_from(total / 1_000_000_000)
-        .map_err(|_| IntervalError::new(input, "the value is too large"))?;
+        .map_err(|_| ParseIntervalError::new(input, "the value is too large"))?;
     Ok(Duration::new(secs, (total % 1_000_000_000) as u32))
 }
 

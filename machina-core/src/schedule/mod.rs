@@ -10,7 +10,7 @@ mod interval;
 use std::time::Duration;
 
 pub use cron::{CronError, CronSchedule};
-pub use interval::{IntervalError, parse_interval};
+pub use interval::{ParseIntervalError, parse_interval};
 
 use crate::rt::MissedTick;
 
@@ -20,30 +20,30 @@ pub trait IntoInterval {
     /// The interval.
     ///
     /// # Errors
-    /// [`IntervalError`] for a malformed string.
-    fn into_interval(self) -> Result<Duration, IntervalError>;
+    /// [`ParseIntervalError`] for a malformed string.
+    fn into_interval(self) -> Result<Duration, ParseIntervalError>;
 }
 
 impl IntoInterval for Duration {
-    fn into_interval(self) -> Result<Duration, IntervalError> {
+    fn into_interval(self) -> Result<Duration, ParseIntervalError> {
         Ok(self)
     }
 }
 
 impl IntoInterval for &str {
-    fn into_interval(self) -> Result<Duration, IntervalError> {
+    fn into_interval(self) -> Result<Duration, ParseIntervalError> {
         parse_interval(self)
     }
 }
 
 impl IntoInterval for String {
-    fn into_interval(self) -> Result<Duration, IntervalError> {
+    fn into_interval(self) -> Result<Duration, ParseIntervalError> {
         parse_interval(&self)
     }
 }
 
 impl IntoInterval for &String {
-    fn into_interval(self) -> Result<Duration, IntervalError> {
+    fn into_interval(self) -> Result<Duration, ParseIntervalError> {
         parse_interval(self)
     }
 }
@@ -54,7 +54,7 @@ impl IntoInterval for &String {
 pub enum ScheduleError {
     /// The interval string was malformed.
     #[error(transparent)]
-    Interval(#[from] IntervalError),
+    Interval(#[from] ParseIntervalError),
     /// A cron pattern or time zone was refused.
     #[error(transparent)]
     Cron(#[from] CronError),

@@ -41,7 +41,7 @@ pub use periodic::PeriodicService;
 pub use recurring::{RecurringService, RecurringState, Strategy};
 pub use supervisor::{
     ChangeError, GraphError, RestartPolicy, Service, ServiceContext, ServiceFuture, StartError,
-    Started, StopContext, StopReason, StopReport, Supervisor, SupervisorBuilder,
+    StartOutcome, StopContext, StopReason, StopReport, Supervisor, SupervisorBuilder,
 };
 
 #[cfg(all(test, feature = "test-util"))]

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::supervisor::{Service, ServiceContext, ServiceFuture, StopContext};
-use crate::bot::Loop;
 use crate::error::BoxError;
+use crate::loops::Loop;
 use crate::schedule::{IntoInterval, Schedule, ScheduleError};
 
 type Callback = Arc<
@@ -197,7 +197,7 @@ impl Service for PeriodicService {
 
 /// Waits for a service's loop to end: `Ok` once it stopped or completed,
 /// its error (a panic in the callback) otherwise.
-pub(super) async fn until_loop_ends(run: crate::bot::LoopRun) -> Result<(), BoxError> {
+pub(super) async fn until_loop_ends(run: crate::loops::LoopRun) -> Result<(), BoxError> {
     match run.await {
         Ok(Ok(_end)) => Ok(()),
         Ok(Err(error)) => Err(Box::new(error)),
@@ -294,7 +294,7 @@ mod tests {
         let service = PeriodicService::cron("report", "*/5 * * * *", "UTC", move || {
             let (log, clock) = (log.clone(), clock.clone());
             async move {
-                let at = clock.system_now().duration_since(start).unwrap();
+                let at = clock.calendar_now().duration_since(start).unwrap();
                 log.lock().unwrap().push(at.as_secs());
                 Ok::<(), BoxError>(())
             }

@@ -21,8 +21,8 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use super::supervisor::{Service, ServiceContext, ServiceFuture, StopContext};
-use crate::bot::Loop;
 use crate::error::BoxError;
+use crate::loops::Loop;
 use crate::rt::Runtime;
 use crate::schedule::Schedule;
 

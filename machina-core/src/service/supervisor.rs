@@ -25,7 +25,7 @@ pub use dynamic::ChangeError;
 use service_context::FailureSink;
 pub use service_context::{RestartPolicy, ServiceContext};
 use start::News;
-pub use start::Started;
+pub use start::StartOutcome;
 pub(crate) use start::Starting;
 pub use stop_context::StopContext;
 
@@ -419,7 +419,7 @@ impl Supervisor {
     }
 
     /// The services running, in the order they became ready.
-    pub fn started(&self) -> Vec<String> {
+    pub fn running_services(&self) -> Vec<String> {
         self.running().iter().map(|s| s.name.to_string()).collect()
     }
 
@@ -457,7 +457,7 @@ impl fmt::Debug for Supervisor {
                     .map(|e| e.name.to_string())
                     .collect::<Vec<_>>(),
             )
-            .field("started", &self.started())
+            .field("started", &self.running_services())
             .finish_non_exhaustive()
     }
 }

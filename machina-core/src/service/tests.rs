@@ -136,7 +136,7 @@ fn independent_services_start_in_parallel_dependents_after() {
             ms(100),
             "db and cache in parallel, then api at once"
         );
-        assert_eq!(stack.started(), ["cache", "db", "api"]);
+        assert_eq!(stack.running_services(), ["cache", "db", "api"]);
         let report = stack.stop().await;
         assert_eq!(report.stopped, ["api", "db", "cache"]);
     })
@@ -225,7 +225,7 @@ fn a_failed_start_in_a_chain_rolls_back_what_started() {
         !log.contains(&"stopped c".to_owned()),
         "the failing one is not stopped"
     );
-    assert!(stack.started().is_empty());
+    assert!(stack.running_services().is_empty());
 }
 
 #[test]
@@ -286,7 +286,7 @@ fn a_service_may_be_ready_and_keep_running_until_stopped() {
         .unwrap();
     mock.block_on(async {
         stack.start().await.unwrap();
-        assert_eq!(stack.started(), ["worker", "after"]);
+        assert_eq!(stack.running_services(), ["worker", "after"]);
         assert!(!dropped.load(Ordering::SeqCst), "still running after ready");
         stack.stop().await;
         assert!(

@@ -43,7 +43,7 @@ impl VirtualClock {
         self.base + self.elapsed()
     }
 
-    pub(crate) fn system_now(&self) -> SystemTime {
+    pub(crate) fn calendar_now(&self) -> SystemTime {
         self.system_base + self.elapsed()
     }
 

@@ -315,8 +315,8 @@ impl MockRuntime {
     }
 
     /// The virtual calendar time.
-    pub fn system_now(&self) -> SystemTime {
-        self.shared.clock.system_now()
+    pub fn calendar_now(&self) -> SystemTime {
+        self.shared.clock.calendar_now()
     }
 
     /// How many timers are registered.

@@ -29,8 +29,8 @@ impl Timer for MockTimer {
         })
     }
 
-    fn system_now(&self) -> SystemTime {
-        self.shared.clock.system_now()
+    fn calendar_now(&self) -> SystemTime {
+        self.shared.clock.calendar_now()
     }
 
     fn lateness_tolerance(&self) -> Duration {

@@ -15,7 +15,7 @@ use super::super::supervisor::{StopReason, StopReport, panic_error};
 use super::hooks::run_hooks;
 use super::{Entrypoint, FORCED_EXIT_CODE, Outcome, Signals};
 use crate::error::BoxError;
-use crate::service::Started;
+use crate::service::StartOutcome;
 
 /// The next shutdown request; a stream that has ended never requests one.
 async fn next_signal(signals: &mut Signals) {
@@ -70,11 +70,11 @@ impl Entrypoint {
             let pre_start = pin!(run_hooks(&self.hooks.pre_start, &self.names, &supervisor));
             match select(pre_start, interrupt.as_mut()).await {
                 Either::Left(((), _)) => supervisor.start_without_rollback(interrupt).await,
-                Either::Right(_) => Ok(Started::Interrupted),
+                Either::Right(_) => Ok(StartOutcome::Interrupted),
             }
         };
         match (started, interrupted) {
-            (Ok(Started::All), _) => {}
+            (Ok(StartOutcome::All), _) => {}
             (Ok(_), Some(Interrupt::Failure(Some((service, error))))) => {
                 tracing::error!(%service, %error, "a background task failed during the start; stopping");
                 let reason = StopReason::TaskFailed {
@@ -104,7 +104,12 @@ impl Entrypoint {
         let (value, reason, failure) = {
             let hooks = self.hooks.clone();
             let post_start_then_main = async {
-                run_hooks(&hooks.post_start, &supervisor.started(), &supervisor).await;
+                run_hooks(
+                    &hooks.post_start,
+                    &supervisor.running_services(),
+                    &supervisor,
+                )
+                .await;
                 AssertUnwindSafe(main).catch_unwind().await
             };
             let main = pin!(post_start_then_main);
@@ -160,7 +165,7 @@ impl Entrypoint {
         // under way, which then aborts that service's tasks).
         let orderly = Box::pin(async {
             if pre_stop {
-                run_hooks(&hooks.pre_stop, &supervisor.started(), &supervisor).await;
+                run_hooks(&hooks.pre_stop, &supervisor.running_services(), &supervisor).await;
             }
             let report = supervisor.stop_because(reason).await;
             let stopped = report.stopped.clone();

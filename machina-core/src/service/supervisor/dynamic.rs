@@ -78,9 +78,9 @@ impl Supervisor {
     /// mock.block_on(async {
     ///     stack.start().await.unwrap();
     ///     stack.start_service("cache", Noop, &["db"]).await.unwrap();
-    ///     assert_eq!(stack.started(), ["db", "cache"]);
+    ///     assert_eq!(stack.running_services(), ["db", "cache"]);
     ///     stack.stop_service("cache").await.unwrap();
-    ///     assert_eq!(stack.started(), ["db"]);
+    ///     assert_eq!(stack.running_services(), ["db"]);
     ///     stack.stop().await;
     /// }).unwrap();
     /// ```
@@ -92,7 +92,7 @@ impl Supervisor {
     ) -> Result<(), ChangeError> {
         let entry = {
             let mut entries = self.entries();
-            Self::startable(&entries, &self.started(), name, depends_on)?;
+            Self::startable(&entries, &self.running_services(), name, depends_on)?;
             if self.closing.load(Ordering::SeqCst) {
                 return Err(ChangeError::ShuttingDown(name.to_string()));
             }
@@ -180,7 +180,7 @@ impl Supervisor {
     /// As [`Supervisor::start_service`], but for the start itself.
     pub fn check_startable(&self, name: &str, depends_on: &[&str]) -> Result<(), ChangeError> {
         let entries = self.entries();
-        Self::startable(&entries, &self.started(), name, depends_on)?;
+        Self::startable(&entries, &self.running_services(), name, depends_on)?;
         if self.closing.load(Ordering::SeqCst) {
             return Err(ChangeError::ShuttingDown(name.to_string()));
         }

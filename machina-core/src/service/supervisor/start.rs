@@ -20,7 +20,7 @@ use crate::error::BoxError;
 /// How [`Supervisor::start_until`] ended without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Started {
+pub enum StartOutcome {
     /// Every service is ready.
     All,
     /// Interrupted: the services not yet ready were cancelled.
@@ -66,7 +66,7 @@ impl Supervisor {
     /// [`StartError`] as described.
     pub async fn start(&self) -> Result<(), StartError> {
         match self.start_until(futures::future::pending()).await {
-            Ok(Started::All | Started::Interrupted) => Ok(()),
+            Ok(StartOutcome::All | StartOutcome::Interrupted) => Ok(()),
             Err(error) => Err(error),
         }
     }
@@ -75,14 +75,14 @@ impl Supervisor {
     /// services still starting are cancelled (and awaited), the ones that
     /// are ready keep running — stop them with [`stop`](Self::stop) or
     /// [`stop_because`](Self::stop_because) — and the result is
-    /// [`Started::Interrupted`].
+    /// [`StartOutcome::Interrupted`].
     ///
     /// # Errors
     /// [`StartError`] as [`start`](Self::start).
     pub async fn start_until(
         &self,
         interrupt: impl Future<Output = ()>,
-    ) -> Result<Started, StartError> {
+    ) -> Result<StartOutcome, StartError> {
         match self.start_without_rollback(interrupt).await {
             Ok(started) => Ok(started),
             Err((service, error)) => {
@@ -109,7 +109,7 @@ impl Supervisor {
     pub(crate) async fn start_without_rollback(
         &self,
         interrupt: impl Future<Output = ()>,
-    ) -> Result<Started, (String, BoxError)> {
+    ) -> Result<StartOutcome, (String, BoxError)> {
         let mut interrupt = std::pin::pin!(interrupt.fuse());
         self.closing
             .store(false, std::sync::atomic::Ordering::SeqCst);
@@ -161,7 +161,7 @@ impl Supervisor {
                     for (_, mut sibling) in starting.drain() {
                         sibling.take().cancel().await;
                     }
-                    return Ok(Started::Interrupted);
+                    return Ok(StartOutcome::Interrupted);
                 }
             };
             match news {
@@ -184,7 +184,7 @@ impl Supervisor {
                 None => break,
             }
         }
-        Ok(Started::All)
+        Ok(StartOutcome::All)
     }
 
     /// Spawns the start of service `i`, reporting its readiness or failure.

@@ -141,7 +141,7 @@ fn an_abandoned_dynamic_start_aborts_the_start_and_forgets_the_service() {
         flag.load(Ordering::SeqCst),
         "its start and task were aborted"
     );
-    assert!(stack.started().is_empty());
+    assert!(stack.running_services().is_empty());
     let (again, _) = Holder::new(&rt);
     mock.block_on(async { stack.start_service("slow", again, &[]).await })
         .unwrap()
@@ -202,7 +202,7 @@ fn a_removed_dependency_fails_its_dependent_instead_of_panicking() {
     let error = mock
         .block_on(async {
             let interrupted = stack.start_until(rt.sleep(ms(10))).await.unwrap();
-            assert_eq!(interrupted, Started::Interrupted);
+            assert_eq!(interrupted, StartOutcome::Interrupted);
             stack.stop_service("a").await.unwrap();
             stack.start().await.unwrap_err()
         })

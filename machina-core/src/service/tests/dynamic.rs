@@ -30,7 +30,7 @@ fn a_service_added_to_a_running_stack_starts_and_stops_with_it() {
         .unwrap()
         .unwrap();
     assert_eq!(rt.now() - t0, ms(30), "returns when it is ready");
-    assert_eq!(stack.started(), ["db", "cache"]);
+    assert_eq!(stack.running_services(), ["db", "cache"]);
     let report = mock.block_on(async { stack.stop().await }).unwrap();
     assert_eq!(report.stopped, ["cache", "db"], "the added one stops first");
 }
@@ -73,7 +73,7 @@ fn stopping_one_service_leaves_the_rest_running_and_it_can_come_back() {
         dropped.load(Ordering::SeqCst),
         "its running start was cancelled"
     );
-    assert_eq!(stack.started(), ["db"]);
+    assert_eq!(stack.running_services(), ["db"]);
     assert_eq!(
         entries(&log).last().map(String::as_str),
         Some("stopped api")
@@ -83,7 +83,7 @@ fn stopping_one_service_leaves_the_rest_running_and_it_can_come_back() {
     mock.block_on(async { stack.start_service("api", api, &["db"]).await })
         .unwrap()
         .unwrap();
-    assert_eq!(stack.started(), ["db", "api"]);
+    assert_eq!(stack.running_services(), ["db", "api"]);
     mock.block_on(async { stack.stop().await }).unwrap();
 }
 
@@ -127,7 +127,7 @@ fn bad_changes_are_refused_and_a_failed_start_leaves_the_stack_as_it_was() {
         matches!(&err, ChangeError::Start(e) if e.service == "broken" && e.rolled_back.is_empty()),
         "{err:?}"
     );
-    assert_eq!(stack.started(), ["db"], "db untouched");
+    assert_eq!(stack.running_services(), ["db"], "db untouched");
     // A failed start does not keep the name.
     assert!(change("broken", &["db"]).is_ok());
     mock.block_on(async { stack.stop().await }).unwrap();
@@ -174,7 +174,7 @@ fn the_main_future_adds_services_and_shutdown_stops_them_first() {
                 .start_service("worker", worker, &["db"])
                 .await
                 .unwrap();
-            supervisor.started()
+            supervisor.running_services()
         }))
         .unwrap();
     assert_eq!(outcome.exit_code, 0);

@@ -441,7 +441,7 @@ fn hooks_see_the_shared_context_and_the_supervisor() {
             let seen = seen.clone();
             async move {
                 let port = hook.context().try_get(PORT).map(|p| *p);
-                let running = hook.supervisor().started();
+                let running = hook.supervisor().running_services();
                 seen.lock()
                     .unwrap()
                     .push(format!("port {port:?} running {running:?}"));

@@ -100,7 +100,7 @@ fn changes_are_refused_while_the_stack_closes_or_a_dependent_is_starting() {
             .await
             .unwrap_err();
         assert!(matches!(late, ChangeError::ShuttingDown(_)), "{late}");
-        assert!(stack.started().is_empty());
+        assert!(stack.running_services().is_empty());
     })
     .unwrap();
 }
@@ -397,7 +397,7 @@ fn a_dynamic_start_that_becomes_ready_during_a_full_stop_is_refused() {
         matches!(outcome, Err(ChangeError::ShuttingDown(_))),
         "{outcome:?}"
     );
-    assert!(stack.started().is_empty(), "nothing left running");
+    assert!(stack.running_services().is_empty(), "nothing left running");
     mock.run_until_stalled().unwrap();
     assert!(
         late_task_dropped.load(Ordering::SeqCst),

@@ -129,14 +129,14 @@ fn start_time_sets_the_virtual_calendar_and_moves_with_sleeps() {
     let start = SystemTime::UNIX_EPOCH + secs(day * DAY + 23 * 3600);
     let mock = MockRuntime::builder().start_time(start).build();
     let rt = mock.runtime();
-    assert_eq!(mock.system_now(), start);
-    assert_eq!(rt.system_now(), start);
+    assert_eq!(mock.calendar_now(), start);
+    assert_eq!(rt.calendar_now(), start);
     let after = mock
         .block_on({
             let rt = rt.clone();
             async move {
                 rt.sleep(Duration::from_secs(90 * 60)).await;
-                rt.system_now()
+                rt.calendar_now()
             }
         })
         .unwrap();
@@ -147,18 +147,18 @@ fn start_time_sets_the_virtual_calendar_and_moves_with_sleeps() {
         .as_secs();
     assert_eq!(since_epoch / DAY, day + 1, "crossed midnight");
     assert_eq!(since_epoch % DAY, 30 * 60, "at 00:30");
-    assert_eq!(mock.system_now(), after);
+    assert_eq!(mock.calendar_now(), after);
 
     mock.advance(ms(250)).unwrap();
-    assert_eq!(rt.system_now(), start + secs(90 * 60) + ms(250));
+    assert_eq!(rt.calendar_now(), start + secs(90 * 60) + ms(250));
 }
 
 #[test]
 fn default_start_time_is_2026_01_01_midnight_utc() {
     let mock = MockRuntime::new();
     let expected = SystemTime::UNIX_EPOCH + secs(1_767_225_600);
-    assert_eq!(mock.system_now(), expected);
-    assert_eq!(mock.runtime().system_now(), expected);
+    assert_eq!(mock.calendar_now(), expected);
+    assert_eq!(mock.runtime().calendar_now(), expected);
 }
 
 // ---------------------------------------------------------------------------

@@ -149,7 +149,7 @@ pub(crate) struct LoopShared {
 /// # Examples
 ///
 /// ```
-/// use machina_core::bot::{Loop, LoopEnd};
+/// use machina_core::loops::{Loop, LoopEnd};
 /// use machina_core::schedule::Schedule;
 /// use machina_core::testing::MockRuntime;
 /// use std::time::Duration;

@@ -87,7 +87,7 @@ impl fmt::Debug for ErrorKinds {
 /// # Examples
 ///
 /// ```
-/// use machina_core::bot::ReconnectBackoff;
+/// use machina_core::loops::ReconnectBackoff;
 /// use machina_core::rt::RuntimeRng;
 /// use std::time::{Duration, Instant};
 ///

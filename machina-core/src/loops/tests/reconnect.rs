@@ -6,8 +6,8 @@ use std::future::pending;
 
 #[allow(unused_imports, reason = "each area uses part of the shared prelude")]
 use super::*;
-use crate::bot::ReconnectBackoff;
 use crate::call::AttemptTimedOut;
+use crate::loops::ReconnectBackoff;
 use crate::rt::{Elapsed, RuntimeRng};
 
 /// The delays the loop's backoff gives on a runtime seeded with `seed`,
