@@ -13,13 +13,12 @@ use std::time::Instant;
 use futures::FutureExt;
 use futures::future::{Either, select};
 
+use super::cadence::{Cadence, Next, RunOutcome};
 use super::kinds::ReconnectBackoff;
 use super::state::{Control, ControlWait, Watch};
 use super::{Loop, LoopEnd, LoopPanicked, SharedError};
 use crate::error::BoxError;
-use crate::rt::instant_after;
 use crate::rt::{Sleep, panic_message};
-use crate::schedule::Schedule;
 
 /// The first of two futures to finish; the other is dropped.
 async fn race<A: Future, B: Future>(a: A, b: B) -> Either<A::Output, B::Output> {
@@ -56,13 +55,6 @@ impl Loop {
             name: self.shared.name.clone(),
             message: panic_message(payload),
         })
-    }
-
-    fn set_next_iteration(&self, at: Option<Instant>) {
-        let mut state = self.state();
-        if !(state.stop_requested || state.cancel_requested) {
-            state.next_iteration = at;
-        }
     }
 }
 
@@ -112,6 +104,36 @@ pub(super) async fn run(lp: Loop, generation: u64) -> Result<LoopEnd, SharedErro
     outcome
 }
 
+/// Waits until `at` (yielding once if it has come already, so that a loop
+/// that never waits cannot starve the other tasks), or until a control
+/// request that `watch` covers. One timer serves the whole run.
+async fn wait_until(
+    lp: &Loop,
+    sleeper: &mut Option<Sleep>,
+    at: Instant,
+    watch: Watch,
+) -> Option<Control> {
+    let rt = lp.runtime();
+    let waited = if at <= rt.now() {
+        race(crate::rt::yield_now(), lp.control(watch)).await
+    } else {
+        let sleep = match sleeper.as_mut() {
+            Some(sleep) => {
+                sleep.reset(at);
+                sleep
+            }
+            None => sleeper.insert(rt.sleep_until(at)),
+        };
+        race(sleep, lp.control(watch)).await
+    };
+    match waited {
+        Either::Left(()) => None,
+        Either::Right(control) => Some(control),
+    }
+}
+
+/// The run: `before_loop`, then each iteration when the [`Cadence`] says
+/// it is due, until it says the run is over or a control request ends it.
 async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
     let rt = lp.runtime().clone();
     if let Some(hook) = lp.shared.before_loop.clone() {
@@ -126,105 +148,62 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
             Either::Right(_) => return Ok(LoopEnd::Cancelled),
         }
     }
-    let schedule = lp.schedule();
-    let cron = match &schedule {
-        Schedule::Cron(cron) => Some(cron.clone()),
-        _ => None,
+    let (count, backoff) = {
+        let state = lp.state();
+        (
+            state.count,
+            ReconnectBackoff::new(state.reconnect_base, rt.rng().clone()),
+        )
     };
-    let mut interval = match schedule {
-        Schedule::FixedRate(period, missed) => Some(
-            rt.interval(period, missed)
-                .map_err(|e| Arc::new(e) as SharedError)?,
-        ),
-        _ => None,
-    };
-    let mut due = rt.now();
+    let (mut cadence, mut next) = Cadence::start(
+        &lp.schedule(),
+        count,
+        backoff,
+        rt.lateness_tolerance(),
+        rt.now(),
+        || rt.calendar_now(),
+    )
+    .map_err(|e| Arc::new(e) as SharedError)?;
     let mut sleeper: Option<Sleep> = None;
-    let mut last_end: Option<Instant> = None;
-    let mut backoff = ReconnectBackoff::new(lp.state().reconnect_base, rt.rng().clone());
-    let mut retry_now = false;
-    let mut scheduled = due;
     loop {
-        // One look at the state: has the run ended, and if not, publish
-        // when the next iteration is due.
+        let Next::At(at) = next else {
+            return Ok(LoopEnd::Completed);
+        };
+        // One look at the state: a stop ends the run; else publish when
+        // the next iteration is due.
         {
             let mut state = lp.state();
-            if state.count.is_some_and(|count| state.current_loop >= count) {
-                return Ok(LoopEnd::Completed);
-            }
             if state.stop_requested {
                 return Ok(LoopEnd::Stopped);
             }
-            if !retry_now && !state.cancel_requested {
-                state.next_iteration = Some(interval.as_ref().map_or(due, |iv| iv.next_deadline()));
+            if !state.cancel_requested {
+                state.next_iteration = Some(at);
             }
         }
-        if !retry_now {
-            let mut first_wait = true;
-            loop {
-                // A calendar schedule: the next match, on the runtime's
-                // calendar clock; a pattern that never matches again ends
-                // the run.
-                if let Some(cron) = &cron {
-                    match cron.wait_from(&rt) {
-                        Some(wait) => due = rt.now() + wait,
-                        None => return Ok(LoopEnd::Completed),
-                    }
-                    lp.set_next_iteration(Some(due));
+        // A retry's wait ignores interval changes (they apply to the
+        // schedule, which a retry is not on).
+        let watch = if cadence.is_retrying() {
+            STOP_OR_CANCEL
+        } else {
+            ANY_CONTROL
+        };
+        match wait_until(lp, &mut sleeper, at, watch).await {
+            None => {}
+            Some(Control::Stop) => return Ok(LoopEnd::Stopped),
+            Some(Control::Cancel) => return Ok(LoopEnd::Cancelled),
+            Some(Control::IntervalChanged) => {
+                let interval = lp.schedule().interval();
+                if let Some(at) = cadence
+                    .change_interval(interval)
+                    .map_err(|e| Arc::new(e) as SharedError)?
+                {
+                    next = Next::At(at);
                 }
-                if !first_wait {
-                    let next = interval.as_ref().map_or(due, |iv| iv.next_deadline());
-                    lp.set_next_iteration(Some(next));
-                }
-                first_wait = false;
-                let waited = match &mut interval {
-                    Some(iv) => match race(iv.tick(), lp.control(ANY_CONTROL)).await {
-                        Either::Left(deadline) => {
-                            scheduled = deadline;
-                            Either::Left(())
-                        }
-                        Either::Right(control) => Either::Right(control),
-                    },
-                    None if due <= rt.now() => {
-                        // Due already (a zero interval): still give the
-                        // other tasks a turn, or a loop that never waits
-                        // would starve them.
-                        scheduled = due;
-                        race(crate::rt::yield_now(), lp.control(ANY_CONTROL)).await
-                    }
-                    None => {
-                        // One timer for the whole run, re-armed each time.
-                        scheduled = due;
-                        let sleep = match sleeper.as_mut() {
-                            Some(sleep) => {
-                                sleep.reset(due);
-                                sleep
-                            }
-                            None => sleeper.insert(rt.sleep_until(due)),
-                        };
-                        race(sleep, lp.control(ANY_CONTROL)).await
-                    }
-                };
-                match waited {
-                    Either::Left(()) => break,
-                    Either::Right(Control::Stop) => return Ok(LoopEnd::Stopped),
-                    Either::Right(Control::Cancel) => return Ok(LoopEnd::Cancelled),
-                    Either::Right(Control::IntervalChanged) => {
-                        let new = lp.schedule().interval();
-                        match &mut interval {
-                            Some(iv) => {
-                                iv.set_period(new).map_err(|e| Arc::new(e) as SharedError)?
-                            }
-                            None => {
-                                if let Some(end) = last_end {
-                                    due = instant_after(end, new);
-                                }
-                            }
-                        }
-                    }
-                }
+                continue;
             }
         }
+        let start = rt.now();
+        let due = cadence.fall_due(start);
         // A stop or cancel may have come while the iteration fell due (or
         // right after start): it wins over starting the body.
         {
@@ -235,14 +214,11 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
             if state.stop_requested {
                 return Ok(LoopEnd::Stopped);
             }
-            state.next_iteration = interval.as_ref().map(|iv| iv.next_deadline());
-        }
-        let start = rt.now();
-        if !retry_now {
-            let late = start.saturating_duration_since(scheduled);
-            let mut state = lp.state();
-            state.stats.lateness_total += late;
-            state.stats.lateness_max = state.stats.lateness_max.max(late);
+            state.next_iteration = cadence.next_due();
+            if let Some(late) = due.lateness {
+                state.stats.lateness_total += late;
+                state.stats.lateness_max = state.stats.lateness_max.max(late);
+            }
         }
         let body = AssertUnwindSafe((lp.shared.body)(lp.clone())).catch_unwind();
         let result: Result<(), BoxError> = match race(body, lp.control(CANCEL_ONLY)).await {
@@ -252,39 +228,27 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
         };
         let end = rt.now();
         // One lock section for the iteration's bookkeeping; for an error,
-        // whether it is of a handled kind.
-        let handled = {
+        // whether it is of a handled kind (else it ends the run).
+        let (outcome, handled) = {
             let mut state = lp.state();
             state.previous_execution_time = end - start;
-            match &result {
+            match result {
                 Ok(()) => {
                     state.current_loop += 1;
                     state.stats.iterations += 1;
-                    due = instant_after(end, state.schedule.interval());
-                    true
+                    (RunOutcome::Succeeded, None)
                 }
-                Err(error) => state.reconnect && state.kinds.matches(&**error),
+                Err(error) if state.reconnect && state.kinds.matches(&*error) => {
+                    state.stats.retried_errors += 1;
+                    (RunOutcome::Retry, Some(error))
+                }
+                Err(error) => return Err(SharedError::from(error)),
             }
         };
-        match result {
-            Ok(()) => {
-                retry_now = false;
-                last_end = Some(end);
-            }
-            Err(error) => {
-                if !handled {
-                    return Err(SharedError::from(error));
-                }
-                lp.state().stats.retried_errors += 1;
-                let delay = backoff.delay(end);
-                tracing::warn!(name = %lp.name(), %error, ?delay, "loop iteration failed with a handled error; retrying it");
-                lp.set_next_iteration(Some(end + delay));
-                match race(rt.sleep(delay), lp.control(STOP_OR_CANCEL)).await {
-                    Either::Left(()) => retry_now = true,
-                    Either::Right(Control::Cancel) => return Ok(LoopEnd::Cancelled),
-                    Either::Right(_) => return Ok(LoopEnd::Stopped),
-                }
-            }
+        next = cadence.finish(outcome, end, || rt.calendar_now());
+        if let (Some(error), Next::At(at)) = (handled, next) {
+            let delay = at.saturating_duration_since(end);
+            tracing::warn!(name = %lp.name(), %error, ?delay, "loop iteration failed with a handled error; retrying it");
         }
     }
 }

@@ -1,9 +1,14 @@
 //! [`Loop`]: the one periodic engine of Machina (discord.ext.tasks' `Loop`;
 //! exmachina's emits and aiomisc's periodic services run on it).
 //!
-//! This module owns the public handle and its builder; the task that runs
-//! the schedule is in `engine.rs`, the shared state in `state.rs`, error
-//! kinds and the reconnect backoff in `kinds.rs`.
+//! This module owns the public handle and its builder. When each run is
+//! due — the count, the schedule, missed ticks, retries, a new interval —
+//! is decided by the pure [`Cadence`] (`cadence.rs`); the task in
+//! `engine.rs` only waits for what it answers, runs the body and the hooks,
+//! and reacts to control requests. The shared state is in `state.rs`, error
+//! kinds and the reconnect backoff in `kinds.rs`. Periodic, recurring and
+//! cron services ([`crate::service`]) and bot emits ([`crate::bot`]) all run
+//! on a `Loop`.
 //!
 //! # How a run ends, and which hooks run
 //!
@@ -19,6 +24,7 @@
 //! ending: the iteration is run again after a backoff delay, without
 //! counting toward `count` and without moving the schedule.
 
+mod cadence;
 mod engine;
 mod kinds;
 mod state;
@@ -32,6 +38,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use cadence::{Cadence, Due, Next, RunOutcome};
 pub use kinds::{ErrorKinds, ReconnectBackoff};
 use state::{Done, LoopState, lock};
 

@@ -67,15 +67,93 @@ pub enum IntervalError {
 /// ```
 pub struct Interval {
     runtime: Runtime,
-    period: Duration,
-    missed: MissedTick,
-    next: Instant,
-    /// The deadline of the last tick delivered.
-    last: Option<Instant>,
+    grid: Grid,
     /// One timer, re-armed for every tick.
     sleep: Option<Sleep>,
-    /// Whether `sleep` is armed for `next`.
+    /// Whether `sleep` is armed for the grid's next deadline.
     armed: bool,
+}
+
+/// The pure part of an [`Interval`]: the grid of deadlines and what a
+/// late tick does to it, fed the time rather than reading a clock (the
+/// loops' cadence uses it too).
+#[derive(Debug, Clone)]
+pub(crate) struct Grid {
+    period: Duration,
+    missed: MissedTick,
+    /// How late a tick may be before [`MissedTick::Delay`] restarts the
+    /// grid (the runtime's timer granularity).
+    tolerance: Duration,
+    next: Instant,
+    /// The anchor of the last tick delivered: its deadline, or for a late
+    /// tick under `Delay` the instant the grid restarted from.
+    last: Option<Instant>,
+}
+
+impl Grid {
+    /// A grid whose first deadline is `start`.
+    pub(crate) fn new(
+        start: Instant,
+        period: Duration,
+        missed: MissedTick,
+        tolerance: Duration,
+    ) -> Result<Self, IntervalError> {
+        if period.is_zero() {
+            return Err(IntervalError::ZeroPeriod);
+        }
+        Ok(Grid {
+            period,
+            missed,
+            tolerance,
+            next: start,
+            last: None,
+        })
+    }
+
+    /// The deadline of the next tick.
+    pub(crate) fn next(&self) -> Instant {
+        self.next
+    }
+
+    /// Delivers the tick due at [`next`](Self::next), delivered at `now`
+    /// (not before it), and schedules the following one; returns the
+    /// delivered tick's deadline. `Burst` never looks at `now`.
+    pub(crate) fn fire(&mut self, now: Instant) -> Instant {
+        let deadline = self.next;
+        let late = now.saturating_duration_since(deadline);
+        let mut anchor = deadline;
+        self.next = match self.missed {
+            MissedTick::Burst => instant_after(deadline, self.period),
+            MissedTick::Delay if late > self.tolerance => {
+                anchor = now;
+                instant_after(now, self.period)
+            }
+            MissedTick::Skip => {
+                // The first grid point strictly after `now`.
+                let periods = late.as_nanos() / self.period.as_nanos() + 1;
+                let skip = self
+                    .period
+                    .saturating_mul(u32::try_from(periods).unwrap_or(u32::MAX));
+                instant_after(deadline, skip)
+            }
+            MissedTick::Delay => instant_after(deadline, self.period),
+        };
+        self.last = Some(anchor);
+        deadline
+    }
+
+    /// Changes the period; the grid restarts one new period after the last
+    /// tick's anchor (before the first tick, the next deadline stays).
+    pub(crate) fn set_period(&mut self, period: Duration) -> Result<(), IntervalError> {
+        if period.is_zero() {
+            return Err(IntervalError::ZeroPeriod);
+        }
+        self.period = period;
+        if let Some(last) = self.last {
+            self.next = instant_after(last, period);
+        }
+        Ok(())
+    }
 }
 
 impl Interval {
@@ -85,15 +163,10 @@ impl Interval {
         period: Duration,
         missed: MissedTick,
     ) -> Result<Self, IntervalError> {
-        if period.is_zero() {
-            return Err(IntervalError::ZeroPeriod);
-        }
+        let grid = Grid::new(start, period, missed, runtime.lateness_tolerance())?;
         Ok(Interval {
             runtime,
-            period,
-            missed,
-            next: start,
-            last: None,
+            grid,
             sleep: None,
             armed: false,
         })
@@ -119,49 +192,27 @@ impl Interval {
                 return Poll::Ready(self.fire(None));
             }
             let now = self.runtime.now();
-            if now >= self.next {
+            if now >= self.grid.next() {
                 return Poll::Ready(self.fire(Some(now)));
             }
+            let next = self.grid.next();
             match self.sleep.as_mut() {
-                Some(sleep) => sleep.reset(self.next),
-                None => self.sleep = Some(self.runtime.sleep_until(self.next)),
+                Some(sleep) => sleep.reset(next),
+                None => self.sleep = Some(self.runtime.sleep_until(next)),
             }
             self.armed = true;
         }
     }
 
-    /// Delivers the tick due at `self.next` and schedules the following
-    /// one. `now` is read here only when the policy needs it (a burst never
-    /// looks at the clock).
+    /// Delivers the next tick. `now` is read here only when the policy
+    /// needs it (a burst never looks at the clock).
     fn fire(&mut self, now: Option<Instant>) -> Instant {
-        let deadline = self.next;
-        if self.missed == MissedTick::Burst {
-            self.next = instant_after(deadline, self.period);
-            self.last = Some(deadline);
-            return deadline;
-        }
-        let now = now.unwrap_or_else(|| self.runtime.now());
-        let late = now.saturating_duration_since(deadline);
-        // The grid's anchor: the deadline, or for a late tick under Delay
-        // the instant the grid restarts from.
-        let mut anchor = deadline;
-        self.next = match self.missed {
-            MissedTick::Delay if late > self.runtime.lateness_tolerance() => {
-                anchor = now;
-                instant_after(now, self.period)
-            }
-            MissedTick::Skip => {
-                // The first grid point strictly after `now`.
-                let periods = late.as_nanos() / self.period.as_nanos() + 1;
-                let skip = self
-                    .period
-                    .saturating_mul(u32::try_from(periods).unwrap_or(u32::MAX));
-                instant_after(deadline, skip)
-            }
-            _ => instant_after(deadline, self.period),
+        let now = match (now, self.grid.missed) {
+            (Some(now), _) => now,
+            (None, MissedTick::Burst) => self.grid.next(),
+            (None, _) => self.runtime.now(),
         };
-        self.last = Some(anchor);
-        deadline
+        self.grid.fire(now)
     }
 
     /// Changes the period. The grid restarts from the last tick delivered
@@ -173,24 +224,20 @@ impl Interval {
     /// # Errors
     /// [`IntervalError::ZeroPeriod`] for a zero period; nothing changes.
     pub fn set_period(&mut self, period: Duration) -> Result<(), IntervalError> {
-        if period.is_zero() {
-            return Err(IntervalError::ZeroPeriod);
-        }
-        self.period = period;
-        if let Some(last) = self.last {
-            self.reset_at(instant_after(last, period));
-        }
+        self.grid.set_period(period)?;
+        let next = self.grid.next();
+        self.reset_at(next);
         Ok(())
     }
 
     /// Restarts the grid: the next tick is due one period from now.
     pub fn reset(&mut self) {
-        self.reset_at(instant_after(self.runtime.now(), self.period));
+        self.reset_at(instant_after(self.runtime.now(), self.grid.period));
     }
 
     /// Restarts the grid: the next tick is due at `deadline`.
     pub fn reset_at(&mut self, deadline: Instant) {
-        self.next = deadline;
+        self.grid.next = deadline;
         // Move an armed timer now, so no stale deadline stays registered.
         if self.armed
             && let Some(sleep) = self.sleep.as_mut()
@@ -201,17 +248,17 @@ impl Interval {
 
     /// The deadline of the next tick.
     pub fn next_deadline(&self) -> Instant {
-        self.next
+        self.grid.next()
     }
 
     /// The period between ticks.
     pub fn period(&self) -> Duration {
-        self.period
+        self.grid.period
     }
 
     /// The policy for missed ticks.
     pub fn missed_tick(&self) -> MissedTick {
-        self.missed
+        self.grid.missed
     }
 }
 
@@ -226,9 +273,9 @@ impl futures::Stream for Interval {
 impl std::fmt::Debug for Interval {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Interval")
-            .field("period", &self.period)
-            .field("missed", &self.missed)
-            .field("next", &self.next)
+            .field("period", &self.grid.period)
+            .field("missed", &self.grid.missed)
+            .field("next", &self.grid.next)
             .finish_non_exhaustive()
     }
 }

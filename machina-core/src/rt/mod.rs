@@ -30,6 +30,7 @@ mod timeout;
 mod timer;
 mod yield_now;
 
+pub(crate) use interval::Grid;
 pub use interval::{Interval, IntervalError, MissedTick};
 pub(crate) use join::panic_message;
 pub use join::{AbortHandle, JoinError, JoinHandle, PanicPayload};

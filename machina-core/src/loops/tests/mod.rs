@@ -6,6 +6,7 @@
 //! what the handle reports), the hooks and their order for every ending,
 //! reconnection after handled errors, and `change_interval`.
 
+mod cadence;
 mod change_interval;
 mod hooks;
 mod lifecycle;
