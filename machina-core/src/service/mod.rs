@@ -7,7 +7,9 @@
 //!   dependents first (independent services in parallel) with timeouts,
 //!   and a failing background task is
 //!   reported so the stack can be brought down; services can be added
-//!   and removed while it runs (`start_service`, `stop_service`).
+//!   and removed while it runs (`start_service`, `stop_service`). Its
+//!   graph, start stages and stop stages are a pure [`StackPlan`]; a
+//!   bounded [`Supervisor::shutdown`] says what did and did not stop.
 //! - [`Context`]: values shared under typed keys; `get` waits until set.
 //! - [`PeriodicService`]: a callback every interval or at cron times,
 //!   never overlapping.
@@ -40,8 +42,9 @@ pub use logging::{LogConfig, LogError, LogFormat, LogGuard};
 pub use periodic::PeriodicService;
 pub use recurring::{RecurringService, RecurringState, Strategy};
 pub use supervisor::{
-    ChangeError, GraphError, RestartPolicy, Service, ServiceContext, ServiceFuture, StartError,
-    StartOutcome, StopContext, StopReason, StopReport, Supervisor, SupervisorBuilder,
+    ChangeError, CutShort, GraphError, RestartPolicy, Service, ServiceContext, ServiceFuture,
+    StackPlan, StartError, StartOutcome, StopContext, StopReason, StopReport, Supervisor,
+    SupervisorBuilder,
 };
 
 #[cfg(all(test, feature = "test-util"))]

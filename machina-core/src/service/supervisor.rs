@@ -1,11 +1,9 @@
 //! [`Supervisor`]: starts services in dependency order (independent ones in
 //! parallel), rolls back a failed start, and stops everything in reverse.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +13,7 @@ use futures::channel::mpsc;
 use super::context::Context;
 
 mod dynamic;
+mod plan;
 mod service_context;
 mod start;
 mod stop;
@@ -22,6 +21,7 @@ mod stop_context;
 use crate::error::BoxError;
 use crate::rt::{JoinError, JoinHandle, PanicPayload, Runtime};
 pub use dynamic::ChangeError;
+pub use plan::StackPlan;
 use service_context::FailureSink;
 pub use service_context::{RestartPolicy, ServiceContext};
 use start::News;
@@ -152,13 +152,29 @@ pub struct StopReport {
     pub errors: Vec<(String, BoxError)>,
     /// Services whose `stop` ran past their timeout.
     pub timed_out: Vec<String>,
+    /// Services a [`Supervisor::shutdown`] cut short did not stop: their
+    /// stop was under way (then abandoned) or had not begun; what they ran
+    /// was aborted. Empty unless `cut_short` is set.
+    pub not_stopped: Vec<String>,
+    /// Why a [`Supervisor::shutdown`] ended before every service stopped.
+    pub cut_short: Option<CutShort>,
 }
 
 impl StopReport {
-    /// Whether every stop ended cleanly and in time.
+    /// Whether every service stopped, cleanly and in time.
     pub fn is_clean(&self) -> bool {
-        self.errors.is_empty() && self.timed_out.is_empty()
+        self.errors.is_empty() && self.timed_out.is_empty() && self.not_stopped.is_empty()
     }
+}
+
+/// Why a [`Supervisor::shutdown`] did not wait for every stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CutShort {
+    /// The deadline passed.
+    Deadline,
+    /// The interrupt came (a second shutdown request).
+    Interrupted,
 }
 
 /// Locks `mutex`, ignoring poisoning (the data stays consistent: every
@@ -167,18 +183,49 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A registered service: its name in the plan and the service itself.
 #[derive(Clone)]
 struct Entry {
     name: Arc<str>,
     service: Arc<dyn Service>,
-    deps: Vec<String>,
+}
+
+/// Everything about a stack that changes as it runs, behind one lock: the
+/// graph and its services, what runs, what is stopping, what the stops
+/// reported, and whether a full stop has begun.
+struct Lifecycle {
+    /// The graph of the registered services ([`Supervisor::start_service`]
+    /// adds to it, [`Supervisor::stop_service`] removes from it).
+    plan: StackPlan,
+    /// The service of each name in the plan, in the same order.
+    entries: Vec<Entry>,
+    /// Services that are ready, in the order they became ready.
+    running: Vec<Launched>,
+    /// Services whose stop is under way.
+    stopping: Vec<Arc<str>>,
+    /// What the stops reported and nobody has taken yet.
+    report: StopReport,
+    /// Set when a full stop begins (cleared by the next start): dynamic
+    /// starts are refused from then on.
+    closing: bool,
+    /// Services whose dynamic start is under way: they count as
+    /// dependents of what they need.
+    dynamic_starts: Vec<Arc<str>>,
+}
+
+impl Lifecycle {
+    /// Removes `name` from the registered services.
+    fn forget(&mut self, name: &str) {
+        self.plan.remove(name);
+        self.entries.retain(|e| &*e.name != name);
+    }
 }
 
 /// Registers services and their dependencies.
 #[must_use = "call .build() to get the supervisor"]
 pub struct SupervisorBuilder {
     runtime: Runtime,
-    entries: Vec<Entry>,
+    entries: Vec<(Entry, Vec<String>)>,
     stop_timeout: Duration,
     context: Context,
 }
@@ -187,11 +234,12 @@ impl SupervisorBuilder {
     /// Adds `service` named `name`, started only after every service in
     /// `depends_on` is ready.
     pub fn service(mut self, name: &str, service: impl Service, depends_on: &[&str]) -> Self {
-        self.entries.push(Entry {
+        let entry = Entry {
             name: name.into(),
             service: Arc::new(service),
-            deps: depends_on.iter().map(|d| (*d).to_owned()).collect(),
-        });
+        };
+        let deps = depends_on.iter().map(|d| (*d).to_owned()).collect();
+        self.entries.push((entry, deps));
         self
     }
 
@@ -202,11 +250,11 @@ impl SupervisorBuilder {
         for stage in stages {
             let names: Vec<String> = stage.iter().map(|(n, _)| (*n).to_owned()).collect();
             for (name, service) in stage {
-                self.entries.push(Entry {
+                let entry = Entry {
                     name: name.into(),
                     service,
-                    deps: previous.clone(),
-                });
+                };
+                self.entries.push((entry, previous.clone()));
             }
             // An empty stage adds nothing to wait for.
             if !names.is_empty() {
@@ -234,74 +282,22 @@ impl SupervisorBuilder {
     /// # Errors
     /// [`GraphError`] for duplicate names, unknown dependencies or a cycle.
     pub fn build(self) -> Result<Supervisor, GraphError> {
-        let mut names = HashSet::new();
-        for entry in &self.entries {
-            if !names.insert(entry.name.to_string()) {
-                return Err(GraphError::Duplicate(entry.name.to_string()));
-            }
-        }
-        for entry in &self.entries {
-            if let Some(missing) = entry.deps.iter().find(|d| !names.contains(*d)) {
-                return Err(GraphError::UnknownDependency {
-                    service: entry.name.to_string(),
-                    missing: missing.clone(),
-                });
-            }
-        }
-        // Depth-first search for a cycle.
-        let index: HashMap<&str, usize> = self
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, e)| (&*e.name, i))
-            .collect();
-        let mut color = vec![0u8; self.entries.len()];
-        fn visit(
-            i: usize,
-            entries: &[Entry],
-            index: &HashMap<&str, usize>,
-            color: &mut [u8],
-            path: &mut Vec<String>,
-        ) -> Option<Vec<String>> {
-            color[i] = 1;
-            path.push(entries[i].name.to_string());
-            for dep in &entries[i].deps {
-                let j = index[dep.as_str()];
-                if color[j] == 1 {
-                    let start = path.iter().position(|n| n == dep).unwrap_or(0);
-                    let mut cycle = path[start..].to_vec();
-                    cycle.push(dep.clone());
-                    return Some(cycle);
-                }
-                if color[j] == 0
-                    && let Some(cycle) = visit(j, entries, index, color, path)
-                {
-                    return Some(cycle);
-                }
-            }
-            path.pop();
-            color[i] = 2;
-            None
-        }
-        for i in 0..self.entries.len() {
-            if color[i] == 0
-                && let Some(cycle) = visit(i, &self.entries, &index, &mut color, &mut Vec::new())
-            {
-                return Err(GraphError::Cycle(cycle));
-            }
-        }
+        let plan = StackPlan::new(self.entries.iter().map(|(e, deps)| (&*e.name, deps)))?;
         let (failures_tx, failures_rx) = mpsc::unbounded();
         Ok(Supervisor {
             runtime: self.runtime,
-            entries: Mutex::new(self.entries),
             stop_timeout: self.stop_timeout,
             context: self.context,
-            running: Mutex::new(Vec::new()),
-            stopping: Mutex::new(Vec::new()),
-            progress: Mutex::new(StopReport::default()),
+            life: Mutex::new(Lifecycle {
+                plan,
+                entries: self.entries.into_iter().map(|(e, _)| e).collect(),
+                running: Vec::new(),
+                stopping: Vec::new(),
+                report: StopReport::default(),
+                closing: false,
+                dynamic_starts: Vec::new(),
+            }),
             stop_turn: futures::lock::Mutex::new(()),
-            closing: AtomicBool::new(false),
-            dynamic_starts: Mutex::new(Vec::new()),
             failures_tx,
             failures_rx: futures::lock::Mutex::new(failures_rx),
         })
@@ -313,7 +309,11 @@ impl fmt::Debug for SupervisorBuilder {
         f.debug_struct("SupervisorBuilder")
             .field(
                 "services",
-                &self.entries.iter().map(|e| &*e.name).collect::<Vec<_>>(),
+                &self
+                    .entries
+                    .iter()
+                    .map(|(e, _)| &*e.name)
+                    .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
     }
@@ -329,7 +329,7 @@ struct Launched {
     /// Background tasks the service spawned.
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     /// Set when its stop begins: failures after that are not reported.
-    stopping: Arc<AtomicBool>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Starts and stops a graph of services; see the module docs.
@@ -366,25 +366,13 @@ struct Launched {
 /// ```
 pub struct Supervisor {
     runtime: Runtime,
-    /// Registered services; [`Supervisor::start_service`] adds to them.
-    entries: Mutex<Vec<Entry>>,
     stop_timeout: Duration,
     context: Context,
-    /// Services that are ready, in the order they became ready.
-    running: Mutex<Vec<Launched>>,
-    /// Services whose stop is under way.
-    stopping: Mutex<Vec<Arc<str>>>,
-    /// What the stops reported and nobody has taken yet.
-    progress: Mutex<StopReport>,
+    /// The stack's state, under one lock.
+    life: Mutex<Lifecycle>,
     /// Held by whichever stop runs: one full or dynamic stop at a time
     /// (within a full stop, independent services stop in parallel).
     stop_turn: futures::lock::Mutex<()>,
-    /// Set when a full stop begins (cleared by the next start): dynamic
-    /// starts are refused from then on.
-    closing: AtomicBool,
-    /// Services whose dynamic start is under way: they count as
-    /// dependents of what they need.
-    dynamic_starts: Mutex<Vec<Arc<str>>>,
     failures_tx: mpsc::UnboundedSender<(Arc<str>, BoxError)>,
     failures_rx: futures::lock::Mutex<mpsc::UnboundedReceiver<(Arc<str>, BoxError)>>,
 }
@@ -410,23 +398,28 @@ impl Supervisor {
         &self.runtime
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn running(&self) -> std::sync::MutexGuard<'_, Vec<Launched>> {
-        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    fn life(&self) -> std::sync::MutexGuard<'_, Lifecycle> {
+        lock(&self.life)
     }
 
     /// The services running, in the order they became ready.
     pub fn running_services(&self) -> Vec<String> {
-        self.running().iter().map(|s| s.name.to_string()).collect()
+        self.life()
+            .running
+            .iter()
+            .map(|s| s.name.to_string())
+            .collect()
+    }
+
+    /// The graph of the registered services, as it is now.
+    pub fn plan(&self) -> StackPlan {
+        self.life().plan.clone()
     }
 
     /// The background failures reported and not yet taken, without
     /// waiting (for a shutdown that no longer waits on
     /// [`failure`](Self::failure)).
-    pub fn take_failures(&self) -> Vec<(String, BoxError)> {
+    pub(crate) fn take_failures(&self) -> Vec<(String, BoxError)> {
         let mut taken = Vec::new();
         if let Some(mut rx) = self.failures_rx.try_lock() {
             while let Ok((name, error)) = rx.try_recv() {
@@ -449,14 +442,7 @@ impl Supervisor {
 impl fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Supervisor")
-            .field(
-                "services",
-                &self
-                    .entries()
-                    .iter()
-                    .map(|e| e.name.to_string())
-                    .collect::<Vec<_>>(),
-            )
+            .field("services", &self.plan().services().collect::<Vec<_>>())
             .field("started", &self.running_services())
             .finish_non_exhaustive()
     }

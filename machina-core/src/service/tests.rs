@@ -103,6 +103,7 @@ impl Service for Scripted {
 
 mod abandoned;
 mod failures;
+mod plan;
 mod shutdown;
 
 fn entries(log: &Log) -> Vec<String> {

@@ -2,19 +2,19 @@
 //! (interrupted by a signal or a background failure), `post_start` and the
 //! main future, then the shutdown within its timeout — and how it ended.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::pin;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::{Pin, pin};
 use std::time::Duration;
 
 use futures::future::{Either, select};
 use futures::{FutureExt, StreamExt};
 
-use super::super::supervisor::{StopReason, StopReport, panic_error};
+use super::super::supervisor::{CutShort, StopReason, panic_error};
 use super::hooks::run_hooks;
 use super::{Entrypoint, FORCED_EXIT_CODE, Outcome, Signals};
 use crate::error::BoxError;
+use crate::rt::instant_after;
 use crate::service::StartOutcome;
 
 /// The next shutdown request; a stream that has ended never requests one.
@@ -145,7 +145,8 @@ impl Entrypoint {
         self.shut_down(reason, value, failure, true).await
     }
 
-    /// The shutdown: `pre_stop` (if `pre_stop`), the stops for `reason`,
+    /// The shutdown: `pre_stop` (if `pre_stop`), the supervisor's
+    /// [`shutdown`](crate::service::Supervisor::shutdown) for `reason`,
     /// `post_stop` — all within the shutdown timeout, which a signal cuts
     /// short; then says how it went.
     async fn shut_down<T>(
@@ -157,80 +158,65 @@ impl Entrypoint {
     ) -> Outcome<T> {
         let supervisor = self.supervisor.clone();
         let hooks = self.hooks.clone();
-        // The report is kept here before `post_stop` runs, so a hanging
-        // `post_stop` cannot take it down with it.
-        let finished: Mutex<Option<StopReport>> = Mutex::new(None);
-        let post_stop_began = AtomicBool::new(false);
-        // Boxed so that a forced exit can drop it (and with it the stop
-        // under way, which then aborts that service's tasks).
-        let orderly = Box::pin(async {
-            if pre_stop {
-                run_hooks(&hooks.pre_stop, &supervisor.running_services(), &supervisor).await;
-            }
-            let report = supervisor.stop_because(reason).await;
-            let stopped = report.stopped.clone();
-            *finished.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
-            post_stop_began.store(true, Ordering::SeqCst);
-            run_hooks(&hooks.post_stop, &stopped, &supervisor).await;
-        });
-        let limit = pin!(self.runtime.sleep(self.shutdown_timeout));
-        let signal = pin!(next_signal(&mut self.signals));
+        let deadline = instant_after(self.runtime.now(), self.shutdown_timeout);
+        // `pre_stop`, cut short like the rest; a cut leaves the services
+        // to a shutdown that stops none of them.
+        let mut cut = false;
+        if pre_stop {
+            let running = supervisor.running_services();
+            let hooks = pin!(run_hooks(&hooks.pre_stop, &running, &supervisor));
+            let limit = pin!(self.runtime.sleep_until(deadline));
+            let signal = pin!(next_signal(&mut self.signals));
+            cut = matches!(select(hooks, select(limit, signal)).await, Either::Right(_));
+        }
+        let interrupt: Pin<Box<dyn Future<Output = ()> + '_>> = if cut {
+            Box::pin(std::future::ready(()))
+        } else {
+            Box::pin(next_signal(&mut self.signals))
+        };
+        let stop_report = supervisor.shutdown(reason, deadline, interrupt).await;
         let mut exit_code = i32::from(failure.is_some());
-        let forced: Option<(&str, Vec<String>)> = match select(orderly, select(limit, signal)).await
-        {
-            Either::Left(((), _)) => None,
-            Either::Right((why, orderly)) => {
-                // Named before the stop under way is dropped (which takes
-                // its service off the list).
-                let not_stopped = supervisor.not_stopped();
-                drop(orderly);
-                let why = match why {
-                    Either::Left(_) => "the shutdown timed out",
-                    Either::Right(_) => "a shutdown request came during the shutdown",
-                };
-                if not_stopped.is_empty() && post_stop_began.load(Ordering::SeqCst) {
-                    // Every service stopped; only `post_stop` was cut off.
-                    // Not a forced exit: the report decides the code.
-                    tracing::warn!("{why} while post_stop hooks ran; they were cut off");
-                    None
-                } else {
-                    Some((why, not_stopped))
-                }
-            }
-        };
-        let forced = match forced {
-            None => None,
-            Some((why, not_stopped)) => {
-                tracing::error!(?not_stopped, "{why}; forcing exit");
-                // On standard error as well: whatever the logging set-up,
-                // this must be seen.
-                eprintln!("machina: {why}; forcing exit; not stopped: {not_stopped:?}");
-                supervisor.abort_remaining();
-                Some(not_stopped)
-            }
-        };
-        let stop_report = finished
-            .into_inner()
-            .unwrap_or_else(|p| p.into_inner())
-            .unwrap_or_else(|| supervisor.take_stop_report());
-        let not_stopped = match forced {
+        let not_stopped = match stop_report.cut_short {
             None => {
+                // Every service stopped: `post_stop`, within what is left.
+                let hooks = pin!(run_hooks(
+                    &hooks.post_stop,
+                    &stop_report.stopped,
+                    &supervisor
+                ));
+                let limit = pin!(self.runtime.sleep_until(deadline));
+                let signal = pin!(next_signal(&mut self.signals));
+                if let Either::Right((why, _)) = select(hooks, select(limit, signal)).await {
+                    // Not a forced exit: the report decides the code.
+                    tracing::warn!(
+                        "{} while post_stop hooks ran; they were cut off",
+                        cut_why(&why)
+                    );
+                }
                 if !stop_report.is_clean() {
                     exit_code = exit_code.max(1);
                 }
                 Vec::new()
             }
-            Some(not_stopped) => {
+            Some(why) => {
+                let why = match why {
+                    CutShort::Deadline => "the shutdown timed out",
+                    _ => "a shutdown request came during the shutdown",
+                };
+                let not_stopped = stop_report.not_stopped.clone();
+                tracing::error!(?not_stopped, "{why}; forcing exit");
+                // On standard error as well: whatever the logging set-up,
+                // this must be seen.
+                eprintln!("machina: {why}; forcing exit; not stopped: {not_stopped:?}");
                 exit_code = FORCED_EXIT_CODE;
-                if !post_stop_began.load(Ordering::SeqCst) {
-                    let bound = self.shutdown_timeout.min(POST_STOP_AFTER_FORCE);
-                    let hooks = pin!(run_hooks(
-                        &hooks.post_stop,
-                        &stop_report.stopped,
-                        &supervisor
-                    ));
-                    let _ = select(hooks, pin!(self.runtime.sleep(bound))).await;
-                }
+                // `post_stop` still runs, briefly.
+                let bound = self.shutdown_timeout.min(POST_STOP_AFTER_FORCE);
+                let hooks = pin!(run_hooks(
+                    &hooks.post_stop,
+                    &stop_report.stopped,
+                    &supervisor
+                ));
+                let _ = select(hooks, pin!(self.runtime.sleep(bound))).await;
                 not_stopped
             }
         };
@@ -248,5 +234,13 @@ impl Entrypoint {
             not_stopped,
             failure,
         }
+    }
+}
+
+/// What cut a `post_stop` short, in words.
+fn cut_why<A, B>(why: &Either<A, B>) -> &'static str {
+    match why {
+        Either::Left(_) => "the shutdown timed out",
+        Either::Right(_) => "a shutdown request came during the shutdown",
     }
 }

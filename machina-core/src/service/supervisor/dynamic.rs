@@ -4,14 +4,14 @@
 //! no running service depends on.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use futures::StreamExt;
 use futures::channel::mpsc;
 
+use super::stop::ReportTo;
 use super::{
-    Entry, GraphError, Launched, News, Service, StartError, Starting, StopReason, StopReport,
-    Supervisor, lock,
+    Entry, GraphError, Launched, Lifecycle, News, Service, StartError, Starting, StopReason,
+    StopReport, Supervisor,
 };
 use crate::error::BoxError;
 
@@ -91,18 +91,15 @@ impl Supervisor {
         depends_on: &[&str],
     ) -> Result<(), ChangeError> {
         let entry = {
-            let mut entries = self.entries();
-            Self::startable(&entries, &self.running_services(), name, depends_on)?;
-            if self.closing.load(Ordering::SeqCst) {
-                return Err(ChangeError::ShuttingDown(name.to_string()));
-            }
+            let mut life = self.life();
+            Self::startable(&life, name, depends_on)?;
             let entry = Entry {
                 name: Arc::from(name),
                 service: Arc::new(service),
-                deps: depends_on.iter().map(|d| d.to_string()).collect(),
             };
-            entries.push(entry.clone());
-            lock(&self.dynamic_starts).push(entry.name.clone());
+            life.plan.add(name, depends_on)?;
+            life.entries.push(entry.clone());
+            life.dynamic_starts.push(entry.name.clone());
             entry
         };
         let (news_tx, mut news_rx) = mpsc::unbounded();
@@ -129,13 +126,17 @@ impl Supervisor {
             Some(News::Ready(_)) => {
                 // Checked under the lock a full stop pops from: a stop that
                 // began meanwhile either sees this service or refuses it.
-                let mut running = self.running();
-                if !self.closing.load(Ordering::SeqCst) {
-                    running.push(launched.take());
+                let joined = {
+                    let mut life = self.life();
+                    if !life.closing {
+                        life.running.push(launched.take());
+                    }
+                    !life.closing
+                };
+                if joined {
                     registered.settle();
                     return Ok(());
                 }
-                drop(running);
                 launched.take().cancel().await;
                 return Err(ChangeError::ShuttingDown(name.to_string()));
             }
@@ -156,19 +157,17 @@ impl Supervisor {
     pub async fn stop_service(&self, name: &str) -> Result<StopReport, ChangeError> {
         // A full stop under way stops it anyway; and a service's own stop
         // calling this would otherwise wait for the turn it holds.
-        if self.closing.load(Ordering::SeqCst) {
+        if self.life().closing {
             return Err(ChangeError::ShuttingDown(name.to_string()));
         }
         let _turn = self.stop_turn.lock().await;
         let started = {
-            let entries = self.entries();
-            let mut running = self.running();
-            let starting = lock(&self.dynamic_starts);
-            let position = Self::stoppable(&entries, &running, &starting, name)?;
-            running.remove(position)
+            let mut life = self.life();
+            let position = Self::stoppable(&life, name)?;
+            life.running.remove(position)
         };
         let report = std::sync::Mutex::new(StopReport::default());
-        self.stop_one(started, StopReason::Removed, &report, true)
+        self.stop_one(started, StopReason::Removed, ReportTo::Own(&report), true)
             .await;
         Ok(report.into_inner().unwrap_or_else(|p| p.into_inner()))
     }
@@ -179,37 +178,30 @@ impl Supervisor {
     /// # Errors
     /// As [`Supervisor::start_service`], but for the start itself.
     pub fn check_startable(&self, name: &str, depends_on: &[&str]) -> Result<(), ChangeError> {
-        let entries = self.entries();
-        Self::startable(&entries, &self.running_services(), name, depends_on)?;
-        if self.closing.load(Ordering::SeqCst) {
-            return Err(ChangeError::ShuttingDown(name.to_string()));
-        }
-        Ok(())
+        Self::startable(&self.life(), name, depends_on)
     }
 
-    fn startable(
-        entries: &[Entry],
-        running: &[String],
-        name: &str,
-        depends_on: &[&str],
-    ) -> Result<(), ChangeError> {
-        if entries.iter().any(|e| &*e.name == name) {
+    fn startable(life: &Lifecycle, name: &str, depends_on: &[&str]) -> Result<(), ChangeError> {
+        if life.plan.contains(name) {
             return Err(GraphError::Duplicate(name.to_string()).into());
         }
         for dep in depends_on {
-            if !entries.iter().any(|e| &*e.name == *dep) {
+            if !life.plan.contains(dep) {
                 return Err(GraphError::UnknownDependency {
                     service: name.to_string(),
                     missing: dep.to_string(),
                 }
                 .into());
             }
-            if !running.iter().any(|r| r == dep) {
+            if !life.running.iter().any(|r| &*r.name == *dep) {
                 return Err(ChangeError::DependencyNotRunning {
                     service: name.to_string(),
                     dependency: dep.to_string(),
                 });
             }
+        }
+        if life.closing {
+            return Err(ChangeError::ShuttingDown(name.to_string()));
         }
         Ok(())
     }
@@ -219,32 +211,21 @@ impl Supervisor {
     /// # Errors
     /// As [`Supervisor::stop_service`].
     pub fn check_stoppable(&self, name: &str) -> Result<(), ChangeError> {
-        let entries = self.entries();
-        let running = self.running();
-        let starting = lock(&self.dynamic_starts);
-        Self::stoppable(&entries, &running, &starting, name).map(|_| ())
+        Self::stoppable(&self.life(), name).map(|_| ())
     }
 
     /// The position of `name` among the running services, if it runs and
     /// no running or dynamically starting service depends on it.
-    fn stoppable(
-        entries: &[Entry],
-        running: &[Launched],
-        starting: &[Arc<str>],
-        name: &str,
-    ) -> Result<usize, ChangeError> {
-        let Some(position) = running.iter().position(|s| &*s.name == name) else {
+    fn stoppable(life: &Lifecycle, name: &str) -> Result<usize, ChangeError> {
+        let Some(position) = life.running.iter().position(|s| &*s.name == name) else {
             return Err(ChangeError::NotRunning(name.to_string()));
         };
-        let dependents: Vec<String> = running
+        let dependents: Vec<String> = life
+            .running
             .iter()
-            .map(|s| &s.name)
-            .chain(starting)
-            .filter(|service| {
-                entries
-                    .iter()
-                    .any(|e| e.name == **service && e.deps.iter().any(|d| d == name))
-            })
+            .map(|s: &Launched| &s.name)
+            .chain(&life.dynamic_starts)
+            .filter(|service| life.plan.dependencies(service).iter().any(|d| d == name))
             .map(ToString::to_string)
             .collect();
         if dependents.is_empty() {
@@ -274,16 +255,10 @@ impl Registered<'_> {
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        lock(&self.supervisor.dynamic_starts).retain(|n| &**n != self.name);
+        let mut life = self.supervisor.life();
+        life.dynamic_starts.retain(|n| &**n != self.name);
         if !self.settled {
-            self.supervisor.forget(self.name);
+            life.forget(self.name);
         }
-    }
-}
-
-impl Supervisor {
-    /// Removes `name` from the registered services.
-    pub(super) fn forget(&self, name: &str) {
-        self.entries().retain(|e| &*e.name != name);
     }
 }

@@ -87,7 +87,7 @@ impl Supervisor {
             Ok(started) => Ok(started),
             Err((service, error)) => {
                 let stop_report = self
-                    .stop_with(StopReason::StartFailed {
+                    .stop_all(StopReason::StartFailed {
                         service: service.clone(),
                     })
                     .await;
@@ -111,9 +111,11 @@ impl Supervisor {
         interrupt: impl Future<Output = ()>,
     ) -> Result<StartOutcome, (String, BoxError)> {
         let mut interrupt = std::pin::pin!(interrupt.fuse());
-        self.closing
-            .store(false, std::sync::atomic::Ordering::SeqCst);
-        let entries = self.entries().clone();
+        let (plan, entries) = {
+            let mut life = self.life();
+            life.closing = false;
+            (life.plan.clone(), life.entries.clone())
+        };
         let n = entries.len();
         let position: HashMap<&str, usize> = entries
             .iter()
@@ -130,20 +132,17 @@ impl Supervisor {
                 if launched[i] {
                     continue;
                 }
+                let deps = plan.dependencies(&entry.name);
                 // A dependency stopped and removed on a running stack
                 // (`stop_service`) is gone from the graph: the dependent
                 // cannot start.
-                if let Some(gone) = entry
-                    .deps
-                    .iter()
-                    .find(|d| !position.contains_key(d.as_str()))
-                {
+                if let Some(gone) = deps.iter().find(|d| !position.contains_key(d.as_str())) {
                     launched[i] = true;
                     let error = format!("its dependency {gone:?} was removed from the stack");
                     let _ = news_tx.unbounded_send(News::Failed(i, error.into()));
                     continue;
                 }
-                if entry.deps.iter().all(|d| ready[position[d.as_str()]]) {
+                if deps.iter().all(|d| ready[position[d.as_str()]]) {
                     launched[i] = true;
                     match self.launch(entry, i, news_tx.clone()) {
                         Ok(started) => {
@@ -169,7 +168,7 @@ impl Supervisor {
                     ready[i] = true;
                     done += 1;
                     if let Some(mut started) = starting.remove(&i) {
-                        self.running().push(started.take());
+                        self.life().running.push(started.take());
                     }
                 }
                 Some(News::Failed(i, error)) => {
