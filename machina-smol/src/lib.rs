@@ -54,44 +54,7 @@ pub fn runtime_on(executor: &Arc<Executor<'static>>) -> Runtime {
     )
 }
 
-/// An [`Entrypoint`](machina_core::service::Entrypoint) builder on smol's
-/// global executor whose shutdown requests are SIGINT and SIGTERM (through
-/// `async-signal`): the first stops the services gracefully, a second
-/// forces the exit.
-///
-/// With the feature `logging`, the entrypoint sets up logging
-/// (`LogConfig::new()` under `MACHINA_LOG_LEVEL` / `MACHINA_LOG_FORMAT`)
-/// unless the program set up `tracing` itself; `.logging(config)` or
-/// `.no_logging()` change that.
-///
-/// # Errors
-/// The I/O error of installing the signal handlers.
-pub fn entrypoint() -> Result<machina_core::service::EntrypointBuilder, std::io::Error> {
-    Ok(machina_core::service::entrypoint_with(
-        &runtime(),
-        machina_core::service::os_signals()?,
-    ))
-}
-
-/// aiomisc's `run(main, *services)` on smol: starts `services` (no
-/// dependencies between them) under [`entrypoint`]'s signals, runs `main`,
-/// then stops them in reverse. For dependencies, hooks or a shutdown
-/// timeout, use [`entrypoint`] itself.
-///
-/// # Errors
-/// [`RunError::Setup`](machina_core::service::RunError::Setup) as
-/// [`entrypoint`]; [`RunError::Entrypoint`](machina_core::service::RunError::Entrypoint)
-/// for two services with one name or a bad `MACHINA_SHUTDOWN_TIMEOUT`.
-pub async fn run<F: std::future::Future>(
-    main: F,
-    services: Vec<(&str, Arc<dyn machina_core::service::Service>)>,
-) -> Result<
-    machina_core::service::Outcome<F::Output>,
-    machina_core::service::RunError<std::io::Error>,
-> {
-    let entry = entrypoint().map_err(machina_core::service::RunError::Setup)?;
-    Ok(machina_core::service::run(entry, main, services).await?)
-}
+machina_core::io_adapter_entrypoints!(runtime);
 
 /// The [`Spawn`] half of the smol adapter.
 #[derive(Debug, Clone)]

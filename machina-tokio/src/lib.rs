@@ -97,6 +97,8 @@ fn check_timer(handle: &Handle) -> Result<(), TokioAdapterError> {
 /// SIGTERM: the first stops the services gracefully, a second forces the
 /// exit ([`FORCED_EXIT_CODE`](machina_core::service::FORCED_EXIT_CODE)).
 ///
+/// The settings come from the environment, read here once
+/// ([`EnvConfig::from_env`](machina_core::service::EnvConfig::from_env)).
 /// With the feature `logging`, the entrypoint sets up logging
 /// (`LogConfig::new()` under `MACHINA_LOG_LEVEL` / `MACHINA_LOG_FORMAT`)
 /// unless the program set up `tracing` itself; `.logging(config)` or
@@ -110,27 +112,20 @@ pub fn entrypoint() -> Result<machina_core::service::EntrypointBuilder, TokioAda
     Ok(machina_core::service::entrypoint_with(
         &rt,
         shutdown_signals()?,
+        machina_core::service::EnvConfig::from_env(),
     ))
 }
 
-/// aiomisc's `run(main, *services)` on the current tokio runtime: starts `services` (no
-/// dependencies between them) under [`entrypoint`]'s signals, runs `main`,
-/// then stops them in reverse. For dependencies, hooks or a shutdown
-/// timeout, use [`entrypoint`] itself.
+/// aiomisc's `run(main, *services)` on [`entrypoint`]; see
+/// [`run_on`](machina_core::service::run_on).
 ///
 /// # Errors
-/// [`RunError::Setup`](machina_core::service::RunError::Setup) as
-/// [`entrypoint`]; [`RunError::Entrypoint`](machina_core::service::RunError::Entrypoint)
-/// for two services with one name or a bad `MACHINA_SHUTDOWN_TIMEOUT`.
+/// As [`run_on`](machina_core::service::run_on).
 pub async fn run<F: std::future::Future>(
     main: F,
-    services: Vec<(&str, Arc<dyn machina_core::service::Service>)>,
-) -> Result<
-    machina_core::service::Outcome<F::Output>,
-    machina_core::service::RunError<TokioAdapterError>,
-> {
-    let entry = entrypoint().map_err(machina_core::service::RunError::Setup)?;
-    Ok(machina_core::service::run(entry, main, services).await?)
+    services: machina_core::service::ServiceList<'_>,
+) -> machina_core::service::RunResult<F::Output, TokioAdapterError> {
+    machina_core::service::run_on(entrypoint(), main, services).await
 }
 
 #[cfg(unix)]

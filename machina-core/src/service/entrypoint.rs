@@ -59,6 +59,7 @@ mod run;
 pub use hooks::HookContext;
 use hooks::{Hook, Hooks, run_hooks};
 
+use super::env_config::EnvConfig;
 use super::supervisor::{
     ChangeError, GraphError, Service, StopReport, Supervisor, SupervisorBuilder,
 };
@@ -142,6 +143,7 @@ pub struct EntrypointBuilder {
     hooks: Hooks,
     shutdown_timeout: Duration,
     signals: Option<Signals>,
+    env: EnvConfig,
     #[cfg(feature = "logging")]
     logging: LogChoice,
 }
@@ -150,9 +152,11 @@ pub struct EntrypointBuilder {
 #[cfg(feature = "logging")]
 #[derive(Debug, Clone)]
 enum LogChoice {
-    /// `LogConfig::new()` under the environment variables, checked at build.
+    /// `LogConfig::new()` under the environment's settings, checked at
+    /// build.
     Default,
-    /// The builder's configuration, already checked.
+    /// The builder's configuration (checked), under the environment's
+    /// settings at build.
     Custom(super::logging::LogConfig),
     /// None at all.
     Off,
@@ -200,16 +204,19 @@ impl EntrypointBuilder {
         Box::new(plugin).register(self)
     }
 
-    /// How long the whole shutdown may take (default 30 s; the environment
-    /// variable `MACHINA_SHUTDOWN_TIMEOUT`, e.g. `10s` or `1m30s`, overrides
-    /// it, and [`build`](Self::build) refuses a value that does not parse).
+    /// How long the whole shutdown may take (default 30 s; the
+    /// environment's `MACHINA_SHUTDOWN_TIMEOUT`, e.g. `10s` or `1m30s`,
+    /// overrides it when an adapter's `entrypoint()` handed it in through
+    /// [`env`](Self::env), and [`build`](Self::build) refuses a value that
+    /// does not parse).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
     }
 
     /// Sets up logging with `config` when the entrypoint runs (feature
-    /// `logging`); `MACHINA_LOG_LEVEL` and `MACHINA_LOG_FORMAT` override
+    /// `logging`); the environment's `MACHINA_LOG_LEVEL` and
+    /// `MACHINA_LOG_FORMAT` (handed in through [`env`](Self::env)) override
     /// `config`.
     ///
     /// # Errors
@@ -220,13 +227,13 @@ impl EntrypointBuilder {
         mut self,
         config: super::logging::LogConfig,
     ) -> Result<Self, super::logging::LogError> {
-        self.logging = LogChoice::Custom(config.resolve()?);
+        self.logging = LogChoice::Custom(config.apply_env(&EnvConfig::default())?);
         Ok(self)
     }
 
-    /// Sets up `LogConfig::new()` when the entrypoint runs, under
-    /// `MACHINA_LOG_LEVEL` and `MACHINA_LOG_FORMAT` (checked by
-    /// [`build`](Self::build)) — what the adapters' `entrypoint()` does
+    /// Sets up `LogConfig::new()` when the entrypoint runs, under the
+    /// environment's `MACHINA_LOG_LEVEL` and `MACHINA_LOG_FORMAT` (checked
+    /// by [`build`](Self::build)) — what the adapters' `entrypoint()` does
     /// with their feature `logging`. Nothing is installed if the program
     /// set up a global `tracing` subscriber itself.
     #[cfg(feature = "logging")]
@@ -247,6 +254,27 @@ impl EntrypointBuilder {
     /// The shutdown requests to listen to (adapters pass OS signals).
     pub fn signals(mut self, signals: Signals) -> Self {
         self.signals = Some(signals);
+        self
+    }
+
+    /// The settings from the environment (adapters pass
+    /// [`EnvConfig::from_env`]); without it, the entrypoint sees none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::service::{Entrypoint, EntrypointError, EnvConfig};
+    /// use machina_core::testing::MockRuntime;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let env = EnvConfig::from_lookup(|name| {
+    ///     (name == EnvConfig::SHUTDOWN_TIMEOUT).then(|| "1x".to_owned())
+    /// });
+    /// let refused = Entrypoint::builder(&mock.runtime()).env(env).build();
+    /// assert!(matches!(refused, Err(EntrypointError::ShutdownTimeout { .. })));
+    /// ```
+    pub fn env(mut self, env: EnvConfig) -> Self {
+        self.env = env;
         self
     }
 
@@ -298,25 +326,20 @@ impl EntrypointBuilder {
         self
     }
 
-    /// Checks the service graph and `MACHINA_SHUTDOWN_TIMEOUT`.
+    /// Checks the service graph and the environment's settings.
     ///
     /// # Errors
     /// [`EntrypointError::Graph`] as [`SupervisorBuilder::build`];
     /// [`EntrypointError::ShutdownTimeout`] for a value that does not parse.
     pub fn build(self) -> Result<Entrypoint, EntrypointError> {
-        let timeout = match std::env::var("MACHINA_SHUTDOWN_TIMEOUT") {
-            Ok(value) => crate::schedule::parse_interval(&value).map_err(|e| {
-                EntrypointError::ShutdownTimeout {
-                    value: value.clone(),
-                    reason: e.to_string(),
-                }
-            })?,
-            Err(_) => self.shutdown_timeout,
-        };
+        let timeout = self
+            .env
+            .shutdown_timeout()?
+            .unwrap_or(self.shutdown_timeout);
         #[cfg(feature = "logging")]
         let logging = match self.logging {
-            LogChoice::Default => Some(super::logging::LogConfig::new().resolve()?),
-            LogChoice::Custom(config) => Some(config),
+            LogChoice::Default => Some(super::logging::LogConfig::new().apply_env(&self.env)?),
+            LogChoice::Custom(config) => Some(config.apply_env(&self.env)?),
             LogChoice::Off => None,
         };
         Ok(Entrypoint {
@@ -365,6 +388,7 @@ impl Entrypoint {
             names: Vec::new(),
             hooks: Hooks::default(),
             shutdown_timeout: Duration::from_secs(30),
+            env: EnvConfig::default(),
             signals: None,
             #[cfg(feature = "logging")]
             logging: LogChoice::Off,
@@ -472,8 +496,8 @@ impl std::fmt::Debug for ServiceControl {
 /// reverse; `entry`'s signals, hooks and shutdown timeout apply.
 ///
 /// # Errors
-/// [`EntrypointError`] when two services share a name, or
-/// `MACHINA_SHUTDOWN_TIMEOUT` does not parse.
+/// [`EntrypointError`] when two services share a name, or the
+/// environment's `MACHINA_SHUTDOWN_TIMEOUT` does not parse.
 ///
 /// # Examples
 ///
@@ -503,4 +527,27 @@ pub async fn run<F: Future>(
         entry.service(name, service, &[])
     });
     Ok(entry.build()?.run(main).await)
+}
+
+/// Named services with no dependency between them, as [`run`] takes them.
+pub type ServiceList<'a> = Vec<(&'a str, Arc<dyn Service>)>;
+
+/// What an adapter's `run(main, services)` shorthand returns: the outcome
+/// of a main future of output `T`, or why it could not run (the adapter's
+/// set-up error `E`, or the entrypoint's).
+pub type RunResult<T, E> = Result<Outcome<T>, RunError<E>>;
+
+/// [`run`] on an adapter's entrypoint, which may have failed to set up:
+/// the body of every adapter's `run(main, services)` shorthand.
+///
+/// # Errors
+/// [`RunError::Setup`] with the adapter's error; [`RunError::Entrypoint`]
+/// as [`run`].
+pub async fn run_on<F: Future, E: std::error::Error + 'static>(
+    entry: Result<EntrypointBuilder, E>,
+    main: F,
+    services: ServiceList<'_>,
+) -> RunResult<F::Output, E> {
+    let entry = entry.map_err(RunError::Setup)?;
+    Ok(run(entry, main, services).await?)
 }

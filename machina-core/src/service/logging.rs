@@ -20,6 +20,8 @@ use std::fmt;
 
 use tracing_subscriber::EnvFilter;
 
+use super::env_config::EnvConfig;
+
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -119,18 +121,18 @@ impl LogConfig {
         self
     }
 
-    /// This configuration with `MACHINA_LOG_LEVEL` and `MACHINA_LOG_FORMAT`
-    /// applied over it, checked.
+    /// This configuration with the environment's `MACHINA_LOG_LEVEL` and
+    /// `MACHINA_LOG_FORMAT` (as read into `env`) applied over it, checked.
     ///
     /// # Errors
     /// [`LogError`] for an unknown format, a level that does not parse, or
     /// a journal that cannot be reached (format `journald`).
-    pub fn resolve(mut self) -> Result<Self, LogError> {
-        if let Ok(level) = std::env::var("MACHINA_LOG_LEVEL") {
-            self.level = level;
+    pub fn apply_env(mut self, env: &EnvConfig) -> Result<Self, LogError> {
+        if let Some(level) = env.log_level() {
+            self.level = level.to_owned();
         }
-        if let Ok(format) = std::env::var("MACHINA_LOG_FORMAT") {
-            self.format = parse_format(&format)?;
+        if let Some(format) = env.log_format() {
+            self.format = parse_format(format)?;
         }
         self.check()?;
         Ok(self)
@@ -282,10 +284,30 @@ mod tests {
     }
 
     impl LogConfig {
-        /// `resolve` ignoring the environment (tests must not depend on it).
+        /// `apply_env` with no settings from the environment.
         fn resolve_without_env(self) -> Result<Self, LogError> {
-            self.check()?;
-            Ok(self)
+            self.apply_env(&EnvConfig::default())
         }
+    }
+
+    #[test]
+    fn the_environment_overrides_the_configuration_and_is_checked() {
+        let env = EnvConfig::from_lookup(|name| match name {
+            EnvConfig::LOG_LEVEL => Some("warn".to_owned()),
+            EnvConfig::LOG_FORMAT => Some("json".to_owned()),
+            _ => None,
+        });
+        let config = LogConfig::new().level("debug").apply_env(&env).unwrap();
+        assert_eq!(
+            config,
+            LogConfig::new().level("warn").format(LogFormat::Json)
+        );
+        let typo = EnvConfig::from_lookup(|name| {
+            (name == EnvConfig::LOG_FORMAT).then(|| "xml".to_owned())
+        });
+        assert_eq!(
+            LogConfig::new().apply_env(&typo),
+            Err(LogError::Format("xml".into()))
+        );
     }
 }

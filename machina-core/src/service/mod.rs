@@ -15,12 +15,14 @@
 //!   never overlapping.
 //! - [`RecurringService`]: a callback whose waits an async strategy
 //!   chooses.
-//! - [`Entrypoint`]: hooks, plugins, signals, shutdown timeout, logging;
+//! - [`Entrypoint`]: hooks, plugins, signals, shutdown timeout, logging,
+//!   and the settings an adapter reads from the environment ([`EnvConfig`]);
 //!   [`ServiceControl`] for changes with hooks; the [`run`] shorthand.
 
 mod adapter_kit;
 mod context;
 mod entrypoint;
+mod env_config;
 #[cfg(feature = "logging")]
 mod log_writer;
 #[cfg(feature = "logging")]
@@ -31,12 +33,15 @@ mod supervisor;
 
 pub use adapter_kit::entrypoint_with;
 #[cfg(feature = "io")]
+pub use adapter_kit::io_entrypoint;
+#[cfg(feature = "io")]
 pub use adapter_kit::os_signals;
 pub use context::{Context, Key};
 pub use entrypoint::{
     Entrypoint, EntrypointBuilder, EntrypointError, FORCED_EXIT_CODE, HookContext, Outcome, Plugin,
-    RunError, ServiceControl, Signals, run,
+    RunError, RunResult, ServiceControl, ServiceList, Signals, run, run_on,
 };
+pub use env_config::EnvConfig;
 #[cfg(feature = "logging")]
 pub use logging::{LogConfig, LogError, LogFormat, LogGuard};
 pub use periodic::PeriodicService;

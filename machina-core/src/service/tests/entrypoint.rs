@@ -187,3 +187,56 @@ fn a_background_failure_stops_the_stack_with_exit_code_1() {
     assert_eq!(outcome.stop_report.stopped, ["jobs"]);
     assert_eq!(mock.elapsed(), ms(50));
 }
+
+/// Never finishes stopping.
+struct StuckStop;
+
+impl Service for StuckStop {
+    fn start(self: Arc<Self>, _ctx: ServiceContext) -> ServiceFuture {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn stop(self: Arc<Self>, _ctx: StopContext) -> ServiceFuture {
+        Box::pin(std::future::pending())
+    }
+
+    fn graceful_shutdown_timeout(&self) -> Option<Duration> {
+        Some(Duration::from_secs(3600))
+    }
+}
+
+#[test]
+fn the_shutdown_timeout_handed_in_from_the_environment_wins_over_the_builder() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let env = EnvConfig::from_lookup(|name| {
+        (name == EnvConfig::SHUTDOWN_TIMEOUT).then(|| "250ms".to_owned())
+    });
+    let ep = Entrypoint::builder(&rt)
+        .shutdown_timeout(Duration::from_secs(10))
+        .env(env)
+        .service("stuck", StuckStop, &[])
+        .build()
+        .unwrap();
+    let outcome = mock.block_on(ep.run(async {})).unwrap();
+    assert_eq!(outcome.exit_code, FORCED_EXIT_CODE);
+    assert_eq!(outcome.not_stopped, ["stuck"]);
+    assert_eq!(outcome.stop_report.cut_short, Some(CutShort::Deadline));
+    assert_eq!(mock.elapsed(), ms(250));
+}
+
+#[test]
+fn without_settings_handed_in_the_entrypoint_reads_no_environment() {
+    // Whatever this process's environment holds, a builder given no
+    // `EnvConfig` keeps its own timeout.
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let ep = Entrypoint::builder(&rt)
+        .shutdown_timeout(ms(400))
+        .service("stuck", StuckStop, &[])
+        .build()
+        .unwrap();
+    let outcome = mock.block_on(ep.run(async {})).unwrap();
+    assert_eq!(outcome.exit_code, FORCED_EXIT_CODE);
+    assert_eq!(mock.elapsed(), ms(400));
+}
