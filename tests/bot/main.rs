@@ -6,6 +6,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+use machina_test::cross_runtime;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,8 +16,7 @@ use machina_core::BoxError;
 use machina_core::bot::{BotError, Event, ExecuteError, Machina};
 use machina_core::limit::Limits;
 use machina_core::retry::{Retry, Rule};
-use machina_core::rt::Runtime;
-use support::{Env, entries, log, push};
+use support::{entries, log, push};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -5,6 +5,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+use machina_test::cross_runtime;
+
 mod nginx;
 mod rate;
 
@@ -16,8 +18,6 @@ use machina_core::call::CallStack;
 use machina_core::decision::Reason;
 use machina_core::limit::{AcquireError, ConcurrentGroup, Limits};
 use machina_core::retry::{Retry, Rule};
-use machina_core::rt::Runtime;
-use support::Env;
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -6,9 +6,6 @@
 use std::time::Duration;
 
 use machina_core::limit::{ConcurrentGroup, Limits};
-use machina_core::rt::Runtime;
-
-use crate::support::Env;
 
 /// One start every 10 ms: 1 000 starts take 10 s.
 const EVERY: Duration = Duration::from_millis(10);

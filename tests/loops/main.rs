@@ -6,6 +6,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+use machina_test::cross_runtime;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
@@ -13,7 +15,7 @@ use std::time::Duration;
 use machina_core::loops::{Loop, LoopEnd, LoopError};
 use machina_core::rt::{MissedTick, Runtime};
 use machina_core::schedule::Schedule;
-use support::{Env, Log, entries, log, push};
+use support::{Log, entries, log, push};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

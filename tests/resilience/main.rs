@@ -4,14 +4,15 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+use machina_test::cross_runtime;
+
 use std::time::Duration;
 
 use machina_core::aggregate::{AggregateError, Aggregator};
 use machina_core::breaker::{CircuitBreaker, CircuitOpen, CircuitState};
 use machina_core::call::CallErrorKind;
 use machina_core::pool::{Manager, Pool, PoolError};
-use machina_core::rt::{Losers, Runtime, cancel_all, select_tasks};
-use support::Env;
+use machina_core::rt::{Losers, cancel_all, select_tasks};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -5,13 +5,14 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+use machina_test::cross_runtime;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::channel::oneshot;
 use machina_core::rt::{IntervalError, JoinError, MissedTick, Runtime};
-use support::Env;
 
 const MS: Duration = Duration::from_millis(1);
 

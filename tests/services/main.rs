@@ -4,6 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+use machina_test::cross_runtime;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use machina_core::rt::Runtime;
 use machina_core::service::{
     Entrypoint, Key, Service, ServiceContext, ServiceFuture, StopContext, Supervisor,
 };
-use support::{Env, Log, entries, log, push};
+use support::{Log, entries, log, push};
 
 const PORT: Key<u16> = Key::new("port");
 

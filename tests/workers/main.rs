@@ -8,14 +8,15 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+use machina_test::real_runtimes;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use machina_core::rt::{Runtime, ThreadError, sync_wait};
+use machina_core::rt::{ThreadError, sync_wait};
 use machina_core::workers::{WorkerError, WorkerPool};
-use support::Env;
 
 real_runtimes! {
     /// Jobs run on the pool's own threads and return their values.
