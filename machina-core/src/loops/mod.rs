@@ -260,6 +260,31 @@ impl Loop {
     /// Asks the loop to end gracefully: a running body finishes and no
     /// further iteration starts; a loop sleeping between iterations ends at
     /// once. Does nothing if the loop is not running.
+    ///
+    /// # Examples
+    ///
+    /// A stop lets the body under way finish (compare [`cancel`](Self::cancel)):
+    ///
+    /// ```
+    /// use machina_core::loops::{Loop, LoopEnd};
+    /// use machina_core::schedule::Schedule;
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let lp = Loop::builder(&rt, "poll", Schedule::after("10s").unwrap())
+    ///     .build(|lp: Loop| async move { lp.runtime().sleep(Duration::from_secs(3)).await });
+    /// let ended = mock.block_on(async {
+    ///     let run = lp.start().unwrap();
+    ///     rt.sleep(Duration::from_secs(1)).await; // the first body is running
+    ///     lp.stop();
+    ///     run.await.unwrap().unwrap()
+    /// }).unwrap();
+    /// assert_eq!(ended, LoopEnd::Stopped);
+    /// assert_eq!(mock.elapsed(), Duration::from_secs(3)); // the body finished
+    /// assert_eq!(lp.stats().iterations, 1);
+    /// ```
     pub fn stop(&self) {
         let waker = {
             let mut state = self.state();
@@ -277,6 +302,30 @@ impl Loop {
     /// point, then `after_loop` runs with
     /// [`is_being_cancelled`](Self::is_being_cancelled) true. Does nothing
     /// if the loop is not running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::loops::{Loop, LoopEnd};
+    /// use machina_core::schedule::Schedule;
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let lp = Loop::builder(&rt, "poll", Schedule::after("10s").unwrap())
+    ///     .after_loop(|lp: Loop| async move { assert!(lp.is_being_cancelled()) })
+    ///     .build(|lp: Loop| async move { lp.runtime().sleep(Duration::from_secs(3)).await });
+    /// let ended = mock.block_on(async {
+    ///     let run = lp.start().unwrap();
+    ///     rt.sleep(Duration::from_secs(1)).await;
+    ///     lp.cancel(); // the body is dropped where it waits
+    ///     run.await.unwrap().unwrap()
+    /// }).unwrap();
+    /// assert_eq!(ended, LoopEnd::Cancelled);
+    /// assert_eq!(mock.elapsed(), Duration::from_secs(1));
+    /// assert_eq!(lp.stats().iterations, 0);
+    /// ```
     pub fn cancel(&self) {
         let waker = {
             let mut state = self.state();
@@ -374,6 +423,41 @@ impl Loop {
     /// # Errors
     /// [`ScheduleError`] for a malformed string or a zero fixed-rate
     /// period; the interval is then unchanged.
+    ///
+    /// # Examples
+    ///
+    /// Runs every 10 s; at 5 s the interval becomes 2 s, so the run due 2 s
+    /// after the first has come already and starts at once, and the next
+    /// one 2 s later:
+    ///
+    /// ```
+    /// use machina_core::loops::Loop;
+    /// use machina_core::schedule::Schedule;
+    /// use machina_core::testing::MockRuntime;
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let starts = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = starts.clone();
+    /// let t0 = rt.now();
+    /// let lp = Loop::builder(&rt, "tick", Schedule::after("10s").unwrap())
+    ///     .count(3)
+    ///     .build(move |lp: Loop| {
+    ///         let seen = seen.clone();
+    ///         async move { seen.lock().unwrap().push(lp.runtime().now() - t0) }
+    ///     });
+    /// mock.block_on(async {
+    ///     let run = lp.start().unwrap();
+    ///     rt.sleep(Duration::from_secs(5)).await;
+    ///     lp.change_interval("2s").unwrap();
+    ///     assert!(lp.change_interval("2 parsecs").is_err()); // refused, unchanged
+    ///     run.await.unwrap().unwrap();
+    /// }).unwrap();
+    /// let s = Duration::from_secs;
+    /// assert_eq!(*starts.lock().unwrap(), [s(0), s(5), s(7)]);
+    /// ```
     pub fn change_interval(&self, interval: impl IntoInterval) -> Result<(), ScheduleError> {
         let interval = interval.into_interval()?;
         let waker = {
@@ -460,6 +544,35 @@ impl LoopBuilder {
     }
 
     /// Runs `hook` once at the end of every run, however it ends.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::loops::Loop;
+    /// use machina_core::schedule::Schedule;
+    /// use machina_core::testing::MockRuntime;
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let mock = MockRuntime::new();
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// let (a, b, c) = (log.clone(), log.clone(), log.clone());
+    /// let lp = Loop::builder(&mock.runtime(), "hooks", Schedule::after("1s").unwrap())
+    ///     .count(2)
+    ///     .before_loop(move |_lp: Loop| {
+    ///         let a = a.clone();
+    ///         async move { a.lock().unwrap().push("before".to_string()) }
+    ///     })
+    ///     .after_loop(move |_lp: Loop| {
+    ///         let b = b.clone();
+    ///         async move { b.lock().unwrap().push("after".to_string()) }
+    ///     })
+    ///     .build(move |lp: Loop| {
+    ///         let c = c.clone();
+    ///         async move { c.lock().unwrap().push(format!("body {}", lp.current_loop())) }
+    ///     });
+    /// mock.block_on(lp.start().unwrap()).unwrap().unwrap().unwrap();
+    /// assert_eq!(*log.lock().unwrap(), ["before", "body 0", "body 1", "after"]);
+    /// ```
     pub fn after_loop<F, Fut>(mut self, hook: F) -> Self
     where
         F: Fn(Loop) -> Fut + Send + Sync + 'static,
@@ -493,6 +606,41 @@ impl LoopBuilder {
     }
 
     /// Also retries errors of type `E`.
+    ///
+    /// # Examples
+    ///
+    /// An iteration that fails with an I/O error is run again after a
+    /// short backoff, without counting:
+    ///
+    /// ```
+    /// use machina_core::loops::{Loop, LoopEnd};
+    /// use machina_core::schedule::Schedule;
+    /// use machina_core::testing::MockRuntime;
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let attempts = Arc::new(AtomicU32::new(0));
+    /// let tries = attempts.clone();
+    /// let lp = Loop::builder(&mock.runtime(), "flaky", Schedule::after("1s").unwrap())
+    ///     .count(1)
+    ///     .reconnect_base(Duration::from_millis(100))
+    ///     .handle::<std::io::Error>()
+    ///     .build(move |_lp: Loop| {
+    ///         let tries = tries.clone();
+    ///         async move {
+    ///             if tries.fetch_add(1, Ordering::SeqCst) < 2 {
+    ///                 return Err(std::io::Error::other("connection reset"));
+    ///             }
+    ///             Ok(())
+    ///         }
+    ///     });
+    /// let ended = mock.block_on(lp.start().unwrap()).unwrap().unwrap().unwrap();
+    /// assert_eq!(ended, LoopEnd::Completed);
+    /// assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    /// assert_eq!(lp.stats().retried_errors, 2);
+    /// ```
     pub fn handle<E: Error + 'static>(mut self) -> Self {
         self.state.kinds.handle::<E>();
         self

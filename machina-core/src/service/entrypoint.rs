@@ -367,6 +367,58 @@ impl fmt::Debug for EntrypointBuilder {
 }
 
 /// A program's services, run around its main future; see the module docs.
+///
+/// # Examples
+///
+/// A signal comes 2 s into the main future: the hooks run in order, the
+/// services stop dependents first, and the exit code is 0.
+///
+/// ```
+/// use machina_core::service::{Entrypoint, Service, ServiceContext, ServiceFuture};
+/// use machina_core::testing::MockRuntime;
+/// use futures::StreamExt;
+/// use std::sync::{Arc, Mutex};
+/// use std::time::Duration;
+///
+/// struct Noop;
+/// impl Service for Noop {
+///     fn start(self: Arc<Self>, _ctx: ServiceContext) -> ServiceFuture {
+///         Box::pin(async { Ok(()) })
+///     }
+/// }
+///
+/// let mock = MockRuntime::new();
+/// let rt = mock.runtime();
+/// // A stand-in for SIGTERM: one shutdown request after 2 s.
+/// let signal_rt = rt.clone();
+/// let signals = futures::stream::once(async move {
+///     signal_rt.sleep(Duration::from_secs(2)).await;
+/// })
+/// .chain(futures::stream::pending());
+/// let log = Arc::new(Mutex::new(Vec::new()));
+/// let (pre, post) = (log.clone(), log.clone());
+/// let entrypoint = Entrypoint::builder(&rt)
+///     .signals(Box::pin(signals))
+///     .service("db", Noop, &[])
+///     .service("api", Noop, &["db"])
+///     .post_start(move |hook| {
+///         let pre = pre.clone();
+///         async move { pre.lock().unwrap().push(format!("started {:?}", hook.services())) }
+///     })
+///     .post_stop(move |hook| {
+///         let post = post.clone();
+///         async move { post.lock().unwrap().push(format!("stopped {:?}", hook.services())) }
+///     })
+///     .build()
+///     .unwrap();
+/// let outcome = mock.block_on(entrypoint.run_forever()).unwrap();
+/// assert_eq!(outcome.exit_code, 0);
+/// assert_eq!(mock.elapsed(), Duration::from_secs(2));
+/// assert_eq!(
+///     *log.lock().unwrap(),
+///     [r#"started ["db", "api"]"#, r#"stopped ["api", "db"]"#]
+/// );
+/// ```
 pub struct Entrypoint {
     runtime: Runtime,
     supervisor: Arc<Supervisor>,

@@ -245,6 +245,34 @@ impl SupervisorBuilder {
 
     /// facet's nested form: each inner list starts in parallel, after the
     /// whole previous list.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::service::{Service, ServiceContext, ServiceFuture, Supervisor};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::sync::Arc;
+    ///
+    /// struct Noop;
+    /// impl Service for Noop {
+    ///     fn start(self: Arc<Self>, _ctx: ServiceContext) -> ServiceFuture {
+    ///         Box::pin(async { Ok(()) })
+    ///     }
+    /// }
+    /// let noop = || Arc::new(Noop) as Arc<dyn Service>;
+    /// let mock = MockRuntime::new();
+    /// let stack = Supervisor::builder(&mock.runtime())
+    ///     .stages(vec![
+    ///         vec![("config", noop())],
+    ///         vec![("db", noop()), ("cache", noop())],
+    ///         vec![("api", noop())],
+    ///     ])
+    ///     .build()
+    ///     .unwrap();
+    /// let plan = stack.plan();
+    /// assert_eq!(plan.start_stages(), [vec!["config"], vec!["db", "cache"], vec!["api"]]);
+    /// assert_eq!(plan.dependencies("api"), ["db", "cache"]);
+    /// ```
     pub fn stages(mut self, stages: Vec<Vec<(&str, Arc<dyn Service>)>>) -> Self {
         let mut previous: Vec<String> = Vec::new();
         for stage in stages {
@@ -431,6 +459,39 @@ impl Supervisor {
 
     /// Waits until a service's background work fails; returns which and
     /// why. A program usually stops the stack then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::service::{Service, ServiceContext, ServiceFuture, Supervisor};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// /// Ready at once; its background job dies after a minute.
+    /// struct Worker;
+    /// impl Service for Worker {
+    ///     fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
+    ///         let rt = ctx.runtime().clone();
+    ///         ctx.spawn(async move {
+    ///             rt.sleep(Duration::from_secs(60)).await;
+    ///             Err("the queue went away".into())
+    ///         });
+    ///         Box::pin(async { Ok(()) })
+    ///     }
+    /// }
+    ///
+    /// let mock = MockRuntime::new();
+    /// let stack = Supervisor::builder(&mock.runtime()).service("worker", Worker, &[]).build().unwrap();
+    /// let (service, error) = mock.block_on(async {
+    ///     stack.start().await.unwrap();
+    ///     let failed = stack.failure().await.unwrap();
+    ///     stack.stop().await;
+    ///     failed
+    /// }).unwrap();
+    /// assert_eq!((service.as_str(), error.to_string().as_str()), ("worker", "the queue went away"));
+    /// assert_eq!(mock.elapsed(), Duration::from_secs(60));
+    /// ```
     pub async fn failure(&self) -> Option<(String, BoxError)> {
         let mut rx = self.failures_rx.lock().await;
         rx.next()
