@@ -30,6 +30,7 @@
 //! | [`stats`] | one snapshot of every registered component's counters; `metrics` export |
 //! | [`service`] | services: `Service`, the dependency-graph `Supervisor`, shared `Context` |
 //! | `testing` (feature `test-util`) | [`MockRuntime`](testing::MockRuntime): a deterministic executor with a virtual clock |
+//! | [`guide`] | documentation only: a newcomer's guide in chapters (first bot, virtual time, services, adapters, resilience), every example a doctest |
 //!
 //! ## Testing on virtual time
 //!
@@ -66,9 +67,8 @@ pub mod breaker;
 pub mod call;
 pub mod decision;
 pub mod error;
+pub mod guide;
 pub mod limit;
-#[cfg(test)]
-mod log_capture;
 pub mod loops;
 pub mod pool;
 pub mod retry;
@@ -76,6 +76,8 @@ pub mod rt;
 pub mod schedule;
 pub mod service;
 pub mod stats;
+#[cfg(test)]
+mod test_kit;
 #[cfg(feature = "test-util")]
 pub mod testing;
 pub mod waits;

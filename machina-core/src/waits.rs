@@ -255,9 +255,7 @@ pub(crate) fn clamped_secs(secs: f64) -> Duration {
 mod tests {
     use super::*;
 
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
+    use crate::test_kit::ms;
 
     #[test]
     fn fixed_is_constant() {

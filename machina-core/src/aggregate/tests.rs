@@ -9,9 +9,7 @@ use futures::future::join_all;
 use super::*;
 use crate::testing::MockRuntime;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use crate::test_kit::ms;
 
 type Batches = Arc<Mutex<Vec<(u128, Vec<u32>)>>>;
 

@@ -10,9 +10,7 @@ use crate::call::CallErrorKind;
 use crate::decision::Reason;
 use crate::testing::MockRuntime;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use crate::test_kit::ms;
 
 #[derive(Debug, thiserror::Error)]
 #[error("transient: {0}")]

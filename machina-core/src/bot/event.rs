@@ -93,6 +93,31 @@ impl Event {
     /// [`BotError::Unknown`] for an unknown name, [`BotError::TypeMismatch`]
     /// when `A`/`T` are not the execute's argument and result types,
     /// [`BotError::Spawn`] if the executor refuses the task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::bot::{BotError, Event, Machina};
+    /// use machina_core::testing::MockRuntime;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let mut bot = Machina::builder(&mock.runtime());
+    /// bot.execute("len", |text: String| async move { Ok::<_, std::io::Error>(text.len()) })
+    ///     .register()?;
+    /// bot.emit("ask", "1s")?.count(1).register(|event: Event| async move {
+    ///     let task = event.execute::<String, usize>("len", "machina".to_owned())?;
+    ///     assert_eq!(task.await?, 7);
+    ///
+    ///     let typo = event.execute::<String, usize>("lenght", String::new()).unwrap_err();
+    ///     assert_eq!(typo.to_string(), r#"unknown execute "lenght"; registered: len"#);
+    ///     let wrong = event.execute::<&str, usize>("len", "machina").unwrap_err();
+    ///     assert!(matches!(wrong, BotError::TypeMismatch { .. }), "{wrong}");
+    ///     Ok::<(), machina_core::BoxError>(())
+    /// })?;
+    /// let report = mock.block_on(bot.build().run())??;
+    /// assert_eq!(report.stats.executes_ok, 1);
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn execute<A, T>(&self, name: &str, args: A) -> Result<ExecuteTask<T>, BotError>
     where
         A: Clone + Send + 'static,

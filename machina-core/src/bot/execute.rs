@@ -100,6 +100,27 @@ where
     /// [`ExecuteError::Failed`] with how the call ended (the last
     /// attempt's error, or the layer that stopped it), or
     /// [`ExecuteError::Panicked`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::bot::Machina;
+    /// use machina_core::testing::MockRuntime;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let mut bot = Machina::builder(&mock.runtime());
+    /// let parse = bot
+    ///     .execute("parse", |text: &'static str| async move { text.parse::<u32>() })
+    ///     .register()?;
+    /// let _bot = bot.build();
+    ///
+    /// assert_eq!(mock.block_on(parse.call("42"))??, 42);
+    /// let failed = mock.block_on(parse.call("4x2"))?.unwrap_err();
+    /// assert_eq!(failed.to_string(), r#"execute "parse" failed: invalid digit found in string"#);
+    /// assert!(failed.source_error().is_some_and(|e| e.is::<std::num::ParseIntError>()));
+    /// assert_eq!(failed.call_error().map(|e| e.attempts()), Some(1));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn call(&self, args: A) -> impl Future<Output = Result<T, ExecuteError>> + '_ {
         // Not an `async fn`: the call stack's future is wrapped in place,
         // not moved into another state machine.
@@ -126,6 +147,44 @@ where
     ///
     /// # Errors
     /// [`BotError::Spawn`] if the executor refuses the task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::bot::{ExecuteError, Machina};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let mut bot = Machina::builder(&rt);
+    /// let wait = bot
+    ///     .execute("wait", {
+    ///         let rt = rt.clone();
+    ///         move |secs: u64| {
+    ///             let rt = rt.clone();
+    ///             async move {
+    ///                 rt.sleep(Duration::from_secs(secs)).await;
+    ///                 Ok::<_, std::io::Error>(secs)
+    ///             }
+    ///         }
+    ///     })
+    ///     .register()?;
+    /// let bot = bot.build();
+    ///
+    /// mock.block_on(async {
+    ///     let short = wait.spawn(1)?;
+    ///     let long = wait.spawn(60)?;
+    ///     assert_eq!(short.await?, 1);
+    ///     long.abort();
+    ///     assert!(matches!(long.await, Err(ExecuteError::Cancelled { .. })));
+    ///     Ok::<(), machina_core::BoxError>(())
+    /// })??;
+    /// assert_eq!(mock.elapsed(), Duration::from_secs(1));
+    /// let stats = bot.stats();
+    /// assert_eq!((stats.executes_ok, stats.executes_cancelled), (1, 1));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn spawn(&self, args: A) -> Result<ExecuteTask<T>, BotError> {
         let this = self.clone();
         let core = self.core.clone();

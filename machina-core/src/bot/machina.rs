@@ -120,6 +120,25 @@ impl Machina {
     ///
     /// # Errors
     /// [`BotError::Unknown`] for an unknown name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::bot::{Event, Machina};
+    /// use machina_core::testing::MockRuntime;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let mut bot = Machina::builder(&mock.runtime());
+    /// bot.emit("tick", "1s")?.count(2).register(|_: Event| async {})?;
+    /// let bot = bot.build();
+    /// let tick = bot.emit("tick")?;
+    /// assert!(tick.is_alive() && !tick.loop_handle().is_running());
+    /// mock.block_on(bot.run())??;
+    /// assert_eq!(tick.loop_handle().stats().iterations, 2);
+    /// let typo = bot.emit("tock").unwrap_err();
+    /// assert_eq!(typo.to_string(), r#"unknown emit "tock"; registered: tick"#);
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn emit(&self, name: &str) -> Result<Emit, BotError> {
         self.core.emit(name)
     }
@@ -139,6 +158,38 @@ impl Machina {
     /// [`BotError::EmitsFailed`] with every emit's error if any emit ended
     /// with one (the others ran on); [`BotError::Spawn`] if the executor
     /// refuses a task.
+    ///
+    /// # Examples
+    ///
+    /// An emit whose body fails ends; the others run on, and the run
+    /// reports the failure once they are done:
+    ///
+    /// ```
+    /// use machina_core::bot::{BotError, Event, Machina};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let mut bot = Machina::builder(&mock.runtime());
+    /// bot.emit("flaky", "1s")?.register(|event: Event| async move {
+    ///     match event.epoch() {
+    ///         2 => Err(format!("bad data in run {}", event.epoch())),
+    ///         _ => Ok(()),
+    ///     }
+    /// })?;
+    /// bot.emit("steady", "1s")?.count(3).register(|_: Event| async {})?;
+    ///
+    /// match mock.block_on(bot.build().run())? {
+    ///     Err(BotError::EmitsFailed(failed)) => {
+    ///         assert_eq!(failed.len(), 1);
+    ///         assert_eq!((failed[0].0.as_str(), failed[0].1.to_string()), ("flaky", "bad data in run 2".to_owned()));
+    ///     }
+    ///     other => panic!("expected EmitsFailed, got {other:?}"),
+    /// }
+    /// // "flaky" failed at 1 s; the run ended with "steady"'s third run.
+    /// assert_eq!(mock.elapsed(), Duration::from_secs(2));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub async fn run(&self) -> Result<RunReport, BotError> {
         let outcome = self.run_inner().await;
         for hook in self.shutdown_hooks.iter() {
@@ -171,6 +222,56 @@ impl Machina {
     /// Stops every emit gracefully and waits up to `grace` for them and
     /// for the executes the bot spawned; whatever is still running then is
     /// cancelled. A [`run`](Self::run) in progress then returns.
+    ///
+    /// # Examples
+    ///
+    /// An emit that runs forever, and two executes it spawned — one ends
+    /// within the grace period, one is cancelled:
+    ///
+    /// ```
+    /// use machina_core::bot::{BotError, Event, Machina};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let secs = Duration::from_secs;
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let mut bot = Machina::builder(&rt);
+    /// let takes = |s: u64| {
+    ///     let rt = rt.clone();
+    ///     move |_: ()| {
+    ///         let rt = rt.clone();
+    ///         async move { rt.sleep(Duration::from_secs(s)).await; Ok::<_, std::io::Error>(()) }
+    ///     }
+    /// };
+    /// bot.execute("upload", takes(3)).register()?;
+    /// bot.execute("backup", takes(60)).register()?;
+    /// bot.emit("tick", "1s")?.register(|event: Event| async move {
+    ///     if event.epoch() == 1 {
+    ///         event.execute::<(), ()>("upload", ())?.detach();
+    ///         event.execute::<(), ()>("backup", ())?.detach();
+    ///     }
+    ///     Ok::<(), BotError>(())
+    /// })?;
+    /// let bot = bot.build();
+    /// let running = rt.spawn({
+    ///     let bot = bot.clone();
+    ///     async move { bot.run().await }
+    /// })?;
+    ///
+    /// let report = mock.block_on(async {
+    ///     rt.sleep(Duration::from_millis(2500)).await;
+    ///     bot.shutdown(secs(1)).await
+    /// })?;
+    /// assert_eq!(report.emits_stopped, ["tick"]);
+    /// assert_eq!(report.executes_finished, ["upload"]);
+    /// assert_eq!(report.executes_cancelled, ["backup"]);
+    /// assert_eq!(mock.elapsed(), Duration::from_millis(3500)); // 2.5 s + the grace
+    ///
+    /// let run = mock.block_on(running)?.unwrap()?;
+    /// assert_eq!((run.stats.executes_ok, run.stats.executes_cancelled), (1, 1));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub async fn shutdown(&self, grace: Duration) -> ShutdownReport {
         let emits: Vec<Emit> = self
             .core

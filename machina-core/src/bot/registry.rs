@@ -56,6 +56,26 @@ impl MachinaBuilder {
     /// # Errors
     /// [`BotError::Duplicate`] for a name already used by a group;
     /// [`BotError::Group`] for limits that could never admit a call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::bot::{BotError, Machina};
+    /// use machina_core::limit::Limits;
+    /// use machina_core::testing::MockRuntime;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let mut bot = Machina::builder(&mock.runtime());
+    /// // Local limits give back the group itself: name it in executes by
+    /// // handle, or watch it.
+    /// let api = bot.group("api", Limits::new().max_in_flight(2))?;
+    /// assert_eq!((api.name(), api.in_flight()), ("api", 0));
+    /// assert!(matches!(bot.group("api", Limits::new()), Err(BotError::Duplicate { .. })));
+    /// // Limits that could never admit a call are refused now, not at run time.
+    /// let never = bot.group("never", Limits::new().max_in_flight(0));
+    /// assert!(matches!(never, Err(BotError::Group(_))));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn group<G: IntoGroup>(&mut self, name: &str, group: G) -> Result<G::Handle, BotError> {
         if self.registry.groups.contains_key(name) {
             return Err(BotError::Duplicate {
@@ -70,6 +90,35 @@ impl MachinaBuilder {
 
     /// Starts registering an execute named `name` running `handler`; finish
     /// with [`ExecuteBuilder::register`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::bot::Machina;
+    /// use machina_core::limit::Limits;
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let mut bot = Machina::builder(&mock.runtime());
+    /// let db = bot.group("db", Limits::new().max_in_flight(1))?;
+    /// let double = bot
+    ///     .execute("double", |n: u64| async move { Ok::<_, std::io::Error>(n * 2) })
+    ///     .groups([&db]) // by handle; .groups(["db"]) names the same group
+    ///     .timeout(Duration::from_secs(5))
+    ///     .register()?;
+    /// // A group that is not registered is refused, naming those that are.
+    /// let lost = bot
+    ///     .execute("lost", |n: u64| async move { Ok::<_, std::io::Error>(n) })
+    ///     .groups(["cache"])
+    ///     .register()
+    ///     .unwrap_err();
+    /// assert_eq!(lost.to_string(), r#"unknown concurrent group "cache"; registered: db"#);
+    ///
+    /// let _bot = bot.build();
+    /// assert_eq!(mock.block_on(double.call(21))??, 42);
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn execute<A, T, E, F, Fut>(&mut self, name: &str, handler: F) -> ExecuteBuilder<'_, A, T>
     where
         A: Clone + Send + 'static,
@@ -154,6 +203,40 @@ impl MachinaBuilder {
     /// # Errors
     /// [`ScheduleError`] for a malformed interval — at registration, not at
     /// start.
+    ///
+    /// # Examples
+    ///
+    /// An emit that does not start with the bot (`alive(false)`), started
+    /// by another:
+    ///
+    /// ```
+    /// use machina_core::bot::{Event, Machina};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let t0 = rt.now();
+    /// let runs: Arc<Mutex<Vec<(u64, u128)>>> = Arc::default();
+    /// let mut bot = Machina::builder(&rt);
+    /// assert!(bot.emit("typo", "1x").is_err(), "refused here, not when the bot runs");
+    /// bot.emit("report", "500ms")?.count(2).alive(false).register({
+    ///     let (rt, runs) = (rt.clone(), runs.clone());
+    ///     move |event: Event| {
+    ///         let at = (rt.now() - t0).as_millis();
+    ///         runs.lock().unwrap().push((event.epoch(), at));
+    ///         async {}
+    ///     }
+    /// })?;
+    /// bot.emit("main", Duration::from_secs(1))?
+    ///     .count(1)
+    ///     .register(|event: Event| async move { event.start("report") })?;
+    ///
+    /// mock.block_on(bot.build().run())??;
+    /// assert_eq!(*runs.lock().unwrap(), [(1, 0), (2, 500)]);
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn emit(
         &mut self,
         name: &str,
@@ -185,6 +268,36 @@ impl MachinaBuilder {
 
     /// Runs `hook` when the bot starts, before any emit (in registration
     /// order).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::bot::{Event, Machina};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let mock = MockRuntime::new();
+    /// let log: Arc<Mutex<Vec<&str>>> = Arc::default();
+    /// let note = |what: &'static str| {
+    ///     let log = log.clone();
+    ///     move |_bot: Machina| {
+    ///         log.lock().unwrap().push(what);
+    ///         async { Ok(()) }
+    ///     }
+    /// };
+    /// let mut bot = Machina::builder(&mock.runtime());
+    /// bot.on_startup(note("connect")).on_shutdown(note("disconnect"));
+    /// bot.emit("work", "1s")?.count(1).register({
+    ///     let log = log.clone();
+    ///     move |_: Event| {
+    ///         log.lock().unwrap().push("work");
+    ///         async {}
+    ///     }
+    /// })?;
+    /// mock.block_on(bot.build().run())??;
+    /// assert_eq!(*log.lock().unwrap(), ["connect", "work", "disconnect"]);
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn on_startup<F, Fut>(&mut self, hook: F) -> &mut Self
     where
         F: Fn(Machina) -> Fut + Send + Sync + 'static,
@@ -196,6 +309,42 @@ impl MachinaBuilder {
 
     /// Runs `hook` when the bot's run ends, however it ends (in
     /// registration order).
+    ///
+    /// # Examples
+    ///
+    /// A failing startup hook starts no emit, and the shutdown hooks still
+    /// run:
+    ///
+    /// ```
+    /// use machina_core::bot::{BotError, Event, Machina};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    ///
+    /// let mock = MockRuntime::new();
+    /// let (worked, closed) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    /// let mut bot = Machina::builder(&mock.runtime());
+    /// bot.on_startup(|_bot| async { Err("no database".into()) });
+    /// bot.on_shutdown({
+    ///     let closed = closed.clone();
+    ///     move |_bot| {
+    ///         closed.store(true, Ordering::SeqCst);
+    ///         async { Ok(()) }
+    ///     }
+    /// });
+    /// bot.emit("work", "1s")?.register({
+    ///     let worked = worked.clone();
+    ///     move |_: Event| {
+    ///         worked.store(true, Ordering::SeqCst);
+    ///         async {}
+    ///     }
+    /// })?;
+    /// let failed = mock.block_on(bot.build().run())?.unwrap_err();
+    /// assert!(matches!(failed, BotError::Startup(_)));
+    /// assert_eq!(failed.to_string(), "startup hook failed: no database");
+    /// assert!(!worked.load(Ordering::SeqCst) && closed.load(Ordering::SeqCst));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn on_shutdown<F, Fut>(&mut self, hook: F) -> &mut Self
     where
         F: Fn(Machina) -> Fut + Send + Sync + 'static,

@@ -238,6 +238,30 @@ pub struct CircuitBreaker {
 
 impl CircuitBreaker {
     /// Starts configuring a breaker named `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::breaker::{BreakerConfigError, CircuitBreaker};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let rt = MockRuntime::new().runtime();
+    /// // aiomisc: CircuitBreaker(error_ratio=0.2, response_time=20, broken_time=5)
+    /// let github = CircuitBreaker::builder("github")
+    ///     .error_ratio(0.2)
+    ///     .response_time(Duration::from_secs(20))
+    ///     .broken_time(Duration::from_secs(5))
+    ///     .counts::<std::io::Error>()
+    ///     .build(&rt)?;
+    /// assert_eq!(github.name(), "github");
+    ///
+    /// let never = CircuitBreaker::builder("x").error_ratio(0.0).build(&rt).unwrap_err();
+    /// assert_eq!(never, BreakerConfigError::ErrorRatio(0.0));
+    /// let stuck = CircuitBreaker::builder("x").broken_time(Duration::ZERO).build(&rt).unwrap_err();
+    /// assert_eq!(stuck, BreakerConfigError::ZeroDuration("broken_time"));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn builder(name: impl Into<String>) -> BreakerBuilder {
         let broken = Duration::from_secs(5);
         BreakerBuilder {
@@ -264,6 +288,41 @@ impl CircuitBreaker {
     }
 
     /// The state now.
+    ///
+    /// # Examples
+    ///
+    /// Tripped, broken for `broken_time`, recovering for `recovery_time`,
+    /// passing again — on the runtime's clock:
+    ///
+    /// ```
+    /// use machina_core::breaker::{CircuitBreaker, CircuitState};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let secs = Duration::from_secs;
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let db = CircuitBreaker::builder("db")
+    ///     .min_calls(2)
+    ///     .broken_time(secs(5))
+    ///     .recovery_time(secs(10))
+    ///     .build(&rt)?;
+    /// mock.block_on(async {
+    ///     for _ in 0..3 {
+    ///         let _ = db.call(async { Err::<(), _>(std::io::Error::other("down")) }).await;
+    ///     }
+    /// })?;
+    /// assert_eq!(db.state(), CircuitState::Broken);
+    /// assert_eq!(db.time_to_recovery(), secs(5));
+    /// mock.advance(secs(5))?;
+    /// assert_eq!(db.state(), CircuitState::Recovering);
+    /// mock.advance(secs(10))?;
+    /// assert_eq!(db.state(), CircuitState::Passing);
+    /// let stats = db.stats();
+    /// // Two calls passed and failed; the third tripped the breaker and was refused.
+    /// assert_eq!((stats.passing, stats.broken_rejected, stats.trips), (2, 1, 1));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn state(&self) -> CircuitState {
         let now = self.inner.runtime.now();
         self.shared().machine.state(now)
@@ -287,6 +346,39 @@ impl CircuitBreaker {
     ///
     /// # Errors
     /// [`CircuitOpen`] when the breaker refuses the call.
+    ///
+    /// # Examples
+    ///
+    /// The guard form, for work that is not one future; only the errors
+    /// the breaker [`counts`](BreakerBuilder::counts) are failures:
+    ///
+    /// ```
+    /// use machina_core::breaker::{CircuitBreaker, CircuitState};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("HTTP {0}")]
+    /// struct Http(u16);
+    ///
+    /// let rt = MockRuntime::new().runtime();
+    /// let api = CircuitBreaker::builder("api").min_calls(2).counts::<std::io::Error>().build(&rt)?;
+    /// for _ in 0..2 {
+    ///     // The server answered, if not kindly: not a failure of the link.
+    ///     api.enter()?.failure(&Http(404));
+    /// }
+    /// for _ in 0..2 {
+    ///     api.enter()?.failure(&std::io::Error::other("connection reset"));
+    /// }
+    /// // 2 of the 4 calls failed, half of them: the next call trips it.
+    /// let open = api.enter().unwrap_err();
+    /// assert_eq!((open.state, open.retry_in), (CircuitState::Broken, Some(Duration::from_secs(5))));
+    /// assert_eq!(
+    ///     open.to_string(),
+    ///     r#"circuit breaker "api" is broken; recovery starts in 5s; last failure: connection reset"#,
+    /// );
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn enter(&self) -> Result<BreakerGuard, CircuitOpen> {
         let admitted = self.admit()?;
         Ok(BreakerGuard {

@@ -53,9 +53,7 @@ use proptest::test_runner::TestCaseError;
 use super::{Admission, BreakerMachine, BreakerSettings, BreakerStats, CircuitState};
 use crate::decision::{Decision, Reason, Refusal};
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use crate::test_kit::ms;
 
 /// The documented rules, on a log of outcomes.
 #[derive(Debug, Clone)]

@@ -11,13 +11,9 @@ use crate::retry::{Retry, Rule};
 use crate::rt::RuntimeRng;
 use crate::testing::MockRuntime;
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
+use crate::test_kit::secs;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use crate::test_kit::ms;
 
 #[derive(Debug, thiserror::Error)]
 #[error("HTTP {0}")]

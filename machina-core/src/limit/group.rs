@@ -134,6 +134,24 @@ impl ConcurrentGroup {
     /// # Errors
     /// [`LimitError`] for an empty name or limits that could never admit a
     /// call.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::limit::{ConcurrentGroup, LimitError, Limits};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let rt = MockRuntime::new().runtime();
+    /// let api = ConcurrentGroup::new(&rt, "api", Limits::new().max_starts(3, Duration::from_secs(1)))?;
+    /// assert_eq!(api.limits().starts_limit(), Some((3, Duration::from_secs(1))));
+    ///
+    /// let never = ConcurrentGroup::new(&rt, "db", Limits::new().max_in_flight(0)).unwrap_err();
+    /// assert_eq!(never, LimitError::ZeroInFlight { group: "db".to_owned() });
+    /// assert!(never.to_string().contains("leave it unset for no limit"));
+    /// assert_eq!(ConcurrentGroup::new(&rt, "", Limits::new()).unwrap_err(), LimitError::EmptyName);
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn new(
         runtime: &Runtime,
         name: impl Into<String>,
@@ -180,6 +198,29 @@ impl ConcurrentGroup {
     /// # Errors
     /// The [`Refusal`]: what blocks, and the earliest instant a start could
     /// succeed when a clock can tell.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::decision::Reason;
+    /// use machina_core::limit::{ConcurrentGroup, Limits};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let second = Duration::from_secs(1);
+    /// let rt = MockRuntime::new().runtime();
+    /// let api = ConcurrentGroup::new(&rt, "api", Limits::new().max_in_flight(1).max_starts(2, second))?;
+    /// let first = api.try_acquire()?;
+    /// // The one slot is held: no clock can tell when it comes back.
+    /// let busy = api.try_acquire().unwrap_err();
+    /// assert_eq!((busy.reason, busy.until), (Reason::InFlight, None));
+    /// drop(first);
+    /// drop(api.try_acquire()?);
+    /// // Both starts of this second are spent: the window says when.
+    /// let spent = api.try_acquire().unwrap_err();
+    /// assert_eq!((spent.reason, spent.until), (Reason::Window, Some(rt.now() + second)));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn try_acquire(&self) -> Result<Permit, Refusal> {
         let now = self.inner.decision_now();
         let mut state = lock(&self.inner.state);
@@ -202,6 +243,29 @@ impl ConcurrentGroup {
     ///
     /// Cancel-safe: dropping the future before it completes takes nothing
     /// and lets the next waiter go ahead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::limit::{ConcurrentGroup, Limits};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let db = ConcurrentGroup::new(&rt, "db", Limits::new().max_in_flight(1))?;
+    /// mock.block_on(async {
+    ///     let held = db.acquire().await;
+    ///     // A waiter that gives up leaves nothing behind in the queue.
+    ///     assert!(rt.timeout(ms(100), db.acquire()).await.is_err());
+    ///     assert_eq!(db.waiting(), 0);
+    ///     drop(held);
+    ///     let _next = db.acquire().await; // at once
+    /// })?;
+    /// assert_eq!(mock.elapsed(), ms(100));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn acquire(&self) -> Acquire {
         Acquire::one(self.inner.clone())
     }
@@ -210,6 +274,25 @@ impl ConcurrentGroup {
     ///
     /// # Errors
     /// [`AcquireError::TimedOut`] when no permit came within `limit`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::limit::{ConcurrentGroup, Limits};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let api = ConcurrentGroup::new(&rt, "api", Limits::new().max_starts(1, Duration::from_secs(1)))?;
+    /// let gave_up = mock.block_on(async {
+    ///     let _first = api.acquire().await;
+    ///     api.acquire_timeout(Duration::from_millis(250)).await.unwrap_err()
+    /// })?;
+    /// assert_eq!(gave_up.to_string(), "gave up waiting for concurrent group api after 250ms");
+    /// assert_eq!(api.stats().abandoned, 1);
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub async fn acquire_timeout(&self, limit: Duration) -> Result<Permit, AcquireError> {
         let runtime = &self.inner.runtime;
         runtime
@@ -222,6 +305,31 @@ impl ConcurrentGroup {
     }
 
     /// Calls holding a slot now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::limit::{ConcurrentGroup, Limits};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let api = ConcurrentGroup::new(&rt, "api", Limits::new().max_in_flight(2))?;
+    /// for _ in 0..3 {
+    ///     let (rt2, api) = (rt.clone(), api.clone());
+    ///     rt.spawn(async move {
+    ///         let _permit = api.acquire().await;
+    ///         rt2.sleep(Duration::from_secs(1)).await;
+    ///     })?
+    ///     .detach();
+    /// }
+    /// mock.run_until_stalled()?;
+    /// assert_eq!((api.in_flight(), api.waiting()), (2, 1));
+    /// mock.advance(Duration::from_secs(1))?;
+    /// assert_eq!((api.in_flight(), api.waiting()), (1, 0));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn in_flight(&self) -> u32 {
         lock(&self.inner.state).policy.in_flight()
     }
@@ -240,6 +348,30 @@ impl ConcurrentGroup {
     /// The earliest instant a new caller could start: now when a permit is
     /// free; when the window opens if only the window blocks; `None` when it
     /// depends on a running call ending or on waiters ahead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::limit::{ConcurrentGroup, Limits};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let api = ConcurrentGroup::new(&rt, "api", Limits::new().max_starts(2, ms(1000)))?;
+    /// let t0 = rt.now();
+    /// assert_eq!(api.next_start(), Some(t0));
+    /// drop(api.try_acquire()?);
+    /// mock.advance(ms(400))?;
+    /// drop(api.try_acquire()?);
+    /// assert_eq!(api.starts_in_window(), 2);
+    /// // The first start's token comes back one window after it.
+    /// assert_eq!(api.next_start(), Some(t0 + ms(1000)));
+    /// mock.advance(ms(600))?;
+    /// assert_eq!(api.starts_in_window(), 1);
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn next_start(&self) -> Option<Instant> {
         let now = self.inner.runtime.now();
         let mut state = lock(&self.inner.state);
@@ -254,6 +386,27 @@ impl ConcurrentGroup {
     }
 
     /// The group's counters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::limit::{ConcurrentGroup, Limits};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let api = ConcurrentGroup::new(&rt, "api", Limits::new().max_starts(1, Duration::from_secs(1)))?;
+    /// mock.block_on(async {
+    ///     drop(api.acquire().await);
+    ///     assert!(api.try_acquire().is_err());
+    ///     drop(api.acquire().await); // waits for the next window
+    /// })?;
+    /// let stats = api.stats();
+    /// assert_eq!((stats.acquired, stats.rejected, stats.waited), (2, 1, 1));
+    /// assert_eq!(stats.wait_time, Duration::from_secs(1));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn stats(&self) -> GroupStats {
         lock(&self.inner.state).stats
     }

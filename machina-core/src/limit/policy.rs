@@ -327,9 +327,7 @@ impl GroupPolicy {
 mod tests {
     use super::*;
 
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
+    use crate::test_kit::ms;
 
     #[test]
     fn the_issue_example_is_a_sliding_window_on_start_times() {

@@ -9,9 +9,7 @@ use std::time::Duration;
 use super::*;
 use crate::testing::MockRuntime;
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
+use crate::test_kit::secs;
 
 /// A manager of numbered "connections" that counts what it does; it can
 /// be told to fail creations and to fail checks of odd-numbered ones.

@@ -74,6 +74,36 @@ impl Retry {
     }
 
     /// Adds a rule; rules are tried in the order they were added.
+    ///
+    /// # Examples
+    ///
+    /// A `Retry` without rules never retries; each rule grants its own
+    /// retries, to the errors it matches:
+    ///
+    /// ```
+    /// use machina_core::call::CallErrorKind;
+    /// use machina_core::decision::Reason;
+    /// use machina_core::retry::{Retry, Rule};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let down = || async { Err::<(), _>(std::io::Error::other("down")) };
+    ///
+    /// let none = Retry::new();
+    /// let err = mock.block_on(none.call(&rt, down))?.unwrap_err();
+    /// assert!(matches!(err.kind(), CallErrorKind::Failed { attempts: 1, reason: Reason::NoRuleMatches, .. }));
+    ///
+    /// let two_rules = Retry::new()
+    ///     .rule(Rule::fixed(Duration::from_secs(1)).on::<std::io::Error>().retries(2))
+    ///     .rule(Rule::fixed(Duration::from_secs(10)).retries(1));
+    /// let err = mock.block_on(two_rules.call(&rt, down))?.unwrap_err();
+    /// // 2 retries under the first rule, then 1 under the catch-all.
+    /// assert!(matches!(err.kind(), CallErrorKind::Failed { attempts: 4, reason: Reason::RetriesExhausted, .. }));
+    /// assert_eq!(mock.elapsed(), Duration::from_secs(1 + 1 + 10));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn rule(mut self, rule: Rule) -> Self {
         self.rules.push(rule);
         self
@@ -81,6 +111,34 @@ impl Retry {
 
     /// Limits retries across all calls sharing `budget`; see
     /// [`RetryBudget`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::call::CallErrorKind;
+    /// use machina_core::decision::Reason;
+    /// use machina_core::retry::{Retry, RetryBudget, Rule};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// // Retries may be 10% of the calls of the last 10 s, plus one.
+    /// let budget = RetryBudget::new(0.1, Duration::from_secs(10), 1)?;
+    /// let retry = Retry::new().rule(Rule::fixed(Duration::from_millis(10)).retries(1)).budget(budget);
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let down = || async { Err::<(), _>(std::io::Error::other("down")) };
+    /// let mut reasons = Vec::new();
+    /// for _ in 0..3 {
+    ///     let err = mock.block_on(retry.call(&rt, down))?.unwrap_err();
+    ///     if let CallErrorKind::Failed { reason, .. } = err.kind() {
+    ///         reasons.push(*reason);
+    ///     }
+    /// }
+    /// // The first call spends the budget; the next two are not retried.
+    /// assert_eq!(reasons, [Reason::RetriesExhausted, Reason::BudgetExhausted, Reason::BudgetExhausted]);
+    /// assert_eq!((retry.stats().retries, retry.stats().given_up), (1, 3));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn budget(mut self, budget: RetryBudget) -> Self {
         self.budget = Some(budget);
         self
@@ -89,6 +147,32 @@ impl Retry {
     /// Stops at once on errors `giveup` matches, instead of the retry a
     /// rule would grant (aiomisc `giveup`). It is asked only when a retry
     /// would actually be made: never after the last allowed attempt.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::call::CallErrorKind;
+    /// use machina_core::decision::Reason;
+    /// use machina_core::error::ErrorMatcher;
+    /// use machina_core::retry::{Retry, Rule};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::io::{Error, ErrorKind};
+    /// use std::sync::Mutex;
+    /// use std::time::Duration;
+    ///
+    /// let retry = Retry::new()
+    ///     .rule(Rule::fixed(Duration::from_millis(100)).unlimited())
+    ///     .giveup(ErrorMatcher::none().or_is(|e: &Error| e.kind() == ErrorKind::PermissionDenied));
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let replies = Mutex::new(vec![ErrorKind::PermissionDenied, ErrorKind::ConnectionReset]);
+    /// let next = || async { Err::<(), _>(Error::from(replies.lock().unwrap().pop().unwrap())) };
+    /// let err = mock.block_on(retry.call(&rt, next))?.unwrap_err();
+    /// // The reset was retried; the refusal of access was not.
+    /// assert!(matches!(err.kind(), CallErrorKind::Failed { attempts: 2, reason: Reason::GiveUpPredicate, .. }));
+    /// assert_eq!(mock.elapsed(), Duration::from_millis(100));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn giveup(mut self, giveup: ErrorMatcher) -> Self {
         self.giveup = Some(giveup);
         self

@@ -47,9 +47,7 @@ use crate::error::{BoxError, ErrorMatcher, chain};
 use crate::rt::RuntimeRng;
 use crate::waits::Wait;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use crate::test_kit::ms;
 
 /// A failure of one kind; it may carry a refusal as its source, as a
 /// client error wrapping a breaker's `CircuitOpen` would.

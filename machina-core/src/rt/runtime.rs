@@ -105,6 +105,26 @@ impl Runtime {
     }
 
     /// The runtime's random generator; see [`RuntimeRng`].
+    ///
+    /// # Examples
+    ///
+    /// Jitter drawn here replays exactly from a seed; the mock runtime's
+    /// generator is seeded (with 0 unless chosen), and
+    /// [`with_rng_seed`](Self::with_rng_seed) fixes any runtime's:
+    ///
+    /// ```
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let rt = MockRuntime::new().runtime();
+    /// let jitter = |seed| {
+    ///     let rt = rt.with_rng_seed(seed);
+    ///     (0..3).map(|_| rt.rng().duration_between(Duration::ZERO, Duration::from_secs(1))).collect::<Vec<_>>()
+    /// };
+    /// assert_eq!(jitter(7), jitter(7));
+    /// assert_ne!(jitter(7), jitter(8));
+    /// assert!(rt.rng().below(6) < 6);
+    /// ```
     pub fn rng(&self) -> &RuntimeRng {
         &self.inner.rng
     }
@@ -114,6 +134,34 @@ impl Runtime {
     ///
     /// # Errors
     /// [`SpawnError`] when the executor is gone or refuses the task.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// mock.block_on(async {
+    ///     let sum = rt.spawn(async { 2 + 2 })?;
+    ///     assert_eq!(sum.await?, 4);
+    ///
+    ///     // A panic ends the task, not the executor: its handle reports it.
+    ///     let bug = rt.spawn(async { Vec::<u32>::new()[0] })?;
+    ///     assert!(bug.await.unwrap_err().is_panic());
+    ///
+    ///     let sleeper = rt.spawn({
+    ///         let rt = rt.clone();
+    ///         async move { rt.sleep(Duration::from_secs(60)).await }
+    ///     })?;
+    ///     sleeper.abort();
+    ///     assert!(sleeper.await.unwrap_err().is_cancelled());
+    ///     Ok::<(), machina_core::BoxError>(())
+    /// })??;
+    /// assert_eq!(mock.elapsed(), Duration::ZERO, "the aborted sleep was never waited for");
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn spawn<F>(&self, future: F) -> Result<JoinHandle<F::Output>, SpawnError>
     where
         F: Future + Send + 'static,
@@ -162,11 +210,46 @@ impl Runtime {
     }
 
     /// The current instant on this runtime's clock.
+    ///
+    /// # Examples
+    ///
+    /// All Machina code reads time here, never from `Instant::now()`, so on
+    /// the mock runtime time stands still until something sleeps:
+    ///
+    /// ```
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let start = rt.now();
+    /// std::thread::sleep(Duration::from_millis(5)); // real time: not this clock
+    /// assert_eq!(rt.now(), start);
+    /// mock.advance(Duration::from_millis(250))?;
+    /// assert_eq!(rt.now() - start, Duration::from_millis(250));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn now(&self) -> Instant {
         self.inner.timer.now()
     }
 
     /// Calendar time on this runtime's clock (virtual on the mock runtime).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::{Duration, UNIX_EPOCH};
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// // The mock runtime's calendar starts at 2026-01-01T00:00:00Z by default.
+    /// let new_year = UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+    /// assert_eq!(rt.calendar_now(), new_year);
+    /// mock.advance(Duration::from_secs(86_400))?;
+    /// assert_eq!(rt.calendar_now(), new_year + Duration::from_secs(86_400));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn calendar_now(&self) -> SystemTime {
         self.inner.timer.calendar_now()
     }
@@ -179,11 +262,55 @@ impl Runtime {
 
     /// Completes after `duration`. A huge duration sleeps "forever" (about
     /// 30 years) rather than overflowing.
+    ///
+    /// # Examples
+    ///
+    /// Sleeps awaited together overlap: two of 1 s and 3 s take 3 s.
+    ///
+    /// ```
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// mock.block_on(async {
+    ///     futures::join!(rt.sleep(Duration::from_secs(1)), rt.sleep(Duration::from_secs(3)));
+    /// })?;
+    /// assert_eq!(mock.elapsed(), Duration::from_secs(3));
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn sleep(&self, duration: Duration) -> Sleep {
         self.sleep_until(instant_after(self.now(), duration))
     }
 
     /// Completes at `deadline`; at once if it has passed.
+    ///
+    /// # Examples
+    ///
+    /// Waiting for absolute deadlines keeps a schedule on its grid, however
+    /// long the work between them takes:
+    ///
+    /// ```
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let starts = mock.block_on(async {
+    ///     let t0 = rt.now();
+    ///     let mut starts = Vec::new();
+    ///     for (k, work) in [(1, 300), (2, 1200), (3, 100)] {
+    ///         rt.sleep(ms(work)).await;
+    ///         // Due at k seconds; one already past completes at once.
+    ///         rt.sleep_until(t0 + ms(1000 * k)).await;
+    ///         starts.push((rt.now() - t0).as_millis());
+    ///     }
+    ///     starts
+    /// })?;
+    /// assert_eq!(starts, [1000, 2200, 3000]);
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
     pub fn sleep_until(&self, deadline: Instant) -> Sleep {
         self.inner.timer.sleep_until(deadline)
     }
@@ -218,6 +345,40 @@ impl Runtime {
     ///
     /// # Errors
     /// [`IntervalError::ZeroPeriod`] for a zero period.
+    ///
+    /// # Examples
+    ///
+    /// What each [`MissedTick`] policy does after a body that ran 2.5 s on
+    /// a one-second interval:
+    ///
+    /// ```
+    /// use machina_core::rt::MissedTick;
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// /// When the three ticks after the slow body came, in ms.
+    /// fn after_slow_body(missed: MissedTick) -> Vec<u128> {
+    ///     let mock = MockRuntime::new();
+    ///     let rt = mock.runtime();
+    ///     mock.block_on(async {
+    ///         let t0 = rt.now();
+    ///         let mut ticks = rt.interval(Duration::from_secs(1), missed).unwrap();
+    ///         ticks.tick().await; // at once
+    ///         rt.sleep(Duration::from_millis(2500)).await;
+    ///         let mut at = Vec::new();
+    ///         for _ in 0..3 {
+    ///             ticks.tick().await;
+    ///             at.push((rt.now() - t0).as_millis());
+    ///         }
+    ///         at
+    ///     })
+    ///     .unwrap()
+    /// }
+    /// assert_eq!(after_slow_body(MissedTick::Burst), [2500, 2500, 3000]); // catch up
+    /// assert_eq!(after_slow_body(MissedTick::Skip), [2500, 3000, 4000]); // keep the grid
+    /// assert_eq!(after_slow_body(MissedTick::Delay), [2500, 3500, 4500]); // move the grid
+    /// assert!(MockRuntime::new().runtime().interval(Duration::ZERO, MissedTick::Skip).is_err());
+    /// ```
     pub fn interval(
         &self,
         period: Duration,

@@ -120,9 +120,7 @@ mod tests {
     use super::*;
     use crate::testing::MockRuntime;
 
-    fn secs(n: u64) -> Duration {
-        Duration::from_secs(n)
-    }
+    use crate::test_kit::secs;
 
     #[test]
     fn the_first_to_finish_wins_and_an_empty_race_has_no_winner() {

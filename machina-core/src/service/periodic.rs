@@ -257,8 +257,9 @@ mod tests {
             .unwrap();
         mock.block_on(async { stack.start().await.unwrap() })
             .unwrap();
-        let ((), events) =
-            crate::log_capture::capture(|| mock.advance(Duration::from_secs(60)).unwrap());
+        let ((), events) = crate::test_kit::log_capture::capture(|| {
+            mock.advance(Duration::from_secs(60)).unwrap()
+        });
         // First run at 2 s; each then takes 3 s and is followed by 10 s.
         assert_eq!(*starts.lock().unwrap(), [2, 15, 28, 41, 54]);
         // The second run's error is logged; the third's, allow-listed, not.

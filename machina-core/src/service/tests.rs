@@ -9,9 +9,7 @@ use super::*;
 use crate::rt::Runtime;
 use crate::testing::MockRuntime;
 
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+use crate::test_kit::ms;
 
 type Log = Arc<Mutex<Vec<String>>>;
 

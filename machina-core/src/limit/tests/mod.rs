@@ -14,8 +14,8 @@ mod window;
 
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{
@@ -26,9 +26,7 @@ pub(super) use crate::decision::{Reason, Refusal};
 use crate::rt::{JoinError, JoinHandle, Runtime};
 use crate::testing::MockRuntime;
 
-pub(super) fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+pub(super) use crate::test_kit::ms;
 
 /// A fresh mock runtime, its handle, and the instant every test measures
 /// from.
@@ -48,20 +46,7 @@ pub(super) fn group(rt: &Runtime, name: &str, limits: Limits) -> ConcurrentGroup
     ConcurrentGroup::new(rt, name, limits).unwrap()
 }
 
-/// A list that tasks append to and the test reads back.
-pub(super) type Log<T> = Arc<Mutex<Vec<T>>>;
-
-pub(super) fn log<T>() -> Log<T> {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
-pub(super) fn push<T>(log: &Log<T>, value: T) {
-    log.lock().unwrap().push(value);
-}
-
-pub(super) fn entries<T: Clone>(log: &Log<T>) -> Vec<T> {
-    log.lock().unwrap().clone()
-}
+pub(super) use crate::test_kit::{Log, entries, log, push};
 
 /// Spawns call `id`: it arrives `arrival` ms after `t0`, waits for a permit
 /// in every group of `groups`, records `(id, start)` in `starts`, and holds

@@ -323,7 +323,7 @@ fn error_events(name: &'static str, custom_on_error: bool) -> Vec<String> {
     }
     let lp = builder.build(failing_body(&rec, |_| Some(fatal("boom"))));
     let run = lp.start().unwrap();
-    let (end, events) = crate::log_capture::capture(|| finish(&mock, run));
+    let (end, events) = crate::test_kit::log_capture::capture(|| finish(&mock, run));
     assert!(end.is_err());
     assert!(lp.failed());
     events

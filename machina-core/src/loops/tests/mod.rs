@@ -15,8 +15,8 @@ mod schedules;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{Loop, LoopBuilder, LoopEnd, LoopError, LoopPanicked, LoopRun, SharedError};
@@ -25,13 +25,9 @@ use crate::rt::{MissedTick, Runtime};
 use crate::schedule::Schedule;
 use crate::testing::MockRuntime;
 
-pub(super) fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
+pub(super) use crate::test_kit::secs;
 
-pub(super) fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+pub(super) use crate::test_kit::ms;
 
 /// Each of `list`, in seconds.
 pub(super) fn all_secs<const N: usize>(list: [u64; N]) -> Vec<Duration> {
@@ -85,20 +81,7 @@ pub(super) fn next_at(lp: &Loop, t0: Instant) -> Option<Duration> {
     lp.next_iteration().map(|at| at - t0)
 }
 
-/// A list that bodies and hooks append to and the test reads back.
-pub(super) type Log<T> = Arc<Mutex<Vec<T>>>;
-
-pub(super) fn log<T>() -> Log<T> {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
-pub(super) fn push<T>(log: &Log<T>, value: T) {
-    log.lock().unwrap().push(value);
-}
-
-pub(super) fn entries<T: Clone>(log: &Log<T>) -> Vec<T> {
-    log.lock().unwrap().clone()
-}
+pub(super) use crate::test_kit::{Log, entries, log, push};
 
 /// An expected event: `what` at `at` seconds after `t0`.
 pub(super) fn ev(what: &'static str, at: u64) -> (&'static str, Duration) {

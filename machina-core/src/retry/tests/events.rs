@@ -5,13 +5,13 @@
 #[allow(unused_imports, reason = "each area uses part of the shared prelude")]
 use super::*;
 
-use crate::log_capture::Captured;
+use crate::test_kit::log_capture::Captured;
 use tracing::Level;
 
 /// Runs `f` with a capturing subscriber on this thread; returns the
 /// call driver's events.
 fn capture(f: impl FnOnce()) -> Vec<Captured> {
-    let ((), events) = crate::log_capture::capture(f);
+    let ((), events) = crate::test_kit::log_capture::capture(f);
     events
         .into_iter()
         .filter(|e| e.target.starts_with("machina_core::call"))

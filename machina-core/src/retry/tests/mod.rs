@@ -28,13 +28,9 @@ use crate::rt::{Runtime, RuntimeRng};
 use crate::testing::MockRuntime;
 use crate::waits::Wait;
 
-pub(crate) fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
+pub(crate) use crate::test_kit::secs;
 
-pub(crate) fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+pub(crate) use crate::test_kit::ms;
 
 /// A failed HTTP call, with the server's `Retry-After` when it sent one.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,9 +10,7 @@ use super::*;
 use crate::service::Supervisor;
 use crate::testing::MockRuntime;
 
-fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
+use crate::test_kit::secs;
 
 type Log = Arc<Mutex<Vec<u64>>>;
 type RunFuture = Pin<Box<dyn Future<Output = Result<(), BoxError>> + Send>>;

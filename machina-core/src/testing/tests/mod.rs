@@ -10,8 +10,8 @@ mod reentrancy;
 mod seeds;
 mod timers;
 use std::future::{Future, pending, poll_fn};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
@@ -21,28 +21,11 @@ use futures::channel::oneshot;
 use super::{MockError, MockRuntime};
 use crate::rt::{JoinError, JoinHandle, MissedTick, Runtime, RuntimeRng, SpawnError};
 
-pub(super) fn secs(n: u64) -> Duration {
-    Duration::from_secs(n)
-}
+pub(super) use crate::test_kit::secs;
 
-pub(super) fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
+pub(super) use crate::test_kit::ms;
 
-/// A list that tasks append to and the test reads back.
-pub(super) type Log<T> = Arc<Mutex<Vec<T>>>;
-
-pub(super) fn log<T>() -> Log<T> {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
-pub(super) fn push<T>(log: &Log<T>, value: T) {
-    log.lock().unwrap().push(value);
-}
-
-pub(super) fn entries<T: Clone>(log: &Log<T>) -> Vec<T> {
-    log.lock().unwrap().clone()
-}
+pub(super) use crate::test_kit::{Log, entries, log, push};
 
 /// Sets a flag when dropped: proves a task's future was dropped.
 pub(super) struct DropFlag(pub(super) Arc<AtomicBool>);
