@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::core::BotCore;
 use super::error::BotError;
@@ -11,9 +11,11 @@ use super::event::Event;
 use crate::loops::{IntoBodyResult, Loop};
 use crate::schedule::Schedule;
 
-/// An emit's own handle to its bot.
+/// An emit's own handle to its bot: weak, because the bot holds the emit
+/// (through its registry) and a strong handle would keep a dropped bot
+/// alive forever.
 pub(crate) struct EmitBot {
-    pub(crate) core: Arc<BotCore>,
+    pub(crate) core: Weak<BotCore>,
 }
 
 /// A registered emit: its loop, and whether it starts with the bot.
@@ -98,7 +100,7 @@ impl EmitBuilder<'_> {
         // shares (10 000 emits on two threads would otherwise fight over
         // one cache line).
         let bot = Arc::new(EmitBot {
-            core: builder.core.clone(),
+            core: Arc::downgrade(&builder.core),
         });
         let lp = lp.build(move |lp: Loop| handler(Event::new(bot.clone(), lp)));
         builder.register_emit(Emit { lp, alive })

@@ -47,6 +47,13 @@ pub enum BotError {
     /// The executor refused a task.
     #[error(transparent)]
     Spawn(#[from] SpawnError),
+    /// An emit's body asked for the bot after every handle to the bot
+    /// (its `Machina`, its executes) was dropped.
+    #[error("the bot of emit {emit:?} was dropped")]
+    Dropped {
+        /// The emit asking.
+        emit: String,
+    },
     /// A startup hook failed; the bot did not start its emits.
     #[error("startup hook failed: {0}")]
     Startup(BoxError),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::core::BotCore;
 use super::emit::EmitBot;
 use super::error::BotError;
-use super::execute::{Execute, ExecuteTask, signature};
+use super::execute::{Execute, ExecuteInner, ExecuteTask, signature};
 use crate::loops::Loop;
 use crate::rt::Runtime;
 
@@ -23,8 +23,12 @@ impl Event {
         Event { bot, lp }
     }
 
-    fn core(&self) -> &BotCore {
-        &self.bot.core
+    /// The bot, while it exists (an emit's loop holds it only weakly, so
+    /// that a dropped bot is freed).
+    fn core(&self) -> Result<Arc<BotCore>, BotError> {
+        self.bot.core.upgrade().ok_or_else(|| BotError::Dropped {
+            emit: self.lp.name().to_owned(),
+        })
     }
 
     /// The emit's name.
@@ -34,7 +38,7 @@ impl Event {
 
     /// The runtime the bot runs on.
     pub fn runtime(&self) -> &Runtime {
-        &self.core().runtime
+        self.lp.runtime()
     }
 
     /// Which run of the emit this is: 1 on the first.
@@ -64,8 +68,9 @@ impl Event {
     /// [`BotError::Unknown`] for an unknown name, [`BotError::Spawn`] if the
     /// executor refuses the task.
     pub fn start(&self, name: &str) -> Result<(), BotError> {
-        let emit = self.core().emit(name)?;
-        self.bot.core.start_emit(&emit)
+        let core = self.core()?;
+        let emit = core.emit(name)?;
+        core.start_emit(&emit)
     }
 
     /// Stops emit `name` gracefully (see [`Loop::stop`]).
@@ -73,7 +78,7 @@ impl Event {
     /// # Errors
     /// [`BotError::Unknown`] for an unknown name.
     pub fn stop(&self, name: &str) -> Result<(), BotError> {
-        self.core().emit(name)?.lp.stop();
+        self.core()?.emit(name)?.lp.stop();
         Ok(())
     }
 
@@ -82,7 +87,7 @@ impl Event {
     /// # Errors
     /// [`BotError::Unknown`] for an unknown name.
     pub fn cancel(&self, name: &str) -> Result<(), BotError> {
-        self.core().emit(name)?.lp.cancel();
+        self.core()?.emit(name)?.lp.cancel();
         Ok(())
     }
 
@@ -123,13 +128,18 @@ impl Event {
         A: Clone + Send + 'static,
         T: Send + 'static,
     {
-        let erased = self.core().execute(name)?;
-        let Some(execute) = erased.handle.downcast_ref::<Execute<A, T>>() else {
+        let core = self.core()?;
+        let erased = core.execute(name)?;
+        let Some(inner) = erased.handle.downcast_ref::<Arc<ExecuteInner<A, T>>>() else {
             return Err(BotError::TypeMismatch {
                 name: name.to_owned(),
                 expected: erased.signature.clone(),
                 found: signature::<A, T>(),
             });
+        };
+        let execute = Execute {
+            inner: inner.clone(),
+            core: core.clone(),
         };
         execute.spawn(args)
     }

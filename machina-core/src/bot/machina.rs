@@ -346,3 +346,59 @@ impl fmt::Debug for Machina {
             .finish()
     }
 }
+
+#[cfg(all(test, feature = "test-util"))]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::bot::{BotError, Event, Machina};
+    use crate::testing::MockRuntime;
+
+    /// Found by valgrind on the soak test: the registry held each execute
+    /// and emit with a strong handle to the bot that holds the registry, so
+    /// a bot was never freed.
+    #[test]
+    fn a_dropped_bot_is_freed_and_its_orphan_emits_say_so() {
+        let mock = MockRuntime::new();
+        let mut bot = Machina::builder(&mock.runtime());
+        let double = bot
+            .execute(
+                "double",
+                |n: u32| async move { Ok::<_, std::io::Error>(n * 2) },
+            )
+            .register()
+            .unwrap();
+        bot.emit("ask", "1s")
+            .unwrap()
+            .count(1)
+            .register(|event: Event| async move {
+                let doubled = event.execute::<u32, u32>("double", 21)?.await?;
+                assert_eq!(doubled, 42);
+                Ok::<(), crate::BoxError>(())
+            })
+            .unwrap();
+        let bot = bot.build();
+        let report = mock.block_on(bot.run()).unwrap().unwrap();
+        assert_eq!(report.stats.executes_ok, 1);
+        let emit = bot.emit("ask").unwrap();
+        let core = Arc::downgrade(&bot.core);
+        drop(bot);
+        assert!(core.upgrade().is_some(), "an execute handle keeps the bot");
+        drop(double);
+        assert!(
+            core.upgrade().is_none(),
+            "the bot is freed with its last handle"
+        );
+
+        // The emit's loop outlived its bot: started by hand, its body is
+        // told the bot is gone instead of finding a dangling one.
+        let run = emit.loop_handle().start().unwrap();
+        let ended = mock.block_on(run).unwrap().unwrap();
+        let error = ended.unwrap_err();
+        let dropped = crate::error::find_in_chain::<BotError>(&*error);
+        assert!(
+            matches!(dropped, Some(BotError::Dropped { emit }) if emit == "ask"),
+            "{error}"
+        );
+    }
+}

@@ -189,7 +189,10 @@ impl MachinaBuilder {
         self.registry.executes.insert(
             name,
             ErasedExecute {
-                handle: Box::new(execute.clone()),
+                // The inner part only: an entry holding the whole handle
+                // would hold the bot that holds the registry (a cycle, and
+                // a leak when the bot is dropped).
+                handle: Box::new(execute.inner.clone()),
                 signature: signature::<A, T>(),
             },
         );
