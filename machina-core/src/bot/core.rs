@@ -29,13 +29,16 @@ pub(super) struct Activity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct RunStats {
-    /// Spawned executes that returned a value.
+    /// Spawned executes that returned a value (calls made with
+    /// [`Execute::call`](super::Execute::call) in the caller's task are not
+    /// counted here: they are the caller's).
     pub executes_ok: u64,
     /// Spawned executes that failed or panicked (each is also logged).
     pub executes_failed: u64,
     /// Spawned executes that were cancelled.
     pub executes_cancelled: u64,
-    /// Emit runs that ended (however they ended).
+    /// Emit runs that ended (however they ended): one per start of an
+    /// emit, however many iterations it made.
     pub emit_runs: u64,
 }
 

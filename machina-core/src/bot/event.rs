@@ -41,17 +41,20 @@ impl Event {
         self.lp.runtime()
     }
 
-    /// Which run of the emit this is: 1 on the first.
+    /// Which iteration of the emit's current run this is: 1 on the first
+    /// (a run is one start of the emit, counted by
+    /// [`RunStats::emit_runs`](super::RunStats::emit_runs)).
     pub fn epoch(&self) -> u64 {
         self.lp.current_loop() + 1
     }
 
-    /// How long the previous run of the body took (zero on the first).
+    /// How long the previous iteration of the body took (zero on the
+    /// first).
     pub fn previous_execution_time(&self) -> Duration {
         self.lp.previous_execution_time()
     }
 
-    /// Runs left after this one (`None` if the emit runs forever).
+    /// Iterations left after this one (`None` if the emit runs forever).
     pub fn remaining(&self) -> Option<u64> {
         self.lp.count().map(|c| c.saturating_sub(self.epoch()))
     }

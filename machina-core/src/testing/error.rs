@@ -14,8 +14,8 @@ pub enum MockError {
     Deadlock {
         /// Virtual time since the runtime was made.
         at: Duration,
-        /// Names of the tasks that were still alive (unnamed ones as
-        /// `task#<id>`).
+        /// The tasks that were still alive, as `<name>#<id>` (unnamed
+        /// ones as `task#<id>`).
         live_tasks: Vec<String>,
     },
     /// The next timer lies beyond the runtime's time limit, which usually

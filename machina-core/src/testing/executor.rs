@@ -324,8 +324,8 @@ impl MockRuntime {
         lock(&self.shared.state).timers.len()
     }
 
-    /// The names of the tasks that have not finished (unnamed ones as
-    /// `task#<id>`), in spawn order.
+    /// The tasks that have not finished, as `<name>#<id>` (unnamed ones
+    /// as `task#<id>`), in spawn order.
     pub fn live_tasks(&self) -> Vec<String> {
         let state = lock(&self.shared.state);
         let mut tasks: Vec<_> = state.live.values().map(|t| (t.id, t.label())).collect();
