@@ -10,6 +10,10 @@
 //! tokio|smol|async-std` picks the adapter (tokio by default): the stack is
 //! the same code on each. `--own-tracing` sets up `tracing` in the program
 //! itself (JSON lines), so the entrypoint's logging set-up stands aside.
+//! `--load` adds a bot (a `BotService`) that queues 10 064 ten-second
+//! calls into a group of 64 as it starts, to show a shutdown under load:
+//! the bot's grace period (1 s) runs out, and every call is named as
+//! cancelled.
 //!
 //! Run: `cargo run --bin service_stack` (Ctrl+C to stop it early)
 
@@ -18,6 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use machina_tokio::BoxError;
+use machina_tokio::bot::{BotService, Machina};
+use machina_tokio::limit::Limits;
 use machina_tokio::rt::Runtime;
 use machina_tokio::service::{
     EntrypointBuilder, FORCED_EXIT_CODE, Key, PeriodicService, Service, ServiceContext,
@@ -122,6 +128,7 @@ fn main() -> ExitCode {
         None => Some(5000),
     };
     let stuck_stop = args.iter().any(|a| a == "--stuck-stop");
+    let load = args.iter().any(|a| a == "--load");
     if args.iter().any(|a| a == "--own-tracing") {
         tracing_subscriber::fmt()
             .json()
@@ -129,13 +136,14 @@ fn main() -> ExitCode {
             .init();
     }
     let outcome = match flag("--runtime").as_deref().unwrap_or("tokio") {
-        "tokio" => on_tokio(run_for, stuck_stop),
+        "tokio" => on_tokio(run_for, stuck_stop, load),
         "smol" => smol::block_on(async {
             run(
                 machina_smol::entrypoint()?,
                 machina_smol::runtime(),
                 run_for,
                 stuck_stop,
+                load,
             )
             .await
         }),
@@ -145,6 +153,7 @@ fn main() -> ExitCode {
                 machina_async_std::runtime(),
                 run_for,
                 stuck_stop,
+                load,
             )
             .await
         }),
@@ -159,7 +168,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn on_tokio(run_for: Option<u64>, stuck_stop: bool) -> Result<i32, BoxError> {
+fn on_tokio(run_for: Option<u64>, stuck_stop: bool, load: bool) -> Result<i32, BoxError> {
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -170,9 +179,38 @@ fn on_tokio(run_for: Option<u64>, stuck_stop: bool) -> Result<i32, BoxError> {
             machina_tokio::runtime()?,
             run_for,
             stuck_stop,
+            load,
         )
         .await
     })
+}
+
+/// The bot of `--load`: 64 calls in flight and 10 000 queued as it starts.
+fn loaded_bot(rt: &Runtime) -> Result<Machina, BoxError> {
+    let mut bot = Machina::builder(rt);
+    bot.group("api", Limits::new().max_in_flight(64))?;
+    let call_rt = rt.clone();
+    let call = bot
+        .execute("call", move |n: u32| {
+            let rt = call_rt.clone();
+            async move {
+                rt.sleep(Duration::from_secs(10)).await;
+                Ok::<u32, BoxError>(n)
+            }
+        })
+        .groups(["api"])
+        .register()?;
+    bot.on_startup(move |_bot| {
+        let call = call.clone();
+        async move {
+            for n in 0..10_064 {
+                call.spawn(n)?.detach();
+            }
+            println!("bot: 10064 calls spawned");
+            Ok(())
+        }
+    });
+    Ok(bot.build())
 }
 
 /// The stack, written once against the runtime boundary.
@@ -181,6 +219,7 @@ async fn run(
     rt: Runtime,
     run_for: Option<u64>,
     stuck_stop: bool,
+    load: bool,
 ) -> Result<i32, BoxError> {
     let reporter = PeriodicService::new("reporter", "200ms", || async {
         println!("reporter: tick");
@@ -230,12 +269,26 @@ async fn run(
             );
         })
         .pre_stop(|_| async { println!("shutting down") })
-        .post_stop(|hook| async move { println!("stopped, in order: {:?}", hook.services()) })
-        .build()?;
+        .post_stop(|hook| async move { println!("stopped, in order: {:?}", hook.services()) });
+    let (entrypoint, bot) = if load {
+        let bot = loaded_bot(&rt)?;
+        let service = BotService::new(bot.clone(), Duration::from_secs(1));
+        (entrypoint.service("bot", service, &[]), Some(bot))
+    } else {
+        (entrypoint, None)
+    };
+    let entrypoint = entrypoint.build()?;
     let outcome = match run_for {
         Some(ms) => entrypoint.run(rt.sleep(Duration::from_millis(ms))).await,
         None => entrypoint.run_forever().await,
     };
+    if let Some(report) = bot.and_then(|bot| bot.last_shutdown()) {
+        println!(
+            "bot: {} finished, {} cancelled at shutdown",
+            report.executes_finished.len(),
+            report.executes_cancelled.len()
+        );
+    }
     println!("exit code {}", outcome.exit_code);
     if outcome.exit_code == FORCED_EXIT_CODE {
         // Something did not stop: leave now rather than wait for it while

@@ -2,7 +2,8 @@
 //! program with `--runtime tokio|smol|async-std`, send it SIGTERM, and
 //! check from its output that the services stopped in reverse order with
 //! exit code 0; that a stop hanging past the shutdown timeout ends with
-//! the forced-exit code; and that a second signal forces the exit.
+//! the forced-exit code; that a second signal forces the exit; and that a
+//! shutdown under load names every call it cancels.
 
 #![cfg(unix)]
 
@@ -176,6 +177,39 @@ fn the_cron_job_fires_on_whole_seconds(runtime: &str) {
     assert!(ticks.iter().all(|&(_, ms)| ms < 500), "{ticks:?}");
 }
 
+/// SIGTERM while a bot has 64 ten-second calls running and 10 000
+/// queued: the bot's grace period (1 s) runs out, every call is named as
+/// cancelled (none dropped silently), and the program exits cleanly within
+/// the stack's shutdown timeout (2 s).
+fn sigterm_under_load_names_every_call_and_exits_in_time(runtime: &str) {
+    let (mut child, rx) = launch(&["--runtime", runtime, "--forever", "--load"], &[]);
+    let mut seen = Vec::new();
+    read_until(&rx, "all services ready", &mut seen);
+    assert!(
+        seen.iter().any(|l| l == "bot: 10064 calls spawned"),
+        "{seen:?}"
+    );
+    let signalled = Instant::now();
+    send(&child, "TERM");
+    read_until(&rx, "exit code", &mut seen);
+    let code = wait(&mut child);
+    let took = signalled.elapsed();
+    assert_eq!(code, 0, "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|l| l == "bot: 0 finished, 10064 cancelled at shutdown"),
+        "{seen:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(1),
+        "the grace period was waited: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "within the shutdown timeout: {took:?}"
+    );
+}
+
 macro_rules! on_each_adapter {
     ($($test:ident),*) => {$(
         mod $test {
@@ -201,7 +235,8 @@ on_each_adapter!(
     sigterm_stops_dependents_first_and_exits_0,
     a_stop_past_the_shutdown_timeout_forces_exit_code_70,
     a_second_signal_forces_the_exit_at_once,
-    the_cron_job_fires_on_whole_seconds
+    the_cron_job_fires_on_whole_seconds,
+    sigterm_under_load_names_every_call_and_exits_in_time
 );
 
 /// Logging follows MACHINA_LOG_FORMAT; a bad format is refused before

@@ -23,6 +23,8 @@ pub(super) struct Activity {
     pub(super) emit_errors: Vec<(String, SharedError)>,
     pub(super) stats: RunStats,
     pub(super) idle_wakers: Vec<Waker>,
+    /// What the last [`Machina::shutdown`](super::Machina::shutdown) reported.
+    pub(super) last_shutdown: Option<super::ShutdownReport>,
 }
 
 /// Counters of a bot's run.

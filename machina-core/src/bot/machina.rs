@@ -315,7 +315,8 @@ impl Machina {
                 report.emits_cancelled.push(emit.name().to_owned());
             }
             self.core.idle().await;
-            let cancelled: Vec<EntryId> = still.iter().map(|(id, _, _)| *id).collect();
+            let cancelled: std::collections::HashSet<EntryId> =
+                still.iter().map(|(id, _, _)| *id).collect();
             report.executes_finished = executes
                 .into_iter()
                 .filter(|(id, _)| !cancelled.contains(id))
@@ -329,7 +330,15 @@ impl Machina {
             .map(|e| e.name().to_owned())
             .filter(|n| !report.emits_cancelled.contains(n))
             .collect();
+        self.core.activity().last_shutdown = Some(report.clone());
         report
+    }
+
+    /// What the last [`shutdown`](Self::shutdown) reported (`None` before
+    /// one), for whoever did not call it — such as the program around a
+    /// [`BotService`](super::BotService).
+    pub fn last_shutdown(&self) -> Option<ShutdownReport> {
+        self.core.activity().last_shutdown.clone()
     }
 }
 

@@ -4,6 +4,8 @@
 //!   [`Event`]; [`Execute`]s are one-shot handlers run inside concurrent
 //!   groups and under retry rules, called through a typed handle or by
 //!   name.
+//! - [`BotService`]: a bot as a service of a stack, stopped by
+//!   [`Machina::shutdown`] with a grace period.
 //!
 //! This module does not run loops (`loops`), parse schedules (`schedule`)
 //! or implement limits and retries (`call`, `limit`, `retry`); it composes
@@ -17,6 +19,7 @@ mod event;
 mod execute;
 mod machina;
 mod registry;
+mod service;
 
 pub use core::RunStats;
 pub use emit::{Emit, EmitBuilder, IntoSchedule};
@@ -25,3 +28,4 @@ pub use event::Event;
 pub use execute::{Execute, ExecuteBuilder, ExecuteTask, GroupRef};
 pub use machina::{Machina, RunReport, ShutdownReport};
 pub use registry::MachinaBuilder;
+pub use service::BotService;
