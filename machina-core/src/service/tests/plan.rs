@@ -167,6 +167,26 @@ fn stack_of(
     builder.build().unwrap()
 }
 
+/// Starts `stack`, then shuts it down with a deadline `deadline_ms` away
+/// and `interrupt`; returns the report and how long the shutdown took.
+fn start_then_shut_down(
+    mock: &MockRuntime,
+    stack: &Supervisor,
+    deadline_ms: u64,
+    interrupt: impl std::future::Future<Output = ()>,
+) -> (StopReport, Duration) {
+    let rt = mock.runtime();
+    mock.block_on(async {
+        stack.start().await.unwrap();
+        let t0 = rt.now();
+        let report = stack
+            .shutdown(StopReason::Signal, t0 + ms(deadline_ms), interrupt)
+            .await;
+        (report, rt.now() - t0)
+    })
+    .unwrap()
+}
+
 #[test]
 fn a_stage_of_two_100ms_stops_takes_100ms() {
     let mock = MockRuntime::new();
@@ -174,17 +194,8 @@ fn a_stage_of_two_100ms_stops_takes_100ms() {
     let log = Log::default();
     let stack = stack_of(&rt, &log, &[("a", Some(100), &[]), ("b", Some(100), &[])]);
     assert_eq!(stack.plan().stop_stages(), [["a", "b"]]);
-    let report = mock
-        .block_on(async {
-            stack.start().await.unwrap();
-            let t0 = rt.now();
-            let report = stack
-                .shutdown(StopReason::Signal, t0 + ms(1000), std::future::pending())
-                .await;
-            assert_eq!(rt.now() - t0, ms(100));
-            report
-        })
-        .unwrap();
+    let (report, took) = start_then_shut_down(&mock, &stack, 1000, std::future::pending());
+    assert_eq!(took, ms(100));
     assert!(report.is_clean());
     assert_eq!(report.cut_short, None);
     let mut stopped = report.stopped.clone();
@@ -208,17 +219,8 @@ fn a_shutdown_past_its_deadline_names_what_did_not_stop() {
             ("stuck", None, &["db"]),
         ],
     );
-    let report = mock
-        .block_on(async {
-            stack.start().await.unwrap();
-            let t0 = rt.now();
-            let report = stack
-                .shutdown(StopReason::Signal, t0 + ms(500), std::future::pending())
-                .await;
-            assert_eq!(rt.now() - t0, ms(500));
-            report
-        })
-        .unwrap();
+    let (report, took) = start_then_shut_down(&mock, &stack, 500, std::future::pending());
+    assert_eq!(took, ms(500));
     assert_eq!(report.cut_short, Some(CutShort::Deadline));
     assert_eq!(report.stopped, ["api"]);
     assert_eq!(report.not_stopped, ["stuck", "db"]);
@@ -239,15 +241,8 @@ fn an_interrupt_already_there_stops_nothing() {
         &log,
         &[("a", Some(100), &[]), ("b", Some(100), &["a"])],
     );
-    let report = mock
-        .block_on(async {
-            stack.start().await.unwrap();
-            let t0 = rt.now();
-            stack
-                .shutdown(StopReason::Signal, t0 + ms(1000), std::future::ready(()))
-                .await
-        })
-        .unwrap();
+    let (report, took) = start_then_shut_down(&mock, &stack, 1000, std::future::ready(()));
+    assert_eq!(took, Duration::ZERO);
     assert_eq!(report.cut_short, Some(CutShort::Interrupted));
     assert_eq!(report.not_stopped, ["b", "a"]);
     assert!(report.stopped.is_empty());
