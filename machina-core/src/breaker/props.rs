@@ -15,8 +15,9 @@
 //!   after a recovery; the entry that trips it is rejected;
 //! - **Broken** rejects every entry with `until` the trip plus
 //!   `broken_time` (never before `now`), and lasts exactly that long;
-//! - **Recovering** admits an entry iff its draw is below
-//!   `2^(Δ/recovery_time) − 1` (and asks for a draw only then), goes back
+//! - **Recovering** admits its first entry (a probe, so the instant a
+//!   Broken refusal names admits a try), then an entry iff its draw is
+//!   below `2^(Δ/recovery_time) − 1` (and asks for a draw only then), goes back
 //!   to Broken once the failures among its calls reach `error_ratio / 2`
 //!   of them, and to Passing after `recovery_time`;
 //! - an outcome of a call admitted in an earlier state is ignored;
@@ -71,6 +72,8 @@ struct Model {
     log: Vec<(Instant, bool)>,
     /// Calls and failures of this recovery.
     recovering: (u64, u64),
+    /// Whether this recovery has admitted its probe.
+    probed: bool,
     stats: BreakerStats,
 }
 
@@ -93,6 +96,7 @@ impl Model {
             period: 0,
             log: Vec::new(),
             recovering: (0, 0),
+            probed: false,
             stats: BreakerStats::default(),
         }
     }
@@ -106,6 +110,7 @@ impl Model {
                     self.state = CircuitState::Recovering;
                     self.since += s.broken_time;
                     self.recovering = (0, 0);
+                    self.probed = false;
                 }
                 CircuitState::Recovering if now >= self.since + s.recovery_time => {
                     let over = self.since + s.recovery_time;
@@ -176,7 +181,8 @@ impl Model {
                     until: self.since + self.settings.broken_time,
                 }
             }
-            CircuitState::Recovering if draw < self.share(now) => {
+            CircuitState::Recovering if !self.probed || draw < self.share(now) => {
+                self.probed = true;
                 self.stats.recovering_admitted += 1;
                 Expected::Proceed(CircuitState::Recovering)
             }

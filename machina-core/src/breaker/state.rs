@@ -89,9 +89,12 @@ pub struct BreakerStats {
 ///   the window is noticed with the next outcome, not the next entry.
 /// - **Broken**: every call is rejected for `broken_time`, then
 ///   **Recovering** begins.
-/// - **Recovering**: a call is admitted with probability
+/// - **Recovering**: the first call is admitted as a probe, so the instant
+///   a Broken refusal names (its `until`, [`CircuitOpen::retry_in`](super::CircuitOpen))
+///   admits a try; after it, a call is admitted with probability
 ///   `2^(Δ/recovery_time) − 1`, Δ the time since recovery began (aiomisc's
-///   ramp), decided by a uniform draw in `[0, 1)`. Back to **Broken** as
+///   ramp, which alone would admit nothing at that instant), decided by a
+///   uniform draw in `[0, 1)`. Back to **Broken** as
 ///   soon as the failures among the calls admitted in this recovery reach
 ///   `error_ratio / 2` of them; to **Passing** once `recovery_time` has
 ///   passed without that. The calm period after a recovery runs
@@ -106,6 +109,8 @@ pub struct BreakerMachine {
     calm_until: Option<Instant>,
     window: Window,
     recovering: (u64, u64),
+    /// Whether this recovery has admitted its probe.
+    probed: bool,
     stats: BreakerStats,
     /// Bumped at every change of state.
     period: u64,
@@ -121,6 +126,7 @@ impl BreakerMachine {
             calm_until: None,
             window: Window::new(now, settings.response_time),
             recovering: (0, 0),
+            probed: false,
             stats: BreakerStats::default(),
             period: 0,
         }
@@ -137,6 +143,7 @@ impl BreakerMachine {
                     self.since = instant_after(self.since, self.settings.broken_time);
                     self.state = CircuitState::Recovering;
                     self.recovering = (0, 0);
+                    self.probed = false;
                     self.period += 1;
                 }
                 CircuitState::Recovering
@@ -208,7 +215,8 @@ impl BreakerMachine {
                         .as_secs_f64()
                         .max(f64::MIN_POSITIVE);
                 let share = 2f64.powf(progress.min(1.0)) - 1.0;
-                if draw() < share {
+                if draw() < share || !self.probed {
+                    self.probed = true;
                     self.stats.recovering_admitted += 1;
                     Decision::Proceed
                 } else {

@@ -118,16 +118,18 @@ fn broken_rejects_until_broken_time_then_recovery_ramps_up() {
     assert_eq!(b.state(), CircuitState::Recovering);
     assert_eq!(b.time_to_recovery(), Duration::ZERO);
 
-    // The ramp: at Δ into a 10 s recovery a call passes when a uniform draw
-    // is below 2^(Δ/10s) − 1. The mock runtime's generator is seeded with
-    // 0, and nothing else has drawn from it.
+    // The first call of the recovery is a probe and passes whatever its
+    // draw; then the ramp: at Δ into a 10 s recovery a call passes when a
+    // uniform draw is below 2^(Δ/10s) − 1. The mock runtime's generator is
+    // seeded with 0, and nothing else has drawn from it.
     let rng = RuntimeRng::from_seed(0);
     let mut expected = Vec::new();
     let mut got = Vec::new();
     for step in 0..10u64 {
         let delta = ms(step * 1000 + 500);
         let share = 2f64.powf(delta.as_secs_f64() / 10.0) - 1.0;
-        expected.push(rng.next_f64() < share);
+        let draw = rng.next_f64();
+        expected.push(step == 0 || draw < share);
         if step == 0 {
             mock.advance(ms(500)).unwrap();
         } else {
@@ -155,6 +157,28 @@ fn broken_rejects_until_broken_time_then_recovery_ramps_up() {
     // Recovery time over without failures: passing again.
     mock.advance(secs(1)).unwrap();
     assert_eq!(b.state(), CircuitState::Passing);
+}
+
+/// Found while writing the guide: waiting exactly the `retry_in` a broken
+/// breaker names used to be refused again at once, as the ramp admits
+/// nothing at the instant recovery begins.
+#[test]
+fn a_call_at_the_instant_a_broken_breaker_names_is_let_through() {
+    let mock = MockRuntime::new();
+    let b = breaker(&mock);
+    for _ in 0..4 {
+        fail(&b);
+    }
+    let open = b.enter().unwrap_err();
+    let wait = open.retry_in.expect("a broken breaker names an instant");
+    mock.advance(wait).unwrap();
+    let probe = b.enter().expect("the probe at the named instant passes");
+    probe.success();
+    // Only the first call is a probe: right after it, the ramp (at share 0)
+    // lets nothing by.
+    let ramp = b.enter().unwrap_err();
+    assert_eq!(ramp.state, CircuitState::Recovering);
+    assert_eq!(ramp.retry_in, None);
 }
 
 #[test]

@@ -306,7 +306,7 @@
 //! **passing** (calls run, outcomes are counted over `response_time`),
 //! **broken** for `broken_time` once at least `error_ratio` of at least
 //! `min_calls` calls failed (calls are refused), then **recovering** for
-//! `recovery_time` (a growing share of calls is let through to probe; once
+//! `recovery_time` (a first probe, then a growing share of calls is let through; once
 //! half of `error_ratio` of those fail, it is broken again), then passing
 //! again.
 //! [`BreakerMachine`](crate::breaker::BreakerMachine) states the rules
