@@ -210,6 +210,80 @@ fn sigterm_under_load_names_every_call_and_exits_in_time(runtime: &str) {
     );
 }
 
+/// Under a stand-in for systemd (a real unix datagram socket named by
+/// `NOTIFY_SOCKET`, a watchdog of 400 ms in `WATCHDOG_USEC`): `READY=1`
+/// once the stack has started, `WATCHDOG=1` about every 200 ms, and
+/// `STOPPING=1` when SIGTERM starts the shutdown.
+fn systemd_hears_ready_watchdog_pings_and_stopping(runtime: &str) {
+    use std::os::unix::net::UnixDatagram;
+    let dir = std::env::temp_dir().join(format!("machina-notify-{}-{runtime}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&path);
+    let socket = UnixDatagram::bind(&path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let (messages_tx, messages) = mpsc::channel::<(Instant, String)>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        loop {
+            match socket.recv(&mut buf) {
+                Ok(n) => {
+                    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    if messages_tx.send((Instant::now(), text)).is_err() {
+                        return;
+                    }
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let socket_path = path.to_str().expect("a UTF-8 path").to_owned();
+    let (mut child, rx) = launch(
+        &["--runtime", runtime, "--forever"],
+        &[("NOTIFY_SOCKET", &socket_path), ("WATCHDOG_USEC", "400000")],
+    );
+    let mut seen = Vec::new();
+    read_until(&rx, "all services ready", &mut seen);
+    std::thread::sleep(Duration::from_millis(1000));
+    send(&child, "TERM");
+    read_until(&rx, "exit code", &mut seen);
+    assert_eq!(wait(&mut child), 0, "{seen:?}");
+    std::thread::sleep(Duration::from_millis(200));
+    let got: Vec<(Instant, String)> = messages.try_iter().collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    let first = |text: &str| {
+        got.iter()
+            .position(|(_, m)| m.lines().any(|l| l == text))
+            .unwrap_or_else(|| panic!("{text:?} in {got:?}"))
+    };
+    assert!(first("READY=1") < first("STOPPING=1"), "{got:?}");
+    assert!(
+        got.iter()
+            .any(|(_, m)| m.lines().any(|l| l.starts_with("STATUS=running: "))),
+        "{got:?}"
+    );
+    let pings: Vec<Instant> = got
+        .iter()
+        .filter(|(_, m)| m.lines().any(|l| l == "WATCHDOG=1"))
+        .map(|(at, _)| *at)
+        .collect();
+    // About 1.2 s of run at one ping per 200 ms: at least four, spaced
+    // well under 600 ms (1.5 watchdog intervals, a margin for a loaded
+    // machine; the exact cadence is checked on virtual time).
+    assert!(pings.len() >= 4, "{got:?}");
+    assert!(
+        pings
+            .windows(2)
+            .all(|w| w[1] - w[0] < Duration::from_millis(600)),
+        "{pings:?}"
+    );
+}
+
 macro_rules! on_each_adapter {
     ($($test:ident),*) => {$(
         mod $test {
@@ -236,7 +310,8 @@ on_each_adapter!(
     a_stop_past_the_shutdown_timeout_forces_exit_code_70,
     a_second_signal_forces_the_exit_at_once,
     the_cron_job_fires_on_whole_seconds,
-    sigterm_under_load_names_every_call_and_exits_in_time
+    sigterm_under_load_names_every_call_and_exits_in_time,
+    systemd_hears_ready_watchdog_pings_and_stopping
 );
 
 /// Logging follows MACHINA_LOG_FORMAT; a bad format is refused before

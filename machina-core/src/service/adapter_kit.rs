@@ -14,8 +14,10 @@ use crate::rt::Runtime;
 /// gracefully, a second forces the exit. With the feature `logging`, it
 /// sets up logging (`LogConfig::new()` under `MACHINA_LOG_LEVEL` /
 /// `MACHINA_LOG_FORMAT`) unless the program set up `tracing` itself;
-/// `.logging(config)` or `.no_logging()` change that. This is what the
-/// adapters' `entrypoint()` return.
+/// `.logging(config)` or `.no_logging()` change that. With the feature
+/// `systemd` it notifies systemd ([`Systemd::from_env`](super::Systemd::from_env)):
+/// a no-op unless `NOTIFY_SOCKET` is set. This is what the adapters'
+/// `entrypoint()` return.
 ///
 /// # Examples
 ///
@@ -33,7 +35,11 @@ use crate::rt::Runtime;
 /// assert_eq!(outcome.value, Some(7));
 /// ```
 pub fn entrypoint_with(runtime: &Runtime, signals: Signals, env: EnvConfig) -> EntrypointBuilder {
+    #[cfg(all(unix, feature = "systemd"))]
+    let systemd = super::Systemd::from_env(&env);
     let builder = Entrypoint::builder(runtime).signals(signals).env(env);
+    #[cfg(all(unix, feature = "systemd"))]
+    let builder = builder.plugin(systemd);
     #[cfg(feature = "logging")]
     let builder = builder.default_logging();
     builder

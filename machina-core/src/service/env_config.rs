@@ -20,6 +20,8 @@ use super::entrypoint::EntrypointError;
 /// | `MACHINA_SHUTDOWN_TIMEOUT` | how long the whole shutdown may take, e.g. `10s` or `1m30s`; overrides the builder's |
 /// | `MACHINA_LOG_LEVEL` | a level or a `tracing` filter (`info`, `machina_core=debug,warn`), feature `logging` |
 /// | `MACHINA_LOG_FORMAT` | `plain`, `color`, `json` or `journald`, feature `logging` |
+/// | `NOTIFY_SOCKET` | systemd's notify socket: [`Systemd`](super::Systemd) sends `READY=1` and the rest there |
+/// | `WATCHDOG_USEC`, `WATCHDOG_PID` | systemd's watchdog: pings every half of it, if meant for this process |
 ///
 /// # Examples
 ///
@@ -44,6 +46,9 @@ pub struct EnvConfig {
     shutdown_timeout: Option<String>,
     log_level: Option<String>,
     log_format: Option<String>,
+    notify_socket: Option<String>,
+    watchdog_usec: Option<String>,
+    watchdog_pid: Option<String>,
 }
 
 impl EnvConfig {
@@ -53,6 +58,12 @@ impl EnvConfig {
     pub const LOG_LEVEL: &'static str = "MACHINA_LOG_LEVEL";
     /// The variable naming the log format.
     pub const LOG_FORMAT: &'static str = "MACHINA_LOG_FORMAT";
+    /// systemd's notify socket.
+    pub const NOTIFY_SOCKET: &'static str = "NOTIFY_SOCKET";
+    /// systemd's watchdog interval, in microseconds.
+    pub const WATCHDOG_USEC: &'static str = "WATCHDOG_USEC";
+    /// The process systemd's watchdog is meant for.
+    pub const WATCHDOG_PID: &'static str = "WATCHDOG_PID";
 
     /// Reads the variables from the process environment (a variable that
     /// is not valid Unicode counts as unset).
@@ -67,6 +78,9 @@ impl EnvConfig {
             shutdown_timeout: lookup(Self::SHUTDOWN_TIMEOUT),
             log_level: lookup(Self::LOG_LEVEL),
             log_format: lookup(Self::LOG_FORMAT),
+            notify_socket: lookup(Self::NOTIFY_SOCKET),
+            watchdog_usec: lookup(Self::WATCHDOG_USEC),
+            watchdog_pid: lookup(Self::WATCHDOG_PID),
         }
     }
 
@@ -97,5 +111,44 @@ impl EnvConfig {
     /// The log format's name, if set.
     pub fn log_format(&self) -> Option<&str> {
         self.log_format.as_deref()
+    }
+
+    /// systemd's notify socket, if set (and not empty).
+    pub fn notify_socket(&self) -> Option<&str> {
+        self.notify_socket.as_deref().filter(|s| !s.is_empty())
+    }
+
+    /// systemd's watchdog interval, if one is set for this process: a
+    /// `WATCHDOG_USEC` of at least one microsecond, and no `WATCHDOG_PID`
+    /// or this process's id. A value that does not parse counts as unset
+    /// (systemd writes these; a person rarely does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::service::EnvConfig;
+    /// use std::time::Duration;
+    ///
+    /// let pid = std::process::id().to_string();
+    /// let env = EnvConfig::from_lookup(|name| match name {
+    ///     EnvConfig::WATCHDOG_USEC => Some("30000000".to_owned()),
+    ///     EnvConfig::WATCHDOG_PID => Some(pid.clone()),
+    ///     _ => None,
+    /// });
+    /// assert_eq!(env.watchdog(), Some(Duration::from_secs(30)));
+    /// let elsewhere = EnvConfig::from_lookup(|name| match name {
+    ///     EnvConfig::WATCHDOG_USEC => Some("30000000".to_owned()),
+    ///     EnvConfig::WATCHDOG_PID => Some("1".to_owned()),
+    ///     _ => None,
+    /// });
+    /// assert_eq!(elsewhere.watchdog(), None);
+    /// ```
+    pub fn watchdog(&self) -> Option<Duration> {
+        let usec: u64 = self.watchdog_usec.as_deref()?.trim().parse().ok()?;
+        let ours = match self.watchdog_pid.as_deref() {
+            None => true,
+            Some(pid) => pid.trim().parse::<u32>().ok() == Some(std::process::id()),
+        };
+        (ours && usec > 0).then(|| Duration::from_micros(usec))
     }
 }

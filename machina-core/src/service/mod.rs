@@ -15,6 +15,8 @@
 //!   never overlapping.
 //! - [`RecurringService`]: a callback whose waits an async strategy
 //!   chooses.
+//! - [`Systemd`]: `READY=1`, `STOPPING=1`, `STATUS=` and watchdog pings
+//!   for a program under systemd, as an entrypoint plugin.
 //! - [`Entrypoint`]: hooks, plugins, signals, shutdown timeout, logging,
 //!   and the settings an adapter reads from the environment ([`EnvConfig`]);
 //!   [`ServiceControl`] for changes with hooks; the [`run`] shorthand.
@@ -30,6 +32,7 @@ mod logging;
 mod periodic;
 mod recurring;
 mod supervisor;
+mod systemd;
 
 pub use adapter_kit::entrypoint_with;
 #[cfg(feature = "io")]
@@ -51,6 +54,9 @@ pub use supervisor::{
     StackPlan, StartError, StartOutcome, StopContext, StopReason, StopReport, Supervisor,
     SupervisorBuilder,
 };
+#[cfg(all(unix, feature = "systemd"))]
+pub use systemd::NotifySocket;
+pub use systemd::{SdMessage, SdSink, Systemd};
 
 #[cfg(all(test, feature = "test-util"))]
 mod tests;

@@ -103,6 +103,7 @@ mod abandoned;
 mod failures;
 mod plan;
 mod shutdown;
+mod systemd;
 
 fn entries(log: &Log) -> Vec<String> {
     log.lock().unwrap().clone()
