@@ -65,6 +65,19 @@ impl CronSchedule {
     /// # Errors
     /// [`CronError`] for a pattern that does not parse or an unknown zone.
     pub fn new(pattern: &str, zone: &str) -> Result<Self, CronError> {
+        // An empty item in a list (",5", "5,", "5,,6", ",") is a typo; croner
+        // takes some of them as a field that matches nothing, whose next
+        // match it then searches for for minutes (found by the `cron` fuzz
+        // target).
+        if let Some(field) = pattern
+            .split_whitespace()
+            .find(|field| field.split(',').any(str::is_empty))
+        {
+            return Err(CronError::Pattern {
+                pattern: pattern.to_owned(),
+                reason: format!("the field {field:?} has an empty item in its list"),
+            });
+        }
         let cron = CronParser::builder()
             .seconds(Seconds::Optional)
             .build()

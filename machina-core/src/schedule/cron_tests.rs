@@ -156,3 +156,20 @@ fn matches_missed_while_a_body_overran_are_skipped() {
         ]
     );
 }
+
+/// Found by the `cron` fuzz target: a seconds field of a lone comma parsed
+/// as a field that matches nothing, and looking for the next match took
+/// minutes of CPU.
+#[test]
+fn a_field_with_an_empty_list_item_is_refused_at_once() {
+    for pattern in [
+        ",      * *                   5           *               3           *         ",
+        ", * * * * *",
+        "0 5, * * * *",
+        "0 1,,2 * * *",
+    ] {
+        let err = crate::schedule::CronSchedule::new(pattern, "UTC").unwrap_err();
+        assert!(err.to_string().contains("empty item"), "{pattern:?}: {err}");
+    }
+    assert!(crate::schedule::CronSchedule::new("0 1,2 * * *", "UTC").is_ok());
+}
