@@ -121,7 +121,7 @@ impl Stats {
     }
 
     /// Adds a loop: runs, iterations, retried errors, failed runs,
-    /// lateness (total and max, seconds).
+    /// lateness (total, max, and the p50 and p99 bounds, seconds).
     pub fn add_loop(&self, lp: &Loop) {
         let l = lp.clone();
         self.add("loop", lp.name(), move || {
@@ -133,6 +133,14 @@ impl Stats {
                 ("failed_runs", s.failed_runs as f64),
                 ("lateness_seconds_total", s.lateness_total.as_secs_f64()),
                 ("lateness_seconds_max", s.lateness_max.as_secs_f64()),
+                (
+                    "lateness_seconds_p50",
+                    s.lateness_quantile(0.5).unwrap_or_default().as_secs_f64(),
+                ),
+                (
+                    "lateness_seconds_p99",
+                    s.lateness_quantile(0.99).unwrap_or_default().as_secs_f64(),
+                ),
             ]
         });
     }

@@ -216,8 +216,7 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
             }
             state.next_iteration = cadence.next_due();
             if let Some(late) = due.lateness {
-                state.stats.lateness_total += late;
-                state.stats.lateness_max = state.stats.lateness_max.max(late);
+                state.stats.record_lateness(late);
             }
         }
         let body = AssertUnwindSafe((lp.shared.body)(lp.clone())).catch_unwind();

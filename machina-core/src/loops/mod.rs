@@ -72,6 +72,77 @@ pub struct LoopStats {
     pub lateness_total: Duration,
     /// The largest such lateness.
     pub lateness_max: Duration,
+    /// How many starts were late by less than 1 µs, 2 µs, 4 µs, … 2³⁰ µs
+    /// (about 18 minutes), and (last) by more: the distribution behind
+    /// [`lateness_quantile`](Self::lateness_quantile).
+    lateness_buckets: [u64; LATENESS_BUCKETS],
+}
+
+/// Buckets of the lateness histogram: powers of two of microseconds.
+const LATENESS_BUCKETS: usize = 32;
+
+impl LoopStats {
+    /// Counts one start `late` after its due time.
+    pub(crate) fn record_lateness(&mut self, late: Duration) {
+        self.lateness_total += late;
+        self.lateness_max = self.lateness_max.max(late);
+        let micros = late.as_micros();
+        // Bucket k holds lateness below 2^k µs; the last one everything else.
+        let bucket = if micros == 0 {
+            0
+        } else {
+            (128 - micros.leading_zeros()) as usize
+        };
+        self.lateness_buckets[bucket.min(LATENESS_BUCKETS - 1)] += 1;
+    }
+
+    /// An upper bound of the `q`-quantile of the starts' lateness (`q` in
+    /// `[0, 1]`: 0.5 for the median, 0.99 for p99), within a factor of two
+    /// (the histogram's buckets are powers of two of microseconds, capped
+    /// by the largest lateness seen); `None` before any scheduled start.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::loops::{Loop, LoopEnd};
+    /// use machina_core::schedule::Schedule;
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// // Every 10 ms, with a body of 15 ms on the fourth run: the next
+    /// // start is 5 ms late, the others on time.
+    /// let lp = Loop::builder(&mock.runtime(), "tick", Schedule::fixed_rate("10ms", Default::default()).unwrap())
+    ///     .count(10)
+    ///     .build(|lp: Loop| async move {
+    ///         if lp.current_loop() == 3 {
+    ///             lp.runtime().sleep(Duration::from_millis(15)).await;
+    ///         }
+    ///     });
+    /// mock.block_on(lp.start().unwrap()).unwrap().unwrap().unwrap();
+    /// let stats = lp.stats();
+    /// assert_eq!(stats.lateness_quantile(0.5), Some(Duration::ZERO));
+    /// assert_eq!(stats.lateness_quantile(1.0), Some(Duration::from_millis(5)));
+    /// ```
+    pub fn lateness_quantile(&self, q: f64) -> Option<Duration> {
+        let total: u64 = self.lateness_buckets.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q.clamp(0.0, 1.0) * total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        for (k, count) in self.lateness_buckets.iter().enumerate() {
+            seen += count;
+            if seen >= rank {
+                let bound = match k {
+                    0 => Duration::ZERO,
+                    k => Duration::from_micros(1u64 << k),
+                };
+                return Some(bound.min(self.lateness_max));
+            }
+        }
+        Some(self.lateness_max)
+    }
 }
 
 /// How a run of a loop ended without an error.

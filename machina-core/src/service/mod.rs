@@ -13,6 +13,7 @@
 //! - [`Context`]: values shared under typed keys; `get` waits until set.
 //! - [`PeriodicService`]: a callback every interval or at cron times,
 //!   never overlapping.
+//! - [`StatsReporter`]: logs a summary of a `Stats` set every so often.
 //! - [`RecurringService`]: a callback whose waits an async strategy
 //!   chooses.
 //! - [`Systemd`]: `READY=1`, `STOPPING=1`, `STATUS=` and watchdog pings
@@ -31,6 +32,7 @@ mod log_writer;
 mod logging;
 mod periodic;
 mod recurring;
+mod stats_reporter;
 mod supervisor;
 mod systemd;
 
@@ -49,6 +51,7 @@ pub use env_config::EnvConfig;
 pub use logging::{LogConfig, LogError, LogFormat, LogGuard};
 pub use periodic::PeriodicService;
 pub use recurring::{RecurringService, RecurringState, Strategy};
+pub use stats_reporter::StatsReporter;
 pub use supervisor::{
     ChangeError, CutShort, GraphError, RestartPolicy, Service, ServiceContext, ServiceFuture,
     StackPlan, StartError, StartOutcome, StopContext, StopReason, StopReport, Supervisor,

@@ -103,6 +103,7 @@ mod abandoned;
 mod failures;
 mod plan;
 mod shutdown;
+mod stats_reporter;
 mod systemd;
 
 fn entries(log: &Log) -> Vec<String> {
