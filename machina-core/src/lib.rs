@@ -25,6 +25,7 @@
 //! | [`backoff`] | aiomisc `asyncbackoff`: per-attempt timeout, deadline, pauses, max tries, giveup — a stack preset |
 //! | [`breaker`] | circuit breaker: passing, broken, recovering with a seeded ramp: a layer |
 //! | [`aggregate`] | call aggregation: single-argument calls batched by leeway and size |
+//! | [`fs`] | files off the executor: read, write, append, lines on the blocking pool; gzip/zstd with feature `compression` |
 //! | [`workers`] | a bounded pool of worker threads with an async submit |
 //! | [`pool`] | a generic async pool of reusable instances over a `Manager` |
 //! | [`stats`] | one snapshot of every registered component's counters; `metrics` export |
@@ -67,6 +68,7 @@ pub mod breaker;
 pub mod call;
 pub mod decision;
 pub mod error;
+pub mod fs;
 pub mod guide;
 pub mod limit;
 pub mod loops;
