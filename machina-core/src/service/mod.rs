@@ -13,6 +13,8 @@
 //! - [`Context`]: values shared under typed keys; `get` waits until set.
 //! - [`PeriodicService`]: a callback every interval or at cron times,
 //!   never overlapping.
+//! - `ProcessService` (feature `process`, Unix): an external command as a
+//!   service, restarted or bringing the stack down when it exits.
 //! - [`StatsReporter`]: logs a summary of a `Stats` set every so often.
 //! - [`RecurringService`]: a callback whose waits an async strategy
 //!   chooses.
@@ -31,6 +33,8 @@ mod log_writer;
 #[cfg(feature = "logging")]
 mod logging;
 mod periodic;
+#[cfg(all(unix, feature = "process"))]
+mod process;
 mod recurring;
 mod stats_reporter;
 mod supervisor;
@@ -50,6 +54,8 @@ pub use env_config::EnvConfig;
 #[cfg(feature = "logging")]
 pub use logging::{LogConfig, LogError, LogFormat, LogGuard};
 pub use periodic::PeriodicService;
+#[cfg(all(unix, feature = "process"))]
+pub use process::ProcessService;
 pub use recurring::{RecurringService, RecurringState, Strategy};
 pub use stats_reporter::StatsReporter;
 pub use supervisor::{
