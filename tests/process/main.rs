@@ -159,3 +159,49 @@ real_runtimes! {
         assert!(error.to_string().contains("machina-ghost"), "{error}");
     }
 }
+
+/// A service stack dropped without a stop (a forced exit aborts what is
+/// left) does not leave its child running.
+#[test]
+fn an_abandoned_run_kills_its_child() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pid_file = std::env::temp_dir().join(format!("machina-orphan-{}", std::process::id()));
+    let _ = std::fs::remove_file(&pid_file);
+    runtime.block_on(async {
+        let rt = machina_tokio::runtime().unwrap();
+        let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
+        let stack = Supervisor::builder(&rt)
+            .service("orphan", sh(&script), &[])
+            .build()
+            .unwrap();
+        stack.start().await.unwrap();
+        eventually(&rt, "the pid is written", || {
+            std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n'))
+        })
+        .await;
+        // Abort everything without stopping: what a forced exit does.
+        drop(stack);
+    });
+    drop(runtime);
+    let pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let _ = std::fs::remove_file(&pid_file);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let alive = std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z ");
+        if !alive {
+            break;
+        }
+        assert!(Instant::now() < deadline, "child {pid} still alive");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

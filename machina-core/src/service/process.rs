@@ -150,6 +150,12 @@ impl ProcessService {
             running.pid = Some(child.id());
             running.exited = Some(exited_rx);
         }
+        // If this run is abandoned (a forced exit aborts the service's
+        // tasks), the child must not outlive it.
+        let _orphan_guard = KillOnDrop {
+            pid: child.id(),
+            running: self.running.clone(),
+        };
         if let Some(out) = child.stdout.take() {
             forward(&rt, name.clone(), out, false)?;
         }
@@ -175,6 +181,22 @@ impl ProcessService {
             self.program
         )
         .into())
+    }
+}
+
+/// Kills the child if its run ends without seeing it exit.
+struct KillOnDrop {
+    pid: u32,
+    running: Arc<Mutex<Running>>,
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if running.pid == Some(self.pid) {
+            tracing::warn!(pid = self.pid, "process run abandoned; killing the child");
+            signal(self.pid, rustix::process::Signal::KILL);
+        }
     }
 }
 
