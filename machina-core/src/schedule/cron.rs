@@ -69,10 +69,15 @@ impl CronSchedule {
         // takes some of them as a field that matches nothing, whose next
         // match it then searches for for minutes (found by the `cron` fuzz
         // target).
-        if let Some(field) = pattern
-            .split_whitespace()
-            .find(|field| field.split(',').any(str::is_empty))
-        {
+        // Likewise a field that is only croner's `+` (day-of-month AND
+        // day-of-week) with nothing after it.
+        if let Some(field) = pattern.split_whitespace().find(|field| {
+            field
+                .strip_prefix('+')
+                .unwrap_or(field)
+                .split(',')
+                .any(str::is_empty)
+        }) {
             return Err(CronError::Pattern {
                 pattern: pattern.to_owned(),
                 reason: format!("the field {field:?} has an empty item in its list"),

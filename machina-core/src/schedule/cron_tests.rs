@@ -167,9 +167,13 @@ fn a_field_with_an_empty_list_item_is_refused_at_once() {
         ", * * * * *",
         "0 5, * * * *",
         "0 1,,2 * * *",
+        // Found by the fuzz target too: a day-of-week of a lone `+`.
+        "        *                   2        5                   2        +  \n         ",
+        "0 0 * * +",
     ] {
         let err = crate::schedule::CronSchedule::new(pattern, "UTC").unwrap_err();
         assert!(err.to_string().contains("empty item"), "{pattern:?}: {err}");
     }
     assert!(crate::schedule::CronSchedule::new("0 1,2 * * *", "UTC").is_ok());
+    assert!(crate::schedule::CronSchedule::new("0 0 * * +1", "UTC").is_ok());
 }
