@@ -1,6 +1,9 @@
 //! A small service stack: a "database", a cache that needs it, a
-//! periodic reporter, a cron job printing the time on whole seconds, and a
-//! worker that needs the database and the cache. It starts them in
+//! periodic reporter, a cron job printing the time on whole seconds, a
+//! worker that needs the database and the cache, an external heartbeat
+//! command (a `ProcessService`), and a `StatsReporter` logging the worker's
+//! group every 2 s. Under systemd (`NOTIFY_SOCKET`) it notifies readiness,
+//! stopping and watchdog pings. It starts them in
 //! order, runs until Ctrl+C / SIGTERM or for a few seconds (`--for <ms>`,
 //! 5000 by default; `--forever` waits for a signal), then stops them
 //! dependents first (the services no one depends on together), printing
@@ -23,12 +26,13 @@ use std::time::Duration;
 
 use machina_tokio::BoxError;
 use machina_tokio::bot::{BotService, Machina};
-use machina_tokio::limit::Limits;
+use machina_tokio::limit::{ConcurrentGroup, Limits};
 use machina_tokio::rt::Runtime;
 use machina_tokio::service::{
-    EntrypointBuilder, FORCED_EXIT_CODE, Key, PeriodicService, Service, ServiceContext,
-    ServiceFuture, StopContext,
+    EntrypointBuilder, FORCED_EXIT_CODE, Key, PeriodicService, ProcessService, Service,
+    ServiceContext, ServiceFuture, StatsReporter, StopContext,
 };
+use machina_tokio::stats::Stats;
 
 const DB_URL: Key<String> = Key::new("db_url");
 
@@ -78,6 +82,8 @@ impl Service for Cache {
 struct Worker {
     rt: Runtime,
     stuck_stop: bool,
+    /// One batch at a time; the stats reporter logs its counters.
+    batches: ConcurrentGroup,
 }
 
 impl Service for Worker {
@@ -88,6 +94,7 @@ impl Service for Worker {
             // Keeps working in the background until stopped.
             let mut n = 0u64;
             loop {
+                let _permit = self.batches.acquire().await;
                 self.rt.sleep(Duration::from_millis(300)).await;
                 n += 1;
                 println!("worker: processed batch {n}");
@@ -242,6 +249,17 @@ async fn run(
             Ok::<(), BoxError>(())
         }
     })?;
+    let batches = ConcurrentGroup::new(&rt, "batches", Limits::new().max_in_flight(1))?;
+    let stats = Stats::new();
+    stats.add_group(&batches);
+    // An external command: it prints a heartbeat (logged under its
+    // service's name) and ends by itself if this program goes away.
+    let heartbeat = ProcessService::new("sh")
+        .args([
+            "-c",
+            "while kill -0 $PPID 2>/dev/null; do echo beat; sleep 1; done",
+        ])
+        .stop_grace(Duration::from_millis(500));
     // Logs go to standard error (the adapters' entrypoint sets that up);
     // MACHINA_LOG_LEVEL and MACHINA_LOG_FORMAT (plain, color, json;
     // journald when built with `--features journald`) adjust them.
@@ -256,8 +274,15 @@ async fn run(
             Worker {
                 rt: rt.clone(),
                 stuck_stop,
+                batches,
             },
             &["db", "cache"],
+        )
+        .service("heartbeat", heartbeat, &[])
+        .service(
+            "stats",
+            StatsReporter::new(stats, Duration::from_secs(2)),
+            &[],
         )
         .pre_start(|hook| async move { println!("starting: {:?}", hook.services()) })
         .post_start(|hook| async move {
