@@ -26,6 +26,7 @@
 //! | [`breaker`] | circuit breaker: passing, broken, recovering with a seeded ramp: a layer |
 //! | [`aggregate`] | call aggregation: single-argument calls batched by leeway and size |
 //! | [`fs`] | files off the executor: read, write, append, lines on the blocking pool; gzip/zstd with feature `compression` |
+//! | [`timeline`] | a recorder of a bot's ticks and calls, and its SVG picture |
 //! | [`workers`] | a bounded pool of worker threads with an async submit |
 //! | [`pool`] | a generic async pool of reusable instances over a `Manager` |
 //! | [`stats`] | one snapshot of every registered component's counters; `metrics` export |
@@ -82,6 +83,7 @@ pub mod stats;
 mod test_kit;
 #[cfg(feature = "test-util")]
 pub mod testing;
+pub mod timeline;
 pub mod waits;
 pub mod workers;
 

@@ -47,6 +47,9 @@ pub struct RunStats {
 /// The shared heart of a bot: its runtime, registry and activity.
 pub(crate) struct BotCore {
     pub(crate) runtime: Runtime,
+    /// Where the bot's ticks and calls are recorded, if anywhere (shared
+    /// with its emits, which hold no handle to the bot itself).
+    pub(crate) timeline: Arc<OnceLock<crate::timeline::Timeline>>,
     pub(super) registry: OnceLock<Registry>,
     pub(super) activity: Mutex<Activity>,
 }

@@ -102,7 +102,13 @@ impl EmitBuilder<'_> {
         let bot = Arc::new(EmitBot {
             core: Arc::downgrade(&builder.core),
         });
-        let lp = lp.build(move |lp: Loop| handler(Event::new(bot.clone(), lp)));
+        let timeline = builder.core.timeline.clone();
+        let lp = lp.build(move |lp: Loop| {
+            if let Some(timeline) = timeline.get() {
+                timeline.tick(lp.name(), lp.runtime().now());
+            }
+            handler(Event::new(bot.clone(), lp))
+        });
         builder.register_emit(Emit { lp, alive })
     }
 }

@@ -17,11 +17,13 @@ use futures::FutureExt;
 use super::core::BotCore;
 use super::error::{BotError, ExecuteError};
 use crate::breaker::CircuitBreaker;
+use crate::call::CallErrorKind;
 use crate::call::CallStack;
 use crate::error::BoxError;
 use crate::limit::{ConcurrentGroup, Group};
 use crate::retry::Retry;
 use crate::rt::{JoinError, JoinHandle};
+use crate::timeline::{CallEnd, CallId, Timeline};
 
 type HandlerFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
 pub(crate) type Handler<A, T> = Arc<dyn Fn(A) -> HandlerFuture<T> + Send + Sync>;
@@ -125,11 +127,40 @@ where
         // Not an `async fn`: the call stack's future is wrapped in place,
         // not moved into another state machine.
         let inner = &*self.inner;
-        let attempt = move || (inner.handler)(args.clone());
+        let recording = self.core.timeline.get().map(|timeline| {
+            let lane = match inner.stack.group_list().first() {
+                Some(group) => group.name().to_owned(),
+                None => inner.name.to_string(),
+            };
+            let rt = &self.core.runtime;
+            Recording {
+                id: timeline.call(&lane, rt.now()),
+                timeline: timeline.clone(),
+                runtime: rt.clone(),
+                ended: false,
+            }
+        });
+        let marks = recording
+            .as_ref()
+            .map(|r| (r.timeline.clone(), r.id, r.runtime.clone()));
+        let attempt = move || {
+            if let Some((timeline, id, rt)) = &marks {
+                timeline.attempt(*id, rt.now());
+            }
+            (inner.handler)(args.clone())
+        };
         let call = inner.stack.run(&self.core.runtime, attempt);
-        AssertUnwindSafe(call)
-            .catch_unwind()
-            .map(move |outcome| match outcome {
+        AssertUnwindSafe(call).catch_unwind().map(move |outcome| {
+            if let Some(mut recording) = recording {
+                recording.end(match &outcome {
+                    Ok(Ok(_)) => CallEnd::Ok,
+                    Ok(Err(e)) if matches!(e.kind(), CallErrorKind::Refused { .. }) => {
+                        CallEnd::Refused
+                    }
+                    _ => CallEnd::Failed,
+                });
+            }
+            match outcome {
                 Ok(Ok(value)) => Ok(value),
                 Ok(Err(source)) => Err(ExecuteError::Failed {
                     name: inner.name.to_string(),
@@ -139,7 +170,8 @@ where
                     name: inner.name.to_string(),
                     message: crate::rt::panic_message(&*panic),
                 }),
-            })
+            }
+        })
     }
 
     /// Runs the execute as a task of the bot. Its failure is logged and
@@ -384,5 +416,30 @@ impl<A, T> fmt::Debug for ExecuteBuilder<'_, A, T> {
             .field("name", &self.name)
             .field("groups", &self.groups)
             .finish_non_exhaustive()
+    }
+}
+
+/// A call being recorded in a timeline; dropped before its end (the call
+/// cancelled), it records the cancellation.
+struct Recording {
+    timeline: Timeline,
+    id: CallId,
+    runtime: crate::rt::Runtime,
+    ended: bool,
+}
+
+impl Recording {
+    fn end(&mut self, how: CallEnd) {
+        self.ended = true;
+        self.timeline.end(self.id, self.runtime.now(), how);
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.timeline
+                .end(self.id, self.runtime.now(), CallEnd::Cancelled);
+        }
     }
 }

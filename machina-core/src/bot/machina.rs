@@ -97,6 +97,7 @@ impl Machina {
         MachinaBuilder {
             core: Arc::new(BotCore {
                 runtime: runtime.clone(),
+                timeline: Arc::default(),
                 registry: OnceLock::new(),
                 activity: Mutex::new(Activity::default()),
             }),

@@ -269,6 +269,14 @@ impl MachinaBuilder {
         Ok(emit)
     }
 
+    /// Records the bot's emit ticks and execute calls in `timeline` (see
+    /// [`Timeline`](crate::timeline::Timeline)); a bot records to one
+    /// timeline, the first it is given.
+    pub fn timeline(&mut self, timeline: &crate::timeline::Timeline) -> &mut Self {
+        let _ = self.core.timeline.set(timeline.clone());
+        self
+    }
+
     /// Runs `hook` when the bot starts, before any emit (in registration
     /// order).
     ///
