@@ -151,12 +151,8 @@ pub async fn write(
     bytes: Vec<u8>,
     how: Compression,
 ) -> io::Result<()> {
-    let path = path.as_ref().to_path_buf();
-    blocking(rt, move || {
-        let encoded = how.encode(&bytes)?;
-        let mut file = File::create(&path)?;
-        file.write_all(&encoded)?;
-        file.sync_all()
+    put(rt, path.as_ref(), bytes, how, |path: &Path| {
+        File::create(path)
     })
     .await
 }
@@ -172,10 +168,23 @@ pub async fn append(
     bytes: Vec<u8>,
     how: Compression,
 ) -> io::Result<()> {
-    let path = path.as_ref().to_path_buf();
+    let open = |path: &Path| OpenOptions::new().create(true).append(true).open(path);
+    put(rt, path.as_ref(), bytes, how, open).await
+}
+
+/// Encodes `bytes`, writes them to the file `open` gives for `path`, and
+/// syncs it, on the blocking pool.
+async fn put(
+    rt: &Runtime,
+    path: &Path,
+    bytes: Vec<u8>,
+    how: Compression,
+    open: impl FnOnce(&Path) -> io::Result<File> + Send + 'static,
+) -> io::Result<()> {
+    let path = path.to_path_buf();
     blocking(rt, move || {
         let encoded = how.encode(&bytes)?;
-        let mut file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let mut file = open(&path)?;
         file.write_all(&encoded)?;
         file.sync_all()
     })
