@@ -148,6 +148,8 @@ impl LogConfig {
     }
 
     fn filter(&self) -> Result<EnvFilter, LogError> {
+        /// The longest filter accepted.
+        const MAX_FILTER_LEN: usize = 256;
         let refused = |reason: String| LogError::Level {
             level: self.level.clone(),
             reason,
@@ -155,9 +157,22 @@ impl LogConfig {
         // tracing-subscriber's directive parser slices the string by bytes
         // and panics inside a multi-byte character (found by the `env` fuzz
         // target); levels, targets and span names are ASCII anyway.
-        if let Some(c) = self.level.chars().find(|c| !c.is_ascii()) {
+        if let Some(c) = self
+            .level
+            .chars()
+            .find(|c| !c.is_ascii() || c.is_ascii_control())
+        {
             return Err(refused(format!(
-                "{c:?} is not ASCII; a filter is levels, targets and span names"
+                "{c:?} is not printable ASCII; a filter is levels, targets and span names"
+            )));
+        }
+        // Field values in a filter are regular expressions, and some long
+        // ones take the parser minutes (found by the `env` fuzz target);
+        // a real filter is far shorter.
+        if self.level.len() > MAX_FILTER_LEN {
+            return Err(refused(format!(
+                "it is {} bytes long; a filter may be at most {MAX_FILTER_LEN}",
+                self.level.len()
             )));
         }
         match std::panic::catch_unwind(|| EnvFilter::try_new(&self.level)) {
@@ -310,7 +325,25 @@ mod tests {
             .level("\n441\0\\([ί],7a-\\")
             .resolve_without_env()
             .unwrap_err();
-        assert!(err.to_string().contains("not ASCII"), "{err}");
+        assert!(err.to_string().contains("not printable ASCII"), "{err}");
+    }
+
+    /// Found by the `env` fuzz target: a long filter full of field
+    /// patterns took tracing-subscriber minutes to parse.
+    #[test]
+    fn a_filter_too_long_to_be_real_is_refused_at_once() {
+        let long = format!("info,{}", "a[{x=....}]&".repeat(30));
+        let err = LogConfig::new()
+            .level(long)
+            .resolve_without_env()
+            .unwrap_err();
+        assert!(err.to_string().contains("at most 256"), "{err}");
+        assert!(
+            LogConfig::new()
+                .level("machina_core=debug,tokio=warn,info")
+                .resolve_without_env()
+                .is_ok()
+        );
     }
 
     #[test]
