@@ -92,6 +92,37 @@ fn check_timer(handle: &Handle) -> Result<(), TokioAdapterError> {
     .map_err(|_| TokioAdapterError::TimerDisabled)
 }
 
+/// Adds the tokio runtime behind `handle` to `stats` (kind `"runtime"`,
+/// name `"tokio"`): its workers, alive tasks and global queue depth — what
+/// tokio reports without `--cfg tokio_unstable` — so a
+/// [`StatsReporter`](machina_core::service::StatsReporter) logs them with
+/// the rest.
+///
+/// # Examples
+///
+/// ```
+/// use machina_tokio::stats::Stats;
+///
+/// let tokio_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+/// let stats = Stats::new();
+/// machina_tokio::add_runtime_metrics(&stats, tokio_rt.handle());
+/// let _waiting = tokio_rt.spawn(std::future::pending::<()>());
+/// let read = |counter: &str| stats.snapshot().into_iter().find(|s| s.counter == counter).unwrap();
+/// assert_eq!((read("workers").kind, read("workers").value), ("runtime", 2.0));
+/// assert_eq!(read("alive_tasks").value, 1.0);
+/// ```
+pub fn add_runtime_metrics(stats: &machina_core::stats::Stats, handle: &Handle) {
+    let handle = handle.clone();
+    stats.add("runtime", "tokio", move || {
+        let metrics = handle.metrics();
+        vec![
+            ("workers", metrics.num_workers() as f64),
+            ("alive_tasks", metrics.num_alive_tasks() as f64),
+            ("global_queue_depth", metrics.global_queue_depth() as f64),
+        ]
+    });
+}
+
 /// An [`Entrypoint`](machina_core::service::Entrypoint) builder on the
 /// current tokio runtime whose shutdown requests are SIGINT (Ctrl+C) and
 /// SIGTERM: the first stops the services gracefully, a second forces the
