@@ -89,10 +89,11 @@ enum Phase {
 /// use machina_core::loops::{Cadence, Next, RunOutcome, ReconnectBackoff};
 /// use machina_core::rt::{MissedTick, RuntimeRng};
 /// use machina_core::schedule::Schedule;
-/// use std::time::{Duration, Instant, SystemTime};
+/// use machina_core::testing::MockRuntime;
+/// use std::time::{Duration, SystemTime};
 ///
 /// let s = Duration::from_secs;
-/// let t0 = Instant::now();
+/// let t0 = MockRuntime::new().now(); // any instant: the cadence reads no clock
 /// let schedule = Schedule::fixed_rate("10s", MissedTick::Skip).unwrap();
 /// let backoff = ReconnectBackoff::new(s(1), RuntimeRng::from_seed(1));
 /// let calendar = || SystemTime::UNIX_EPOCH; // not read: no cron here

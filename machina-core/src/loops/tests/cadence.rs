@@ -7,6 +7,13 @@ use super::{ms, secs};
 use crate::loops::{Cadence, Next, ReconnectBackoff, RunOutcome};
 use crate::rt::{MissedTick, RuntimeRng};
 use crate::schedule::Schedule;
+use crate::testing::MockRuntime;
+
+/// The instant the steps count from: a mock runtime's clock, so the test
+/// never reads the wall clock (any instant would do: the cadence is pure).
+fn origin() -> Instant {
+    MockRuntime::new().now()
+}
 
 /// A calendar that must not be read (the schedule is not a cron one).
 fn no_calendar() -> SystemTime {
@@ -35,7 +42,7 @@ fn run(
 
 #[test]
 fn after_waits_the_interval_from_each_end_and_stops_at_the_count() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let (mut c, first) = start(Schedule::After(secs(5)), Some(3), t0);
     assert_eq!(first, Next::At(t0));
     assert_eq!(
@@ -58,7 +65,7 @@ fn after_waits_the_interval_from_each_end_and_stops_at_the_count() {
 
 #[test]
 fn a_count_of_zero_ends_before_the_first_run() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let (c, first) = start(Schedule::After(secs(1)), Some(0), t0);
     assert_eq!(first, Next::End);
     assert_eq!(c.next_due(), None);
@@ -66,7 +73,7 @@ fn a_count_of_zero_ends_before_the_first_run() {
 
 #[test]
 fn burst_runs_every_missed_slot_back_to_back_then_keeps_the_grid() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let (mut c, _) = start(Schedule::FixedRate(secs(10), MissedTick::Burst), None, t0);
     // The first run overruns two slots (10 s and 20 s).
     assert_eq!(
@@ -90,7 +97,7 @@ fn burst_runs_every_missed_slot_back_to_back_then_keeps_the_grid() {
 
 #[test]
 fn delay_restarts_the_grid_from_a_late_run() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let (mut c, _) = start(Schedule::FixedRate(secs(10), MissedTick::Delay), None, t0);
     assert_eq!(
         run(&mut c, t0, secs(13), RunOutcome::Succeeded).1,
@@ -108,7 +115,7 @@ fn delay_restarts_the_grid_from_a_late_run() {
 
 #[test]
 fn a_retry_is_not_on_the_schedule_and_does_not_count() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let (mut c, _) = start(
         Schedule::FixedRate(secs(10), MissedTick::Burst),
         Some(2),
@@ -140,7 +147,7 @@ fn a_retry_is_not_on_the_schedule_and_does_not_count() {
 
 #[test]
 fn retries_back_off_within_the_growing_bound() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let (mut c, _) = start(Schedule::After(secs(0)), None, t0);
     let mut now = t0;
     for k in 1..=6u32 {
@@ -155,7 +162,7 @@ fn retries_back_off_within_the_growing_bound() {
 
 #[test]
 fn a_new_interval_applies_at_once_while_waiting_and_never_to_a_retry() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let (mut c, _) = start(Schedule::After(secs(10)), None, t0);
     run(&mut c, t0, secs(2), RunOutcome::Succeeded);
     // Waiting for 12 s; the interval becomes 3 s: due 3 s after the end.
@@ -176,7 +183,7 @@ fn a_new_interval_applies_at_once_while_waiting_and_never_to_a_retry() {
 
 #[test]
 fn a_new_period_restarts_the_grid_from_the_last_tick() {
-    let t0 = Instant::now();
+    let t0 = origin();
     let (mut c, _) = start(Schedule::FixedRate(secs(10), MissedTick::Burst), None, t0);
     run(&mut c, t0, secs(1), RunOutcome::Succeeded);
     run(&mut c, t0 + secs(10), secs(1), RunOutcome::Succeeded);
@@ -192,7 +199,7 @@ fn a_new_period_restarts_the_grid_from_the_last_tick() {
 
 #[test]
 fn a_cron_schedule_waits_for_the_next_calendar_match() {
-    let t0 = Instant::now();
+    let t0 = origin();
     // 2026-01-01T00:00:30Z: the next minute starts in 30 s.
     let calendar0 = SystemTime::UNIX_EPOCH + secs(1_767_225_630);
     let schedule = Schedule::cron("0 * * * * *", "UTC").unwrap();
