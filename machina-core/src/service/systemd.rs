@@ -10,8 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::entrypoint::{EntrypointBuilder, Plugin};
-use super::supervisor::{Service, ServiceContext, ServiceFuture};
+use super::periodic::PeriodicService;
+use crate::error::BoxError;
 use crate::rt::MissedTick;
+use crate::schedule::Schedule;
 
 /// A message of systemd's notify protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,31 +180,17 @@ impl Plugin for Systemd {
             });
         match self.watchdog {
             Some(interval) => {
+                // Every half of the interval, on a fixed grid: the one
+                // periodic engine, as a service of the stack.
                 let period = (interval / 2).max(Duration::from_millis(1));
-                entrypoint.service("sd-watchdog", Watchdog { sink, period }, &[])
+                let every = Schedule::FixedRate(period, MissedTick::Skip);
+                let pings = PeriodicService::with_schedule("sd-watchdog", every, move || {
+                    send(&*sink, &[SdMessage::Watchdog]);
+                    std::future::ready(Ok::<(), BoxError>(()))
+                });
+                entrypoint.service("sd-watchdog", pings, &[])
             }
             None => entrypoint,
         }
-    }
-}
-
-/// Pings systemd's watchdog every `period` while the stack runs.
-struct Watchdog {
-    sink: Arc<dyn SdSink>,
-    period: Duration,
-}
-
-impl Service for Watchdog {
-    fn start(self: Arc<Self>, ctx: ServiceContext) -> ServiceFuture {
-        let rt = ctx.runtime().clone();
-        let this = self.clone();
-        ctx.spawn(async move {
-            let mut ticks = rt.interval(this.period, MissedTick::Skip)?;
-            loop {
-                ticks.tick().await;
-                send(&*this.sink, &[SdMessage::Watchdog]);
-            }
-        });
-        Box::pin(async { Ok(()) })
     }
 }
