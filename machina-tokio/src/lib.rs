@@ -133,7 +133,9 @@ pub fn add_runtime_metrics(stats: &machina_core::stats::Stats, handle: &Handle) 
 /// With the feature `logging`, the entrypoint sets up logging
 /// (`LogConfig::new()` under `MACHINA_LOG_LEVEL` / `MACHINA_LOG_FORMAT`)
 /// unless the program set up `tracing` itself; `.logging(config)` or
-/// `.no_logging()` change that.
+/// `.no_logging()` change that. The features `systemd` and `sentry` add
+/// systemd notifications and Sentry reports, each a no-op unless its
+/// variable (`NOTIFY_SOCKET`, `SENTRY_DSN`) is set.
 ///
 /// # Errors
 /// [`TokioAdapterError`] as [`runtime`]; [`TokioAdapterError::Signals`]

@@ -149,7 +149,7 @@ impl BotCore {
     }
 
     pub(super) fn end_execute(&self, id: EntryId, outcome: Option<Result<(), &ExecuteError>>) {
-        let wakers = {
+        let (name, wakers) = {
             let mut activity = self.activity();
             let Some(name) = activity.executes.remove(id) else {
                 return;
@@ -158,15 +158,20 @@ impl BotCore {
                 Some(Ok(())) => activity.stats.executes_ok += 1,
                 Some(Err(ExecuteError::Cancelled { .. })) | None => {
                     activity.stats.executes_cancelled += 1;
-                    tracing::debug!(execute = %name, "execute cancelled");
                 }
-                Some(Err(error)) => {
-                    activity.stats.executes_failed += 1;
-                    tracing::warn!(execute = %name, %error, "execute failed");
-                }
+                Some(Err(_)) => activity.stats.executes_failed += 1,
             }
-            activity.take_idle_wakers()
+            (name, activity.take_idle_wakers())
         };
+        // Logged outside the lock: a subscriber (Sentry's, say) may take
+        // its time.
+        match outcome {
+            Some(Ok(())) => {}
+            Some(Err(ExecuteError::Cancelled { .. })) | None => {
+                tracing::debug!(execute = %name, "execute cancelled");
+            }
+            Some(Err(error)) => tracing::warn!(execute = %name, %error, "execute failed"),
+        }
         wakers.into_iter().for_each(Waker::wake);
     }
 

@@ -87,10 +87,10 @@ pub(super) async fn run(lp: Loop, generation: u64) -> Result<LoopEnd, SharedErro
             Some(hook) => {
                 let hook = AssertUnwindSafe(hook(lp.clone(), error.clone())).catch_unwind();
                 if hook.await.is_err() {
-                    tracing::error!(name = %lp.name(), %error, "on_error hook of a loop panicked");
+                    tracing::error!(r#loop = %lp.name(), %error, "on_error hook of a loop panicked");
                 }
             }
-            None => tracing::error!(name = %lp.name(), %error, "loop ended with an error"),
+            None => tracing::error!(r#loop = %lp.name(), %error, "loop ended with an error"),
         }
     }
     if let Some(hook) = &lp.shared.after_loop
@@ -99,7 +99,7 @@ pub(super) async fn run(lp: Loop, generation: u64) -> Result<LoopEnd, SharedErro
             .await
             .is_err()
     {
-        tracing::error!(name = %lp.name(), "after_loop hook of a loop panicked");
+        tracing::error!(r#loop = %lp.name(), "after_loop hook of a loop panicked");
     }
     outcome
 }
@@ -247,7 +247,7 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
         next = cadence.finish(outcome, end, || rt.calendar_now());
         if let (Some(error), Next::At(at)) = (handled, next) {
             let delay = at.saturating_duration_since(end);
-            tracing::warn!(name = %lp.name(), %error, ?delay, "loop iteration failed with a handled error; retrying it");
+            tracing::warn!(r#loop = %lp.name(), %error, ?delay, "loop iteration failed with a handled error; retrying it");
         }
     }
 }

@@ -16,7 +16,9 @@ use crate::rt::Runtime;
 /// `MACHINA_LOG_FORMAT`) unless the program set up `tracing` itself;
 /// `.logging(config)` or `.no_logging()` change that. With the feature
 /// `systemd` it notifies systemd ([`Systemd::from_env`](super::Systemd::from_env)):
-/// a no-op unless `NOTIFY_SOCKET` is set. This is what the adapters'
+/// a no-op unless `NOTIFY_SOCKET` is set. With the feature `sentry` it
+/// reports errors to Sentry ([`default_sentry`](EntrypointBuilder::default_sentry)):
+/// a no-op unless `SENTRY_DSN` is set. This is what the adapters'
 /// `entrypoint()` return.
 ///
 /// # Examples
@@ -42,6 +44,8 @@ pub fn entrypoint_with(runtime: &Runtime, signals: Signals, env: EnvConfig) -> E
     let builder = builder.plugin(systemd);
     #[cfg(feature = "logging")]
     let builder = builder.default_logging();
+    #[cfg(feature = "sentry")]
+    let builder = builder.default_sentry();
     builder
 }
 

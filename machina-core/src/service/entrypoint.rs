@@ -106,6 +106,10 @@ pub enum EntrypointError {
     #[cfg(feature = "logging")]
     #[error(transparent)]
     Logging(#[from] super::logging::LogError),
+    /// The Sentry set-up is refused (`SENTRY_DSN` does not parse, say).
+    #[cfg(feature = "sentry")]
+    #[error(transparent)]
+    Sentry(#[from] super::sentry::SentryError),
 }
 
 /// Adds hooks and services to an entrypoint when it is built (aiomisc's
@@ -146,6 +150,8 @@ pub struct EntrypointBuilder {
     env: EnvConfig,
     #[cfg(feature = "logging")]
     logging: LogChoice,
+    #[cfg(feature = "sentry")]
+    sentry: Option<super::sentry::SentryConfig>,
 }
 
 /// The logging an entrypoint sets up (feature `logging`).
@@ -251,6 +257,34 @@ impl EntrypointBuilder {
         self
     }
 
+    /// Reports errors to Sentry as `config` says (feature `sentry`; see
+    /// [`SentryConfig`](super::SentryConfig)): the environment's
+    /// `SENTRY_DSN`, `SENTRY_ENVIRONMENT` and `SENTRY_RELEASE` (handed in
+    /// through [`env`](Self::env)) override it, [`build`](Self::build)
+    /// checks it, and with no DSN nothing is started. The client is started
+    /// when the entrypoint runs, its `tracing` layer added to the logging
+    /// set up then, and what is queued is flushed within the shutdown
+    /// timeout.
+    #[cfg(feature = "sentry")]
+    pub fn sentry(mut self, config: super::sentry::SentryConfig) -> Self {
+        self.sentry = Some(config);
+        self
+    }
+
+    /// Reports errors to Sentry if the environment's `SENTRY_DSN` is set —
+    /// what the adapters' `entrypoint()` does with their feature `sentry`.
+    #[cfg(feature = "sentry")]
+    pub fn default_sentry(self) -> Self {
+        self.sentry(super::sentry::SentryConfig::new())
+    }
+
+    /// Reports nothing to Sentry (the core builder's default).
+    #[cfg(feature = "sentry")]
+    pub fn no_sentry(mut self) -> Self {
+        self.sentry = None;
+        self
+    }
+
     /// The shutdown requests to listen to (adapters pass OS signals).
     pub fn signals(mut self, signals: Signals) -> Self {
         self.signals = Some(signals);
@@ -342,6 +376,11 @@ impl EntrypointBuilder {
             LogChoice::Custom(config) => Some(config.apply_env(&self.env)?),
             LogChoice::Off => None,
         };
+        #[cfg(feature = "sentry")]
+        let sentry = match self.sentry {
+            Some(config) => Some(config.apply_env(&self.env)?).filter(|c| c.is_enabled()),
+            None => None,
+        };
         Ok(Entrypoint {
             runtime: self.runtime,
             supervisor: Arc::new(self.supervisor.build()?),
@@ -353,6 +392,10 @@ impl EntrypointBuilder {
                 .unwrap_or_else(|| Box::pin(futures::stream::pending())),
             #[cfg(feature = "logging")]
             logging,
+            #[cfg(feature = "sentry")]
+            sentry,
+            #[cfg(feature = "sentry")]
+            sentry_guard: None,
         })
     }
 }
@@ -428,6 +471,10 @@ pub struct Entrypoint {
     signals: Signals,
     #[cfg(feature = "logging")]
     logging: Option<super::logging::LogConfig>,
+    #[cfg(feature = "sentry")]
+    sentry: Option<super::sentry::SentryConfig>,
+    #[cfg(feature = "sentry")]
+    sentry_guard: Option<super::sentry::SentryGuard>,
 }
 
 impl Entrypoint {
@@ -444,6 +491,8 @@ impl Entrypoint {
             signals: None,
             #[cfg(feature = "logging")]
             logging: LogChoice::Off,
+            #[cfg(feature = "sentry")]
+            sentry: None,
         }
     }
 

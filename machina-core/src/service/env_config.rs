@@ -22,6 +22,7 @@ use super::entrypoint::EntrypointError;
 /// | `MACHINA_LOG_FORMAT` | `plain`, `color`, `json` or `journald`, feature `logging` |
 /// | `NOTIFY_SOCKET` | systemd's notify socket: [`Systemd`](super::Systemd) sends `READY=1` and the rest there |
 /// | `WATCHDOG_USEC`, `WATCHDOG_PID` | systemd's watchdog: pings every half of it, if meant for this process |
+/// | `SENTRY_DSN`, `SENTRY_ENVIRONMENT`, `SENTRY_RELEASE` | where and under which names to report errors to Sentry, feature `sentry` ([`SentryConfig`](super::SentryConfig)) |
 ///
 /// # Examples
 ///
@@ -41,7 +42,7 @@ use super::entrypoint::EntrypointError;
 /// });
 /// assert!(typo.shutdown_timeout().unwrap_err().to_string().contains("\"1x\""));
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct EnvConfig {
     shutdown_timeout: Option<String>,
     log_level: Option<String>,
@@ -49,6 +50,26 @@ pub struct EnvConfig {
     notify_socket: Option<String>,
     watchdog_usec: Option<String>,
     watchdog_pid: Option<String>,
+    sentry_dsn: Option<String>,
+    sentry_environment: Option<String>,
+    sentry_release: Option<String>,
+}
+
+/// The DSN is a secret: shown only as set or not.
+impl std::fmt::Debug for EnvConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvConfig")
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("log_level", &self.log_level)
+            .field("log_format", &self.log_format)
+            .field("notify_socket", &self.notify_socket)
+            .field("watchdog_usec", &self.watchdog_usec)
+            .field("watchdog_pid", &self.watchdog_pid)
+            .field("sentry_dsn", &self.sentry_dsn.as_ref().map(|_| "<set>"))
+            .field("sentry_environment", &self.sentry_environment)
+            .field("sentry_release", &self.sentry_release)
+            .finish()
+    }
 }
 
 impl EnvConfig {
@@ -64,6 +85,12 @@ impl EnvConfig {
     pub const WATCHDOG_USEC: &'static str = "WATCHDOG_USEC";
     /// The process systemd's watchdog is meant for.
     pub const WATCHDOG_PID: &'static str = "WATCHDOG_PID";
+    /// The Sentry project's DSN (empty: reporting off).
+    pub const SENTRY_DSN: &'static str = "SENTRY_DSN";
+    /// The environment Sentry files events under.
+    pub const SENTRY_ENVIRONMENT: &'static str = "SENTRY_ENVIRONMENT";
+    /// The release Sentry files events under.
+    pub const SENTRY_RELEASE: &'static str = "SENTRY_RELEASE";
 
     /// Reads the variables from the process environment (a variable that
     /// is not valid Unicode counts as unset).
@@ -81,6 +108,9 @@ impl EnvConfig {
             notify_socket: lookup(Self::NOTIFY_SOCKET),
             watchdog_usec: lookup(Self::WATCHDOG_USEC),
             watchdog_pid: lookup(Self::WATCHDOG_PID),
+            sentry_dsn: lookup(Self::SENTRY_DSN),
+            sentry_environment: lookup(Self::SENTRY_ENVIRONMENT),
+            sentry_release: lookup(Self::SENTRY_RELEASE),
         }
     }
 
@@ -150,5 +180,20 @@ impl EnvConfig {
             Some(pid) => pid.trim().parse::<u32>().ok() == Some(std::process::id()),
         };
         (ours && usec > 0).then(|| Duration::from_micros(usec))
+    }
+
+    /// The Sentry DSN, if set (it is a secret: do not log it).
+    pub fn sentry_dsn(&self) -> Option<&str> {
+        self.sentry_dsn.as_deref()
+    }
+
+    /// The Sentry environment, if set.
+    pub fn sentry_environment(&self) -> Option<&str> {
+        self.sentry_environment.as_deref()
+    }
+
+    /// The Sentry release, if set.
+    pub fn sentry_release(&self) -> Option<&str> {
+        self.sentry_release.as_deref()
     }
 }

@@ -19,6 +19,8 @@
 use std::fmt;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use super::env_config::EnvConfig;
 
@@ -84,6 +86,7 @@ pub struct LogConfig {
     level: String,
     format: LogFormat,
     syslog_identifier: Option<String>,
+    sentry: bool,
 }
 
 impl Default for LogConfig {
@@ -92,6 +95,7 @@ impl Default for LogConfig {
             level: "info".to_owned(),
             format: LogFormat::Plain,
             syslog_identifier: None,
+            sentry: false,
         }
     }
 }
@@ -118,6 +122,14 @@ impl LogConfig {
     /// the program's file name by default.
     pub fn syslog_identifier(mut self, identifier: impl Into<String>) -> Self {
         self.syslog_identifier = Some(identifier.into());
+        self
+    }
+
+    /// Whether to add [`sentry_layer`](super::sentry_layer) to the
+    /// subscriber (feature `sentry`; the entrypoint turns it on when it has
+    /// started a Sentry client). Without the feature it changes nothing.
+    pub fn report_to_sentry(mut self, report: bool) -> Self {
+        self.sentry = report;
         self
     }
 
@@ -231,9 +243,9 @@ impl LogConfig {
         // `try_init` fails when a global subscriber exists: the program's
         // own, which then logs, as it wants.
         let installed = if self.format == LogFormat::Json {
-            builder.json().try_init()
+            builder.json().finish().with(self.sentry_layer()).try_init()
         } else {
-            builder.try_init()
+            builder.finish().with(self.sentry_layer()).try_init()
         };
         Ok(installed.ok().map(|()| LogGuard {
             _guard: Some(guard),
@@ -242,14 +254,28 @@ impl LogConfig {
 
     #[cfg(feature = "journald")]
     fn install_journald(&self, filter: EnvFilter) -> Result<Option<LogGuard>, LogError> {
-        use tracing_subscriber::layer::SubscriberExt as _;
-        use tracing_subscriber::util::SubscriberInitExt as _;
         let layer = self.journald_layer()?;
         let installed = tracing_subscriber::registry()
             .with(filter)
             .with(layer)
+            .with(self.sentry_layer())
             .try_init();
         Ok(installed.ok().map(|()| LogGuard { _guard: None }))
+    }
+
+    /// Sentry's layer, if asked for (and built).
+    #[cfg(feature = "sentry")]
+    fn sentry_layer<S>(&self) -> Option<sentry::integrations::tracing::SentryLayer<S>>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        self.sentry.then(super::sentry::sentry_layer)
+    }
+
+    /// Sentry's layer: none without the feature.
+    #[cfg(not(feature = "sentry"))]
+    fn sentry_layer(&self) -> Option<tracing_subscriber::layer::Identity> {
+        None
     }
 
     #[cfg(not(feature = "journald"))]

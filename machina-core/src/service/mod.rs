@@ -36,6 +36,8 @@ mod periodic;
 #[cfg(all(unix, feature = "process"))]
 mod process;
 mod recurring;
+#[cfg(feature = "sentry")]
+mod sentry;
 mod stats_reporter;
 mod supervisor;
 mod systemd;
@@ -57,6 +59,8 @@ pub use periodic::PeriodicService;
 #[cfg(all(unix, feature = "process"))]
 pub use process::ProcessService;
 pub use recurring::{RecurringService, RecurringState, Strategy};
+#[cfg(feature = "sentry")]
+pub use sentry::{SentryConfig, SentryError, SentryGuard, TAG_FIELDS, sentry_layer, what_to_send};
 pub use stats_reporter::StatsReporter;
 pub use supervisor::{
     ChangeError, CutShort, GraphError, RestartPolicy, Service, ServiceContext, ServiceFuture,

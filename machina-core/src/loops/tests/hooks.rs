@@ -342,7 +342,7 @@ fn the_default_on_error_is_a_tracing_error_event() {
         text.contains("message=loop ended with an error; "),
         "{text}"
     );
-    assert!(text.contains("name=reporter; "), "{text}");
+    assert!(text.contains("loop=reporter; "), "{text}");
     assert!(text.contains("error=fatal: boom; "), "{text}");
 }
 

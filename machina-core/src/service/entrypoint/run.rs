@@ -39,18 +39,23 @@ impl Entrypoint {
     /// a background task fails), then stops the services; see the module
     /// docs for the hooks and exit codes.
     pub async fn run<F: Future>(mut self, main: F) -> Outcome<F::Output> {
+        // Started before the logging, whose subscriber then reports to it;
+        // flushed at the end of the shutdown, closed when dropped.
+        #[cfg(feature = "sentry")]
+        let sentry = self.start_sentry();
+        #[cfg(all(feature = "logging", not(feature = "sentry")))]
+        let sentry = false;
         // Held to the end of the run: dropping it flushes the log.
         #[cfg(feature = "logging")]
-        let _log = self
-            .logging
-            .as_ref()
-            .and_then(|config| match config.install() {
+        let _log = self.logging.as_ref().and_then(|config| {
+            match config.clone().report_to_sentry(sentry).install() {
                 Ok(guard) => guard,
                 Err(error) => {
                     eprintln!("logging not set up: {error}");
                     None
                 }
-            });
+            }
+        });
         let supervisor = self.supervisor.clone();
         // `pre_start` and the start, both cut short by a shutdown request
         // or a background failure. A failed start is rolled back like any
@@ -176,7 +181,7 @@ impl Entrypoint {
         };
         let stop_report = supervisor.shutdown(reason, deadline, interrupt).await;
         let mut exit_code = i32::from(failure.is_some());
-        let not_stopped = match stop_report.cut_short {
+        let (not_stopped, flush_by) = match stop_report.cut_short {
             None => {
                 // Every service stopped: `post_stop`, within what is left.
                 let hooks = pin!(run_hooks(
@@ -196,7 +201,7 @@ impl Entrypoint {
                 if !stop_report.is_clean() {
                     exit_code = exit_code.max(1);
                 }
-                Vec::new()
+                (Vec::new(), deadline)
             }
             Some(why) => {
                 let why = match why {
@@ -211,15 +216,20 @@ impl Entrypoint {
                 exit_code = FORCED_EXIT_CODE;
                 // `post_stop` still runs, briefly.
                 let bound = self.shutdown_timeout.min(POST_STOP_AFTER_FORCE);
+                let until = instant_after(self.runtime.now(), bound);
                 let hooks = pin!(run_hooks(
                     &hooks.post_stop,
                     &stop_report.stopped,
                     &supervisor
                 ));
-                let _ = select(hooks, pin!(self.runtime.sleep(bound))).await;
-                not_stopped
+                let _ = select(hooks, pin!(self.runtime.sleep_until(until))).await;
+                (not_stopped, until)
             }
         };
+        #[cfg(feature = "sentry")]
+        self.flush_sentry(flush_by).await;
+        #[cfg(not(feature = "sentry"))]
+        let _ = flush_by;
         // Background failures that came in during the shutdown (not from
         // the services being stopped, whose failures are theirs).
         for (service, error) in supervisor.take_failures() {
@@ -242,5 +252,40 @@ fn cut_why<A, B>(why: &Either<A, B>) -> &'static str {
     match why {
         Either::Left(_) => "the shutdown timed out",
         Either::Right(_) => "a shutdown request came during the shutdown",
+    }
+}
+
+#[cfg(feature = "sentry")]
+impl Entrypoint {
+    /// Starts the Sentry client, if one is configured; whether events now
+    /// go to Sentry.
+    fn start_sentry(&mut self) -> bool {
+        let Some(config) = &self.sentry else {
+            return false;
+        };
+        match config.init() {
+            Ok(guard) => {
+                let enabled = guard.as_ref().is_some_and(|g| g.is_enabled());
+                self.sentry_guard = guard;
+                enabled
+            }
+            Err(error) => {
+                eprintln!("Sentry not set up: {error}");
+                false
+            }
+        }
+    }
+
+    /// Sends what Sentry has queued, by `until` at the latest.
+    async fn flush_sentry(&self, until: std::time::Instant) {
+        let Some(guard) = &self.sentry_guard else {
+            return;
+        };
+        let left = until.saturating_duration_since(self.runtime.now());
+        if !guard.flush(&self.runtime, left).await {
+            eprintln!(
+                "machina: Sentry's queue was not sent within {left:?}; some reports are lost"
+            );
+        }
     }
 }
