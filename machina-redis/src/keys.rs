@@ -1,0 +1,69 @@
+//! The names of every key and channel Machina uses in Redis.
+//!
+//! All start with the prefix (default `machina`). A group's keys share
+//! one hash tag (`{prefix:group:name}`), so that on a Redis Cluster they
+//! live in one slot and its scripts stay atomic:
+//!
+//! | key | type | holds |
+//! | --- | --- | --- |
+//! | `{P:group:N}:leases` | sorted set | in-flight leases: lease id → expiry (µs of server time) |
+//! | `{P:group:N}:starts` | sorted set | the sliding window's start log: lease id → start time (µs) |
+//! | `{P:group:N}:tat` | string | the token bucket's theoretical arrival time (µs, GCRA) |
+//! | `{P:group:N}:freed` | pub/sub channel | a lease was released: waiting replicas try again |
+//!
+//! Every key expires on its own once unused (a lease TTL, a window, a
+//! bucket interval after the last write, plus one second).
+
+/// Key names under one prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    prefix: String,
+}
+
+/// The keys of one shared group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupKeys {
+    /// In-flight leases.
+    pub leases: String,
+    /// The start log.
+    pub starts: String,
+    /// The bucket's theoretical arrival time.
+    pub tat: String,
+    /// The channel a release is published on.
+    pub freed: String,
+}
+
+impl Keys {
+    /// Keys under `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        Keys {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    /// The prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The keys of the group `name`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_redis::keys::Keys;
+    ///
+    /// let keys = Keys::new("bots").group("api");
+    /// assert_eq!(keys.leases, "{bots:group:api}:leases");
+    /// assert_eq!(keys.freed, "{bots:group:api}:freed");
+    /// ```
+    pub fn group(&self, name: &str) -> GroupKeys {
+        let tag = format!("{{{}:group:{name}}}", self.prefix);
+        GroupKeys {
+            leases: format!("{tag}:leases"),
+            starts: format!("{tag}:starts"),
+            tat: format!("{tag}:tat"),
+            freed: format!("{tag}:freed"),
+        }
+    }
+}
