@@ -10,9 +10,23 @@
 //! | `{P:group:N}:starts` | sorted set | the sliding window's start log: lease id → start time (µs) |
 //! | `{P:group:N}:tat` | string | the token bucket's theoretical arrival time (µs, GCRA) |
 //! | `{P:group:N}:freed` | pub/sub channel | a lease was released: waiting replicas try again |
+//! | `{P:emit:N}:leader` | string | a singleton emit's leader lease: `<replica> <token>`, with the lease TTL |
+//! | `{P:emit:N}:token` | string | its fencing counter: one more for every new leader |
+//! | `{P:emit:N}:last` | hash | its last tick: `tick` (number), `at` (µs of server time), `token` |
 //!
 //! Every key expires on its own once unused (a lease TTL, a window, a
 //! bucket interval after the last write, plus one second).
+
+/// The keys of one singleton emit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmitKeys {
+    /// The leader lease.
+    pub leader: String,
+    /// The fencing counter.
+    pub token: String,
+    /// The last tick.
+    pub last: String,
+}
 
 /// Key names under one prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +58,16 @@ impl Keys {
     /// The prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The keys of the singleton emit `name`.
+    pub fn emit(&self, name: &str) -> EmitKeys {
+        let tag = format!("{{{}:emit:{name}}}", self.prefix);
+        EmitKeys {
+            leader: format!("{tag}:leader"),
+            token: format!("{tag}:token"),
+            last: format!("{tag}:last"),
+        }
     }
 
     /// The keys of the group `name`.

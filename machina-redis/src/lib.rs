@@ -4,6 +4,10 @@
 //!   leases with a TTL, a sliding window of starts, a GCRA token bucket —
 //!   behind the same [`Limiter`](machina_core::limit::Limiter) trait as a
 //!   local group, one atomic script and one round trip per decision.
+//! - [`Singleton`]: a [`TickGate`](machina_core::bot::TickGate) for an
+//!   emit that must run on exactly one replica per tick — a leader lease
+//!   renewed while held, failover within its TTL, a fencing token for the
+//!   body.
 //! - [`Redis`]: the server, the key prefix and the timeouts; [`keys`]
 //!   names every key.
 //!
@@ -20,9 +24,11 @@ mod client;
 mod error;
 mod group;
 pub mod keys;
+mod singleton;
 #[cfg(feature = "test-util")]
 pub mod testing;
 
 pub use client::Redis;
 pub use error::RedisError;
 pub use group::{OnUnavailable, RedisGroup, RedisGroupBuilder, RedisGroupError, RedisGroupStats};
+pub use singleton::{Singleton, SingletonBuilder, SingletonError};

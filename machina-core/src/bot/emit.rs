@@ -8,6 +8,7 @@ use std::sync::{Arc, Weak};
 use super::core::BotCore;
 use super::error::BotError;
 use super::event::Event;
+use super::gate::{Admission, TickGate};
 use crate::loops::{IntoBodyResult, Loop};
 use crate::schedule::Schedule;
 
@@ -59,6 +60,7 @@ pub struct EmitBuilder<'b> {
     pub(crate) builder: &'b mut super::MachinaBuilder,
     pub(crate) lp: crate::loops::LoopBuilder,
     pub(crate) alive: bool,
+    pub(crate) gate: Option<Arc<dyn TickGate>>,
 }
 
 impl EmitBuilder<'_> {
@@ -72,6 +74,16 @@ impl EmitBuilder<'_> {
     /// [`Event`] starts it (exmachina `alive`).
     pub fn alive(mut self, alive: bool) -> Self {
         self.alive = alive;
+        self
+    }
+
+    /// Asks `gate` before each tick whether this replica runs it (see
+    /// [`TickGate`]); the body sees the answer's [`Fence`](super::Fence) in
+    /// [`Event::fence`]. A skipped tick counts towards
+    /// [`count`](Self::count) like a run one: the count is this replica's
+    /// ticks.
+    pub fn gate(mut self, gate: impl TickGate) -> Self {
+        self.gate = Some(Arc::new(gate));
         self
     }
 
@@ -94,7 +106,12 @@ impl EmitBuilder<'_> {
         Fut: Future + Send + 'static,
         Fut::Output: IntoBodyResult,
     {
-        let EmitBuilder { builder, lp, alive } = self;
+        let EmitBuilder {
+            builder,
+            lp,
+            alive,
+            gate,
+        } = self;
         // Each emit holds the bot through a handle of its own, so that
         // making an Event per run touches a reference count no other emit
         // shares (10 000 emits on two threads would otherwise fight over
@@ -103,12 +120,37 @@ impl EmitBuilder<'_> {
             core: Arc::downgrade(&builder.core),
         });
         let timeline = builder.core.timeline.clone();
-        let lp = lp.build(move |lp: Loop| {
-            if let Some(timeline) = timeline.get() {
-                timeline.tick(lp.name(), lp.runtime().now());
+        let lp = match gate {
+            None => lp.build(move |lp: Loop| {
+                if let Some(timeline) = timeline.get() {
+                    timeline.tick(lp.name(), lp.runtime().now());
+                }
+                handler(Event::new(bot.clone(), lp, None))
+            }),
+            Some(gate) => {
+                let handler = Arc::new(handler);
+                lp.build(move |lp: Loop| {
+                    let (gate, handler, bot) = (gate.clone(), handler.clone(), bot.clone());
+                    let timeline = timeline.clone();
+                    async move {
+                        let fence = match gate.admit(lp.name()).await {
+                            Ok(Admission::Run(fence)) => fence,
+                            Ok(Admission::Skip) => return Ok(()),
+                            Err(error) => {
+                                tracing::warn!(emit = %lp.name(), %error, "the emit's gate could not decide; tick skipped");
+                                return Ok(());
+                            }
+                        };
+                        if let Some(timeline) = timeline.get() {
+                            timeline.tick(lp.name(), lp.runtime().now());
+                        }
+                        handler(Event::new(bot, lp, Some(fence)))
+                            .await
+                            .into_body_result()
+                    }
+                })
             }
-            handler(Event::new(bot.clone(), lp))
-        });
+        };
         builder.register_emit(Emit { lp, alive })
     }
 }
@@ -118,6 +160,7 @@ impl fmt::Debug for EmitBuilder<'_> {
         f.debug_struct("EmitBuilder")
             .field("loop", &self.lp)
             .field("alive", &self.alive)
+            .field("gate", &self.gate)
             .finish()
     }
 }

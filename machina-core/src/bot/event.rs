@@ -9,6 +9,7 @@ use super::core::BotCore;
 use super::emit::EmitBot;
 use super::error::BotError;
 use super::execute::{Execute, ExecuteInner, ExecuteTask, signature};
+use super::gate::Fence;
 use crate::loops::Loop;
 use crate::rt::Runtime;
 
@@ -16,11 +17,20 @@ use crate::rt::Runtime;
 pub struct Event {
     bot: Arc<EmitBot>,
     lp: Loop,
+    fence: Option<Fence>,
 }
 
 impl Event {
-    pub(crate) fn new(bot: Arc<EmitBot>, lp: Loop) -> Self {
-        Event { bot, lp }
+    pub(crate) fn new(bot: Arc<EmitBot>, lp: Loop, fence: Option<Fence>) -> Self {
+        Event { bot, lp, fence }
+    }
+
+    /// The fencing token and shared tick number this replica runs the
+    /// tick under, for an emit with a [`TickGate`](super::TickGate)
+    /// (`None` without one). Hand the token to whatever the body writes
+    /// to, so that a stale leader's writes can be refused.
+    pub fn fence(&self) -> Option<Fence> {
+        self.fence
     }
 
     /// The bot, while it exists (an emit's loop holds it only weakly, so

@@ -251,6 +251,7 @@ impl MachinaBuilder {
             builder: self,
             lp,
             alive: true,
+            gate: None,
         })
     }
 
