@@ -13,6 +13,10 @@
 //! | `{P:emit:N}:leader` | string | a singleton emit's leader lease: `<replica> <token>`, with the lease TTL |
 //! | `{P:emit:N}:token` | string | its fencing counter: one more for every new leader |
 //! | `{P:emit:N}:last` | hash | its last tick: `tick` (number), `at` (µs of server time), `token` |
+//! | `{P:queue:N}:stream` | stream | a shared queue's entries not yet handled (`execute`, `args`, `reply`), consumer group `machina` |
+//! | `{P:queue:N}:dead` | stream | entries that could not be handled: `origin` id, `deliveries`, `reason`, the entry's fields |
+//! | `{P:queue:N}:result:T` | string | the result of the entry with reply token `T`, for its caller (JSON, with a TTL) |
+//! | `{P:queue:N}:done` | pub/sub channel | a reply token whose result is ready |
 //!
 //! Every key expires on its own once unused (a lease TTL, a window, a
 //! bucket interval after the last write, plus one second).
@@ -26,6 +30,19 @@ pub struct EmitKeys {
     pub token: String,
     /// The last tick.
     pub last: String,
+}
+
+/// The keys of one shared queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueKeys {
+    /// The entries.
+    pub stream: String,
+    /// The dead-letter stream.
+    pub dead: String,
+    /// The prefix of result keys (`…:result:` + reply token).
+    pub result_prefix: String,
+    /// The channel results are announced on.
+    pub done: String,
 }
 
 /// Key names under one prefix.
@@ -58,6 +75,17 @@ impl Keys {
     /// The prefix.
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The keys of the shared queue `name`.
+    pub fn queue(&self, name: &str) -> QueueKeys {
+        let tag = format!("{{{}:queue:{name}}}", self.prefix);
+        QueueKeys {
+            stream: format!("{tag}:stream"),
+            dead: format!("{tag}:dead"),
+            result_prefix: format!("{tag}:result:"),
+            done: format!("{tag}:done"),
+        }
     }
 
     /// The keys of the singleton emit `name`.

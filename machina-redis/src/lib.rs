@@ -8,6 +8,10 @@
 //!   emit that must run on exactly one replica per tick — a leader lease
 //!   renewed while held, failover within its TTL, a fencing token for the
 //!   body.
+//! - [`RedisQueue`]: executes submitted by name to a Redis Stream that
+//!   every replica consumes — at least once, acknowledged after the
+//!   handler, claimed from a dead consumer, dead-lettered after N
+//!   deliveries, with results a caller can await.
 //! - [`Redis`]: the server, the key prefix and the timeouts; [`keys`]
 //!   names every key.
 //!
@@ -21,9 +25,11 @@
 compile_error!("machina-redis needs the feature `tokio` or `smol` (or both, the default)");
 
 mod client;
+mod closed;
 mod error;
 mod group;
 pub mod keys;
+mod queue;
 mod singleton;
 #[cfg(feature = "test-util")]
 pub mod testing;
@@ -31,4 +37,5 @@ pub mod testing;
 pub use client::Redis;
 pub use error::RedisError;
 pub use group::{OnUnavailable, RedisGroup, RedisGroupBuilder, RedisGroupError, RedisGroupStats};
+pub use queue::{QueueConsumer, QueueError, QueueStats, RedisQueue, RedisQueueBuilder};
 pub use singleton::{Singleton, SingletonBuilder, SingletonError};

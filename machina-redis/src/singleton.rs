@@ -19,16 +19,15 @@
 //! tell whether it leads never runs.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
-use event_listener::Event;
 use machina_core::BoxError;
 use machina_core::bot::{Admission, Fence, GateFuture, TickGate};
 use machina_core::rt::{Runtime, SpawnError};
 
 use crate::client::Redis;
+use crate::closed::Closed;
 use crate::error::RedisError;
 use crate::keys::EmitKeys;
 
@@ -81,12 +80,6 @@ struct Inner {
     /// `"<replica> <token>"` while this replica leads.
     holding: Mutex<Option<String>>,
     closed: Arc<Closed>,
-}
-
-#[derive(Debug, Default)]
-struct Closed {
-    flag: AtomicBool,
-    event: Event,
 }
 
 /// Why a singleton gate could not be made.
@@ -314,8 +307,7 @@ impl fmt::Debug for Singleton {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.closed.flag.store(true, Ordering::Release);
-        self.closed.event.notify(usize::MAX);
+        self.closed.close();
         // Resign, so that another replica takes over at its next tick
         // instead of after the TTL.
         let Some(value) = lock(&self.holding).take() else {
@@ -348,13 +340,8 @@ async fn renew(singleton: Weak<Inner>, closed: Arc<Closed>) {
     let (rt, period) = (first.rt.clone(), first.ttl / 3);
     drop(first);
     loop {
-        let listener = closed.event.listen();
-        if closed.flag.load(Ordering::Acquire) {
-            return;
-        }
-        let sleep = rt.sleep(period);
-        let _ = futures::future::select(listener, std::pin::pin!(sleep)).await;
-        if closed.flag.load(Ordering::Acquire) {
+        crate::group::either(closed.wait(), rt.sleep(period)).await;
+        if closed.is_closed() {
             return;
         }
         let Some(inner) = singleton.upgrade() else {

@@ -206,8 +206,9 @@ fn spawn_replica(url: &str, index: usize, runs: mpsc::Sender<(Instant, Run)>) ->
     let stdout = child.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // The first run shares its line with libtest's "test … ".
             let words: Vec<&str> = line.split_whitespace().collect();
-            if let ["run", replica, tick, token] = words[..] {
+            if let [.., "run", replica, tick, token] = words[..] {
                 let run = Run {
                     replica: replica.parse().unwrap(),
                     tick: tick.parse().unwrap(),

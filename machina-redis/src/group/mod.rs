@@ -48,6 +48,7 @@ use machina_core::rt::{Runtime, SpawnError};
 use machina_core::waits::Wait;
 
 use crate::client::Redis;
+use crate::closed::Closed;
 use crate::error::RedisError;
 use crate::keys::GroupKeys;
 use lease::PendingLease;
@@ -142,13 +143,6 @@ pub(crate) struct GroupInner {
     pub(crate) closed: Arc<Closed>,
     /// Said once per outage.
     outage_logged: AtomicBool,
-}
-
-/// The signal that a group is gone.
-#[derive(Debug, Default)]
-pub(crate) struct Closed {
-    pub(crate) flag: AtomicBool,
-    pub(crate) event: Event,
 }
 
 /// The limits as the decision script's arguments.
@@ -481,8 +475,7 @@ impl GroupInner {
 
 impl Drop for GroupInner {
     fn drop(&mut self) {
-        self.closed.flag.store(true, Ordering::Release);
-        self.closed.event.notify(usize::MAX);
+        self.closed.close();
     }
 }
 

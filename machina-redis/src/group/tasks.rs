@@ -3,7 +3,6 @@
 //! the leases it holds. Both hold the group weakly and end when it is
 //! dropped.
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Weak};
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use futures::StreamExt;
 use machina_core::rt::SpawnError;
 use machina_core::waits::Wait;
 
-use super::{Closed, GroupInner, either, lock};
+use super::{GroupInner, either, lock};
 
 /// The renewal script (`scripts/renew.lua`).
 static RENEW: LazyLock<redis::Script> =
@@ -35,17 +34,6 @@ pub(super) fn start(group: &Arc<GroupInner>) -> Result<(), SpawnError> {
     rt.spawn_named("machina-redis renewal", renew(Arc::downgrade(group)))?
         .detach();
     Ok(())
-}
-
-/// Waits until `closed` is set.
-async fn closed(closed: &Closed) {
-    loop {
-        let listener = closed.event.listen();
-        if closed.flag.load(Ordering::Acquire) {
-            return;
-        }
-        listener.await;
-    }
 }
 
 /// Listens on the group's channel: each message (a release) wakes the
@@ -83,18 +71,18 @@ async fn subscribe(group: Weak<GroupInner>) {
                 }
             },
             async {
-                closed(&closing).await;
+                closing.wait().await;
                 ended = true;
             },
         )
         .await;
-        if ended || closing.flag.load(Ordering::Acquire) {
+        if ended || closing.is_closed() {
             return;
         }
         // Waiters must not count on a channel that is gone.
         wake(&group, false);
         let pause = waits.next().unwrap_or(Duration::from_secs(1));
-        either(rt.sleep(pause), closed(&closing)).await;
+        either(rt.sleep(pause), closing.wait()).await;
     }
 }
 
@@ -117,7 +105,7 @@ async fn renew(group: Weak<GroupInner>) {
     loop {
         let mut stop = false;
         either(rt.sleep(period), async {
-            closed(&closing).await;
+            closing.wait().await;
             stop = true;
         })
         .await;
