@@ -114,7 +114,7 @@ fn replica(index: u32, url: &str, seconds: u64) -> Result<(), BoxError> {
             .register(move |event: Event| {
                 let task = fetch.spawn(event.epoch());
                 async move {
-                    task?;
+                    task?.detach();
                     Ok::<(), BoxError>(())
                 }
             })?;
