@@ -65,11 +65,36 @@ impl Redis {
     /// # Errors
     /// [`RedisError::Url`] if the URL does not parse.
     pub fn open(url: &str) -> Result<Self, RedisError> {
+        #[cfg(feature = "tls")]
+        install_crypto_provider();
         let client = Client::open(url).map_err(|e| RedisError::Url {
             // The client's messages do not quote the URL; make sure.
             reason: e.to_string().replace(url, "<the URL>"),
         })?;
-        Ok(Redis {
+        Ok(Self::from_client(url, client))
+    }
+
+    /// A Redis at a `rediss://` URL whose certificate is signed by
+    /// `root_cert_pem` (a private CA, or the server's own self-signed
+    /// certificate) instead of a public root (feature `tls`).
+    ///
+    /// # Errors
+    /// [`RedisError::Url`] if the URL or the certificate does not parse.
+    #[cfg(feature = "tls")]
+    pub fn open_tls(url: &str, root_cert_pem: &[u8]) -> Result<Self, RedisError> {
+        install_crypto_provider();
+        let certificates = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(root_cert_pem.to_vec()),
+        };
+        let client = Client::build_with_tls(url, certificates).map_err(|e| RedisError::Url {
+            reason: e.to_string().replace(url, "<the URL>"),
+        })?;
+        Ok(Self::from_client(url, client))
+    }
+
+    fn from_client(url: &str, client: Client) -> Self {
+        Redis {
             inner: Arc::new(Inner {
                 server: server_of(url),
                 client,
@@ -78,7 +103,7 @@ impl Redis {
                 response_timeout: RESPONSE_TIMEOUT,
                 connection: Mutex::new(None),
             }),
-        })
+        }
     }
 
     fn with(self, change: impl FnOnce(&mut Inner)) -> Self {
@@ -180,6 +205,17 @@ impl Redis {
                 answer,
             })
         }
+    }
+}
+
+/// rustls needs one process-wide crypto provider; when several crates
+/// enable different ones it cannot choose, so `ring` is installed unless
+/// the program installed one already.
+#[cfg(feature = "tls")]
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race to another installer is fine: one is in place.
+        let _ = rustls::crypto::ring::default_provider().install_default();
     }
 }
 

@@ -34,6 +34,7 @@ struct Own {
     dir: PathBuf,
     aof: bool,
     password: Option<String>,
+    tls: bool,
     child: Option<Child>,
 }
 
@@ -44,7 +45,38 @@ impl RedisServer {
     /// The I/O error if `redis-server` cannot be started or does not
     /// answer within 10 s.
     pub fn start() -> io::Result<Self> {
-        Self::start_with(false, None)
+        Self::start_with(false, None, false)
+    }
+
+    /// Starts a server that speaks only TLS, with a certificate for
+    /// `127.0.0.1` signed by a CA of its own (both made by the `openssl`
+    /// command), and asks
+    /// for `password`; its [`url`](Self::url) is `rediss://` and carries
+    /// the password, [`certificate`](Self::certificate) is the CA's PEM to
+    /// trust. Not with `MACHINA_REDIS_URL` (refused).
+    ///
+    /// # Errors
+    /// As [`start`](Self::start), or if `openssl` cannot make the
+    /// certificate.
+    pub fn start_with_tls(password: &str) -> io::Result<Self> {
+        if std::env::var(REDIS_URL_VAR).is_ok() {
+            return Err(io::Error::other(format!(
+                "a TLS server is started by the test itself; unset {REDIS_URL_VAR}"
+            )));
+        }
+        Self::start_with(false, Some(password.to_owned()), true)
+    }
+
+    /// The PEM certificate of the CA that signed the certificate of a TLS
+    /// server this test started.
+    ///
+    /// # Errors
+    /// The I/O error reading it, or if the server has no TLS.
+    pub fn certificate(&self) -> io::Result<Vec<u8>> {
+        match &self.own {
+            Some(own) if own.tls => std::fs::read(own.dir.join("ca.pem")),
+            _ => Err(io::Error::other("this Redis was not started with TLS")),
+        }
     }
 
     /// Starts a server that asks for `password` (`requirepass`); its
@@ -54,7 +86,7 @@ impl RedisServer {
     /// # Errors
     /// As [`start`](Self::start).
     pub fn start_with_password(password: &str) -> io::Result<Self> {
-        Self::start_with(false, Some(password.to_owned()))
+        Self::start_with(false, Some(password.to_owned()), false)
     }
 
     /// Starts a server with the append-only file on (`appendfsync always`),
@@ -63,10 +95,10 @@ impl RedisServer {
     /// # Errors
     /// As [`start`](Self::start).
     pub fn start_with_aof() -> io::Result<Self> {
-        Self::start_with(true, None)
+        Self::start_with(true, None, false)
     }
 
-    fn start_with(aof: bool, password: Option<String>) -> io::Result<Self> {
+    fn start_with(aof: bool, password: Option<String>, tls: bool) -> io::Result<Self> {
         if let Ok(url) = std::env::var(REDIS_URL_VAR) {
             return Ok(RedisServer { url, own: None });
         }
@@ -79,15 +111,20 @@ impl RedisServer {
                 .map_or(0, |d| d.subsec_nanos())
         ));
         std::fs::create_dir_all(&dir)?;
+        let scheme = if tls { "rediss" } else { "redis" };
         let url = match &password {
-            Some(password) => format!("redis://:{password}@127.0.0.1:{port}/"),
-            None => format!("redis://127.0.0.1:{port}/"),
+            Some(password) => format!("{scheme}://:{password}@127.0.0.1:{port}/"),
+            None => format!("{scheme}://127.0.0.1:{port}/"),
         };
+        if tls {
+            make_certificate(&dir)?;
+        }
         let mut own = Own {
             port,
             dir,
             aof,
             password,
+            tls,
             child: None,
         };
         own.spawn()?;
@@ -154,9 +191,21 @@ impl RedisServer {
 impl Own {
     fn spawn(&mut self) -> io::Result<()> {
         let mut command = Command::new("redis-server");
+        if self.tls {
+            command
+                .args(["--port", "0", "--tls-port"])
+                .arg(self.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(self.dir.join("cert.pem"))
+                .arg("--tls-key-file")
+                .arg(self.dir.join("key.pem"))
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            command.arg("--port").arg(self.port.to_string());
+        }
         command
-            .arg("--port")
-            .arg(self.port.to_string())
+            // `DEBUG SLEEP` lets a test make Redis slow.
+            .args(["--enable-debug-command", "local"])
             .arg("--bind")
             .arg("127.0.0.1")
             .arg("--dir")
@@ -185,7 +234,13 @@ impl Own {
         self.child = Some(child);
         let started = Instant::now();
         while started.elapsed() < START_TIMEOUT {
-            if ping(self.port) {
+            let up = if self.tls {
+                // Listening is enough: the handshake is the test's.
+                TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_ok()
+            } else {
+                ping(self.port)
+            };
+            if up {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -210,6 +265,77 @@ impl Drop for Own {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A private CA (`ca.pem`) and a certificate for `127.0.0.1` it signed
+/// (`cert.pem`, `key.pem`) in `dir`, made with the `openssl` command.
+fn make_certificate(dir: &std::path::Path) -> io::Result<()> {
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )?;
+    let steps: [&[&str]; 3] = [
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=machina test CA",
+            "-keyout",
+            "ca-key.pem",
+            "-out",
+            "ca.pem",
+        ],
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "req.pem",
+        ],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "req.pem",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-out",
+            "cert.pem",
+            "-extfile",
+            "ext.cnf",
+        ],
+    ];
+    for step in steps {
+        let made = Command::new("openssl")
+            .args(step)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot run openssl ({e}); install it"))
+            })?;
+        if !made.success() {
+            return Err(io::Error::other(format!("openssl {} failed", step[0])));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a Redis on `port` answers `PING` (with `+PONG`, or with an

@@ -277,3 +277,96 @@ fn a_password_in_the_url_works_and_is_never_printed() {
         assert!(none.ping().await.is_err());
     });
 }
+
+/// An acquire cancelled while Redis is slow (its answer never read) leaks
+/// no slot: the lease it may have been granted is released as soon as
+/// Redis answers, long before its 30 s TTL.
+#[test]
+fn a_cancelled_acquire_leaks_no_slot() {
+    let server = RedisServer::start().unwrap();
+    if !server.is_own() {
+        return;
+    }
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio_rt.block_on(async {
+        let rt = machina_tokio::runtime().unwrap();
+        let redis = Redis::open(server.url()).unwrap().prefix("cancel");
+        let build = |redis: &Redis| {
+            RedisGroup::builder(redis, &rt, "one", Limits::new().max_in_flight(1))
+                .lease_ttl(Duration::from_secs(30))
+                .build()
+                .unwrap()
+        };
+        let group = build(&redis);
+        // Connected, and the script loaded, first: so that the acquire
+        // below is sent and runs once Redis wakes (not stuck connecting,
+        // nor answered NOSCRIPT).
+        drop(group.acquire().await.unwrap());
+        tokio::time::sleep(ms(50)).await;
+        // Redis stalls for 500 ms (from another connection).
+        let sleeper = Redis::open(server.url()).unwrap();
+        let stall = tokio::spawn(async move {
+            let mut connection = sleeper.connection().await.unwrap();
+            let _: () = redis::cmd("DEBUG")
+                .arg("SLEEP")
+                .arg("0.5")
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+        });
+        tokio::time::sleep(ms(50)).await;
+        let cancelled = rt.timeout(ms(100), group.acquire()).await;
+        assert!(cancelled.is_err(), "the acquire should have been cut off");
+        stall.await.unwrap();
+        let other = build(&Redis::open(server.url()).unwrap().prefix("cancel"));
+        let mut admitted = false;
+        for _ in 0..100 {
+            if let Ok(permit) = other.try_acquire().await {
+                drop(permit);
+                admitted = true;
+                break;
+            }
+            tokio::time::sleep(ms(10)).await;
+        }
+        assert!(admitted, "the cancelled acquire's lease leaked");
+    });
+}
+
+/// A `rediss://` URL with a password: TLS against the server's own
+/// certificate works (a ping, a shared group's decision); the public roots
+/// alone do not trust it; the password is never printed.
+#[cfg(feature = "tls")]
+#[test]
+fn tls_with_a_password_works() {
+    let server = match RedisServer::start_with_tls("tls-pw") {
+        Ok(server) => server,
+        Err(error) if std::env::var(machina_redis::testing::REDIS_URL_VAR).is_ok() => {
+            eprintln!("skipped: {error}");
+            return;
+        }
+        Err(error) => panic!("{error}"),
+    };
+    assert!(server.url().starts_with("rediss://"));
+    let certificate = server.certificate().unwrap();
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio_rt.block_on(async {
+        let rt = machina_tokio::runtime().unwrap();
+        let redis = Redis::open_tls(server.url(), &certificate).unwrap();
+        redis.ping().await.unwrap();
+        assert!(!format!("{redis:?}").contains("tls-pw"));
+        let group = RedisGroup::builder(&redis, &rt, "tls", Limits::new().max_in_flight(1))
+            .build()
+            .unwrap();
+        drop(group.try_acquire().await.unwrap());
+        let untrusted = Redis::open(server.url()).unwrap();
+        let err = untrusted.ping().await.unwrap_err();
+        assert!(!err.to_string().contains("tls-pw"), "{err}");
+    });
+}
