@@ -78,22 +78,22 @@ real_runtimes! {
         assert!(rt.now() - t0 >= ms(300), "{:?}", rt.now() - t0);
     }
 
-    /// A replica process killed with SIGKILL while it holds both slots
+    /// A replica process killed with SIGKILL while it holds all ten slots
     /// gives them back within the TTL (plus one renewal period); a live
     /// replica that holds a slot three TTLs long keeps it.
     async fn a_killed_replicas_slots_return_within_the_ttl_a_live_ones_never(rt: Runtime, env: Env) {
         let server = RedisServer::start().unwrap();
-        let limits = Limits::new().max_in_flight(2);
+        let limits = Limits::new().max_in_flight(10);
         let survivor = replica(&server, &rt, limits);
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_replica_holding_two_slots", "--nocapture", "--test-threads=1"])
+            .args(["--exact", "child_replica_holding_ten_slots", "--nocapture", "--test-threads=1"])
             .env(CHILD_URL, server.url())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
         let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
         assert!(
-            lines.any(|line| line.is_ok_and(|line| line.contains("holding two slots"))),
+            lines.any(|line| line.is_ok_and(|line| line.contains("holding ten slots"))),
             "the child replica never took its slots"
         );
         let refused = survivor.try_acquire().await.unwrap_err();
@@ -101,10 +101,13 @@ real_runtimes! {
         child.kill().unwrap(); // SIGKILL: nothing released, nothing renewed
         child.wait().unwrap();
         let died = rt.now();
-        let back = survivor.acquire().await.unwrap();
+        let mut back = Vec::new();
+        for _ in 0..10 {
+            back.push(survivor.acquire().await.unwrap());
+        }
         let took = rt.now() - died;
         // The TTL is 300 ms, renewed every 100 ms.
-        assert!(took <= ms(300 + 100 + 150), "the slot came back after {took:?}");
+        assert!(took <= ms(300 + 100 + 150), "the ten slots came back after {took:?}");
         drop(back);
 
         // A live holder: renewed every 100 ms, held for 900 ms.
@@ -231,7 +234,7 @@ const CHILD_URL: &str = "MACHINA_REDIS_CHILD_URL";
 /// by `a_killed_replicas_slots_return_within_the_ttl_a_live_ones_never`;
 /// on its own (no `MACHINA_REDIS_CHILD_URL`) it does nothing.
 #[test]
-fn child_replica_holding_two_slots() {
+fn child_replica_holding_ten_slots() {
     let Ok(url) = std::env::var(CHILD_URL) else {
         return;
     };
@@ -242,13 +245,15 @@ fn child_replica_holding_two_slots() {
     tokio_rt.block_on(async {
         let rt = machina_tokio::runtime().unwrap();
         let redis = Redis::open(&url).unwrap().prefix("test");
-        let group = RedisGroup::builder(&redis, &rt, "api", Limits::new().max_in_flight(2))
+        let group = RedisGroup::builder(&redis, &rt, "api", Limits::new().max_in_flight(10))
             .lease_ttl(ms(300))
             .build()
             .unwrap();
-        let _a = group.acquire().await.unwrap();
-        let _b = group.acquire().await.unwrap();
-        println!("holding two slots");
+        let mut held = Vec::new();
+        for _ in 0..10 {
+            held.push(group.acquire().await.unwrap());
+        }
+        println!("holding ten slots");
         std::future::pending::<()>().await;
     });
 }
