@@ -3,7 +3,9 @@
 //! a [`Permit`] holds (released, without waiting, when the permit drops).
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use machina_core::limit::{Lease, Permit};
 
@@ -40,8 +42,13 @@ impl PendingLease {
     }
 
     /// The lease was granted: held (and renewed) until the permit drops.
+    /// Without an in-flight cap there is no lease in Redis (only the start
+    /// log and the bucket), so nothing to renew or give back.
     pub(super) fn into_permit(mut self) -> Permit {
         let id = self.id.take().unwrap_or_default();
+        if !self.group.keeps_leases() {
+            return Permit::from_lease(Box::new(NoLease));
+        }
         lock(&self.group.held).insert(id.clone());
         Permit::from_lease(Box::new(HeldLease {
             group: self.group.clone(),
@@ -56,6 +63,14 @@ impl Drop for PendingLease {
             release(&self.group, id);
         }
     }
+}
+
+/// The permit of a group without an in-flight cap.
+#[derive(Debug)]
+struct NoLease;
+
+impl Lease for NoLease {
+    fn release(self: Box<Self>) {}
 }
 
 /// A granted lease, held by a permit.
@@ -80,30 +95,51 @@ impl Lease for HeldLease {
     }
 }
 
-/// Sends the release in a task of its own (a permit's drop must not
-/// wait); it rides the shared multiplexed connection, pipelined with the
-/// other commands. If Redis cannot be reached, the lease is no longer
-/// renewed and expires by its TTL.
+/// How long a release waits for a decision of this replica to carry it
+/// before it is sent on its own.
+const CARRY_WINDOW: Duration = Duration::from_millis(1);
+
+/// Gives a lease back without waiting (a permit's drop must not block):
+/// the id is queued, this replica's waiters are woken (their next
+/// decision carries it), and unless a decision takes it within
+/// [`CARRY_WINDOW`] a task sends it alone. If Redis cannot be reached the
+/// lease is no longer renewed and expires by its TTL.
 fn release(group: &Arc<GroupInner>, id: String) {
-    let group = group.clone();
-    let rt = group.rt.clone();
-    let task = async move {
-        let outcome = async {
-            let mut connection = group.redis.connection().await?;
-            RELEASE
-                .key(&group.keys.leases)
-                .arg(&id)
-                .arg(&group.keys.freed)
-                .invoke_async::<i64>(&mut connection)
-                .await
-                .map_err(|e| group.redis.error(e))
-        };
-        if let Err(error) = outcome.await {
-            tracing::debug!(group = %group.name, lease = %id, %error, "lease not released; it expires by its TTL");
-        }
-    };
-    match rt.spawn_named("machina-redis release", task) {
+    lock(&group.released).push(id);
+    group.freed.notify(usize::MAX);
+    if group.flush_scheduled.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let flush = flush(group.clone());
+    match group.rt.spawn_named("machina-redis release", flush) {
         Ok(handle) => handle.detach(),
-        Err(error) => tracing::debug!(%error, "lease release not spawned; it expires by its TTL"),
+        Err(error) => {
+            group.flush_scheduled.store(false, Ordering::Release);
+            tracing::debug!(%error, "lease release not spawned; it expires by its TTL");
+        }
+    }
+}
+
+/// Sends the releases no decision carried.
+async fn flush(group: Arc<GroupInner>) {
+    group.rt.sleep(CARRY_WINDOW).await;
+    group.flush_scheduled.store(false, Ordering::Release);
+    let ids = std::mem::take(&mut *lock(&group.released));
+    if ids.is_empty() {
+        return;
+    }
+    let outcome = async {
+        let mut connection = group.redis.connection().await?;
+        let mut call = RELEASE.key(&group.keys.leases);
+        call.arg(&group.keys.freed);
+        for id in &ids {
+            call.arg(id);
+        }
+        call.invoke_async::<i64>(&mut connection)
+            .await
+            .map_err(|e| group.redis.error(e))
+    };
+    if let Err(error) = outcome.await {
+        tracing::debug!(group = %group.name, leases = ids.len(), %error, "leases not released; they expire by their TTL");
     }
 }

@@ -13,6 +13,10 @@
 //!   (`TIME`), so the replicas' clocks do not matter; it mirrors
 //!   [`GroupPolicy`](machina_core::limit::GroupPolicy) exactly (a property
 //!   test compares the two on the same arrivals).
+//! - A permit's release rides this replica's next decision (the script
+//!   gives the carried leases back first), or goes on its own a
+//!   millisecond later if no decision comes: in steady use one script per
+//!   decision covers the release too.
 //! - A refusal says how long to wait; a waiter sleeps exactly that, or
 //!   until a release is published on the group's channel — no polling. In
 //!   a replica only the first waiter asks Redis; the others queue behind it
@@ -134,6 +138,10 @@ pub(crate) struct GroupInner {
     next_lease: AtomicU64,
     /// Lease ids held now (renewed while held).
     pub(crate) held: Mutex<HashSet<String>>,
+    /// Lease ids released and not yet sent: the next decision carries
+    /// them, or a flush a moment later.
+    pub(crate) released: Mutex<Vec<String>>,
+    pub(crate) flush_scheduled: AtomicBool,
     /// A release was published, or the subscription was (re)made.
     pub(crate) freed: Event,
     /// One waiter of this replica asks Redis at a time.
@@ -262,6 +270,8 @@ impl RedisGroupBuilder {
             replica,
             next_lease: AtomicU64::new(0),
             held: Mutex::new(HashSet::new()),
+            released: Mutex::new(Vec::new()),
+            flush_scheduled: AtomicBool::new(false),
             freed: Event::new(),
             turn: futures::lock::Mutex::new(()),
             stats: Mutex::new(RedisGroupStats::default()),
@@ -408,9 +418,9 @@ impl GroupInner {
             }
         };
         let args = &self.args;
-        let answer: Result<Vec<i64>, _> = ACQUIRE
-            .key(&self.keys.leases)
-            .key(&self.keys.starts)
+        let carried = std::mem::take(&mut *lock(&self.released));
+        let mut call = ACQUIRE.key(&self.keys.leases);
+        call.key(&self.keys.starts)
             .key(&self.keys.tat)
             .arg(pending.id())
             .arg(args.ttl_us.to_string())
@@ -420,13 +430,20 @@ impl GroupInner {
             .arg(format!("{:.3}", args.interval_us))
             .arg(format!("{:.3}", args.tolerance_us))
             .arg(now_us.map_or_else(String::new, |now| now.to_string()))
-            .invoke_async(&mut connection)
-            .await;
+            .arg(&self.keys.freed)
+            .arg(carried.len());
+        for id in &carried {
+            call.arg(id);
+        }
+        let answer: Result<Vec<i64>, _> = call.invoke_async(&mut connection).await;
         let answer = match answer {
             Ok(answer) => answer,
             Err(error) => {
                 lock(&self.stats).unavailable += 1;
-                // `pending` is dropped armed: released once Redis answers.
+                // The releases it carried go again (giving a lease back
+                // twice is harmless); `pending` is dropped armed, so its
+                // lease is released too once Redis answers.
+                lock(&self.released).extend(carried);
                 return Err(self.redis.error(error));
             }
         };
@@ -453,6 +470,11 @@ impl GroupInner {
                 answer: format!("{other:?}"),
             }),
         }
+    }
+
+    /// Whether leases are kept in Redis (only under an in-flight cap).
+    pub(crate) fn keeps_leases(&self) -> bool {
+        self.args.max_in_flight > 0
     }
 
     fn unavailable(&self, error: RedisError) -> LimiterError {

@@ -11,6 +11,9 @@
 -- ARGV[4] max starts per window (0: no window)   ARGV[5] window, µs
 -- ARGV[6] emission interval, µs (0: no bucket)   ARGV[7] tolerance, µs
 -- ARGV[8] now, µs ('' : the server's TIME; set only by tests)
+-- ARGV[9] the group's channel   ARGV[10] n   ARGV[11..10+n] lease ids this
+-- replica released since its last call: given back first (one message on
+-- the channel if any was held), so a release rides the next decision.
 -- Returns {1, now} when granted, or {0, reason, wait µs} when refused:
 -- reason 1 = in flight (wait = until the earliest lease expires, an upper
 -- bound: a release publishes first), 2 = window, 3 = rate.
@@ -20,6 +23,16 @@ if ARGV[8] ~= '' then
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+local released = tonumber(ARGV[10] or '0')
+if released > 0 then
+  local freed = 0
+  for i = 11, 10 + released do
+    freed = freed + redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+  if freed > 0 then
+    redis.call('PUBLISH', ARGV[9], freed)
+  end
 end
 local ttl = tonumber(ARGV[2])
 local max_in_flight = tonumber(ARGV[3])
