@@ -23,12 +23,17 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
+/// The lease TTL of the replicas here: short, so the tests are quick, yet
+/// three renewal periods of 200 ms, so a loaded machine does not lose a
+/// live lease.
+const LEASE_TTL_MS: u64 = 600;
+
 /// A replica's view of the group: its own `Redis` (so its own connection)
 /// and its own `RedisGroup`.
 fn replica(server: &RedisServer, rt: &machina_test::Runtime, limits: Limits) -> RedisGroup {
     let redis = Redis::open(server.url()).unwrap().prefix("test");
     RedisGroup::builder(&redis, rt, "api", limits)
-        .lease_ttl(ms(300))
+        .lease_ttl(ms(LEASE_TTL_MS))
         .build()
         .unwrap()
 }
@@ -68,10 +73,11 @@ real_runtimes! {
         let mut starts = starts.lock().unwrap().clone();
         starts.sort();
         assert_eq!(starts.len(), 24);
-        // Starts are stamped here, after the answer: allow 15 ms of
-        // scheduling noise at the window's edge.
+        // Starts are stamped here, after the answer: allow 50 ms of
+        // scheduling noise at the window's edge (Redis' own log is checked
+        // exactly by the load test).
         for (i, &start) in starts.iter().enumerate() {
-            let within = starts[i..].iter().take_while(|&&s| s < start + ms(285)).count();
+            let within = starts[i..].iter().take_while(|&&s| s < start + ms(250)).count();
             assert!(within <= 12, "{within} starts within 300 ms of start {i}");
         }
         // 24 starts at 12 per 300 ms cannot all happen in less than 300 ms.
@@ -106,15 +112,19 @@ real_runtimes! {
             back.push(survivor.acquire().await.unwrap());
         }
         let took = rt.now() - died;
-        // The TTL is 300 ms, renewed every 100 ms.
-        assert!(took <= ms(300 + 100 + 150), "the ten slots came back after {took:?}");
+        // Within the TTL plus one renewal period (200 ms), with 300 ms of
+        // slack for a loaded machine.
+        assert!(
+            took <= ms(LEASE_TTL_MS + 200 + 300),
+            "the ten slots came back after {took:?}"
+        );
         drop(back);
 
-        // A live holder: renewed every 100 ms, held for 900 ms.
+        // A live holder: renewed every 200 ms, held for three TTLs.
         let holder = replica(&server, &rt, Limits::new().max_in_flight(1));
         let other = replica(&server, &rt, Limits::new().max_in_flight(1));
         let held = holder.acquire().await.unwrap();
-        let until = rt.now() + ms(900);
+        let until = rt.now() + ms(3 * LEASE_TTL_MS);
         while rt.now() < until {
             assert!(other.try_acquire().await.is_err(), "a live replica's lease expired");
             rt.sleep(ms(50)).await;
@@ -122,7 +132,7 @@ real_runtimes! {
         drop(held);
         let freed = rt.now();
         let next = other.acquire().await.unwrap();
-        assert!(rt.now() - freed < ms(300), "the released slot took {:?}", rt.now() - freed);
+        assert!(rt.now() - freed < ms(LEASE_TTL_MS), "the released slot took {:?}", rt.now() - freed);
         drop(next);
     }
 
@@ -246,7 +256,7 @@ fn child_replica_holding_ten_slots() {
         let rt = machina_tokio::runtime().unwrap();
         let redis = Redis::open(&url).unwrap().prefix("test");
         let group = RedisGroup::builder(&redis, &rt, "api", Limits::new().max_in_flight(10))
-            .lease_ttl(ms(300))
+            .lease_ttl(ms(LEASE_TTL_MS))
             .build()
             .unwrap();
         let mut held = Vec::new();

@@ -164,11 +164,12 @@ fn three_replica_processes_share_fifty_starts_per_second() {
         "Redis' log held {most_in_window} starts in 1 s"
     );
     assert!(most_leases <= 10, "Redis held {most_leases} leases");
-    // Stamped after the answer: allow 25 ms of noise at the window's edge.
+    // Stamped after the answer: allow 50 ms of noise at the window's edge
+    // (Redis' own log, above, is exact).
     for (i, &start) in starts.iter().enumerate() {
         let within = starts[i..]
             .iter()
-            .take_while(|&&s| s < start + 975_000)
+            .take_while(|&&s| s < start + 950_000)
             .count();
         assert!(within <= RATE, "{within} starts within 1 s of start {i}");
     }
