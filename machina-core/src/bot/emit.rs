@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use super::core::BotCore;
@@ -129,15 +130,26 @@ impl EmitBuilder<'_> {
             }),
             Some(gate) => {
                 let handler = Arc::new(handler);
+                // Set while the gate fails: one warning per outage, not one
+                // per tick.
+                let failing = Arc::new(AtomicBool::new(false));
                 lp.build(move |lp: Loop| {
                     let (gate, handler, bot) = (gate.clone(), handler.clone(), bot.clone());
-                    let timeline = timeline.clone();
+                    let (timeline, failing) = (timeline.clone(), failing.clone());
                     async move {
-                        let fence = match gate.admit(lp.name()).await {
+                        let admission = gate.admit(lp.name()).await;
+                        if admission.is_ok() && failing.swap(false, Ordering::Relaxed) {
+                            tracing::info!(emit = %lp.name(), "the emit's gate decides again");
+                        }
+                        let fence = match admission {
                             Ok(Admission::Run(fence)) => fence,
                             Ok(Admission::Skip) => return Ok(()),
+                            Err(error) if failing.swap(true, Ordering::Relaxed) => {
+                                tracing::debug!(emit = %lp.name(), %error, "the emit's gate still cannot decide; tick skipped");
+                                return Ok(());
+                            }
                             Err(error) => {
-                                tracing::warn!(emit = %lp.name(), %error, "the emit's gate could not decide; tick skipped");
+                                tracing::warn!(emit = %lp.name(), %error, "the emit's gate could not decide; ticks are skipped until it can");
                                 return Ok(());
                             }
                         };

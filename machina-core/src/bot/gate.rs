@@ -111,8 +111,9 @@ mod tests {
         }
     }
 
-    /// A gate that cannot decide skips the tick (fails closed), the emit
-    /// goes on, and an emit without a gate has no fence.
+    /// A gate that cannot decide skips the tick (fails closed) with one
+    /// warning per outage, the emit goes on, and an emit without a gate
+    /// has no fence.
     #[test]
     fn a_gate_error_skips_the_tick_and_the_emit_goes_on() {
         let mock = MockRuntime::new();
@@ -146,9 +147,24 @@ mod tests {
             })
             .unwrap();
         let bot = bot.build();
-        mock.block_on(bot.run()).unwrap().unwrap();
+        let (outcome, events) = crate::test_kit::log_capture::capture(|| mock.block_on(bot.run()));
+        outcome.unwrap().unwrap();
         let mut ran = ran.lock().unwrap().clone();
         ran.sort();
         assert_eq!(ran, [None, Some((7, 1)), Some((7, 4)), Some((7, 5))]);
+        // Two failing ticks: one warning, then one line when it recovers.
+        let about_gate: Vec<_> = events
+            .iter()
+            .filter(|e| e.field("message").is_some_and(|m| m.contains("gate")))
+            .map(|e| (e.level, e.field("emit").unwrap_or_default().to_owned()))
+            .collect();
+        assert_eq!(
+            about_gate,
+            [
+                (tracing::Level::WARN, "gated".to_owned()),
+                (tracing::Level::DEBUG, "gated".to_owned()),
+                (tracing::Level::INFO, "gated".to_owned()),
+            ]
+        );
     }
 }
