@@ -12,6 +12,7 @@ use redis::{AsyncConnectionConfig, Client};
 
 use crate::error::RedisError;
 use crate::keys::Keys;
+use crate::sync::lock;
 
 /// A Redis server and the prefix of Machina's keys in it; cheap to clone.
 ///
@@ -217,12 +218,6 @@ fn install_crypto_provider() {
         // Losing a race to another installer is fine: one is in place.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// `host:port/db` of a Redis URL, without user or password.

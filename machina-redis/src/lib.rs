@@ -31,6 +31,8 @@ mod group;
 pub mod keys;
 mod queue;
 mod singleton;
+mod subscription;
+mod sync;
 #[cfg(feature = "test-util")]
 pub mod testing;
 

@@ -30,6 +30,7 @@ use crate::client::Redis;
 use crate::closed::Closed;
 use crate::error::RedisError;
 use crate::keys::EmitKeys;
+use crate::sync::lock;
 
 /// The tick script (`scripts/lead.lua`).
 static LEAD: LazyLock<redis::Script> =
@@ -340,7 +341,7 @@ async fn renew(singleton: Weak<Inner>, closed: Arc<Closed>) {
     let (rt, period) = (first.rt.clone(), first.ttl / 3);
     drop(first);
     loop {
-        crate::group::either(closed.wait(), rt.sleep(period)).await;
+        crate::sync::either(closed.wait(), rt.sleep(period)).await;
         if closed.is_closed() {
             return;
         }
@@ -374,10 +375,4 @@ async fn renew(singleton: Weak<Inner>, closed: Arc<Closed>) {
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -7,6 +7,8 @@
 //! as configured, and leaks no slot; a password in the URL works and is
 //! never printed.
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -91,10 +93,7 @@ real_runtimes! {
         let server = RedisServer::start().unwrap();
         let limits = Limits::new().max_in_flight(10);
         let survivor = replica(&server, &rt, limits);
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_replica_holding_ten_slots", "--nocapture", "--test-threads=1"])
-            .env(CHILD_URL, server.url())
-            .stdout(std::process::Stdio::piped())
+        let mut child = support::child("child_replica_holding_ten_slots", CHILD_URL, server.url())
             .spawn()
             .unwrap();
         let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
@@ -248,10 +247,7 @@ fn child_replica_holding_ten_slots() {
     let Ok(url) = std::env::var(CHILD_URL) else {
         return;
     };
-    let tokio_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio_rt = support::tokio(0);
     tokio_rt.block_on(async {
         let rt = machina_tokio::runtime().unwrap();
         let redis = Redis::open(&url).unwrap().prefix("test");
@@ -277,10 +273,7 @@ fn a_password_in_the_url_works_and_is_never_printed() {
         return;
     }
     let port = server.port().unwrap();
-    let tokio_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio_rt = support::tokio(0);
     tokio_rt.block_on(async {
         let good = Redis::open(server.url()).unwrap();
         good.ping().await.unwrap();
@@ -302,11 +295,7 @@ fn a_cancelled_acquire_leaks_no_slot() {
     if !server.is_own() {
         return;
     }
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio_rt = support::tokio(2);
     tokio_rt.block_on(async {
         let rt = machina_tokio::runtime().unwrap();
         let redis = Redis::open(server.url()).unwrap().prefix("cancel");
@@ -367,10 +356,7 @@ fn tls_with_a_password_works() {
     };
     assert!(server.url().starts_with("rediss://"));
     let certificate = server.certificate().unwrap();
-    let tokio_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio_rt = support::tokio(0);
     tokio_rt.block_on(async {
         let rt = machina_tokio::runtime().unwrap();
         let redis = Redis::open_tls(server.url(), &certificate).unwrap();

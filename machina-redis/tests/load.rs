@@ -4,8 +4,9 @@
 //! own start log, sampled), never more than 10 leases held (sampled from
 //! Redis), and the quota used to at least 95 %.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -40,11 +41,7 @@ fn child_load_replica() {
     let Ok(url) = std::env::var(CHILD_URL) else {
         return;
     };
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio_rt = support::tokio(1);
     tokio_rt.block_on(async {
         let rt = machina_tokio::runtime().unwrap();
         let redis = Redis::open(&url).unwrap().prefix("load");
@@ -86,15 +83,7 @@ fn three_replica_processes_share_fifty_starts_per_second() {
     let server = RedisServer::start().unwrap();
     let mut children: Vec<_> = (0..3)
         .map(|_| {
-            Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "child_load_replica",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env(CHILD_URL, server.url())
-                .stdout(Stdio::piped())
+            support::child("child_load_replica", CHILD_URL, server.url())
                 .spawn()
                 .unwrap()
         })
@@ -120,10 +109,7 @@ fn three_replica_processes_share_fifty_starts_per_second() {
         .collect();
 
     // Redis' own view, sampled while the load runs.
-    let tokio_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio_rt = support::tokio(0);
     let (most_in_window, most_leases) = tokio_rt.block_on(async {
         let redis = Redis::open(server.url()).unwrap().prefix("load");
         let keys = redis.keys().group("api");

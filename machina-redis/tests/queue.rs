@@ -6,8 +6,9 @@
 //! delivered too often is dead-lettered; with AOF on, entries survive a
 //! Redis restart.
 
+mod support;
+
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -135,10 +136,7 @@ real_runtimes! {
 #[test]
 fn a_full_queue_refuses_and_drops_nothing() {
     let server = RedisServer::start().unwrap();
-    let tokio_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio_rt = support::tokio(0);
     tokio_rt.block_on(async {
         let rt = machina_tokio::runtime().unwrap();
         let redis = Redis::open(server.url()).unwrap();
@@ -180,11 +178,7 @@ fn child_stuck_consumer() {
     let Ok(url) = std::env::var(CHILD_URL) else {
         return;
     };
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio_rt = support::tokio(1);
     tokio_rt.block_on(async {
         let rt = machina_tokio::runtime().unwrap();
         let redis = Redis::open(&url).unwrap().prefix("killed");
@@ -215,11 +209,7 @@ fn child_stuck_consumer() {
 #[test]
 fn a_killed_consumers_entries_are_claimed_and_each_handled() {
     let server = RedisServer::start().unwrap();
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio_rt = support::tokio(2);
     tokio_rt.block_on(async {
         let rt = machina_tokio::runtime().unwrap();
         let redis = Redis::open(server.url()).unwrap().prefix("killed");
@@ -234,15 +224,7 @@ fn a_killed_consumers_entries_are_claimed_and_each_handled() {
         for n in 0..10u64 {
             queue.submit("record", &n).await.unwrap();
         }
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_stuck_consumer",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_URL, server.url())
-            .stdout(Stdio::piped())
+        let mut child = support::child("child_stuck_consumer", CHILD_URL, server.url())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -305,11 +287,7 @@ fn a_killed_consumers_entries_are_claimed_and_each_handled() {
 #[test]
 fn an_entry_delivered_too_often_is_dead_lettered() {
     let server = RedisServer::start().unwrap();
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio_rt = support::tokio(2);
     tokio_rt.block_on(async {
         let rt = machina_tokio::runtime().unwrap();
         let redis = Redis::open(server.url()).unwrap().prefix("dlq");
@@ -416,11 +394,7 @@ fn entries_survive_a_redis_restart_with_aof() {
     if !server.is_own() {
         return;
     }
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio_rt = support::tokio(2);
     tokio_rt.block_on(async {
         let rt = machina_tokio::runtime().unwrap();
         let redis = Redis::open(server.url()).unwrap().prefix("aof");

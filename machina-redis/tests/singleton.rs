@@ -4,8 +4,10 @@
 //! the lease TTL; tick numbers never repeat and fencing tokens only grow,
 //! and a stale leader's fenced write is refused.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -105,11 +107,7 @@ real_runtimes! {
 #[test]
 fn a_stale_leaders_fenced_write_is_refused() {
     let server = RedisServer::start().unwrap();
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio_rt = support::tokio(2);
     tokio_rt.block_on(async {
         let rt = machina_tokio::runtime().unwrap();
         let redis = Redis::open(server.url()).unwrap().prefix("fence");
@@ -160,11 +158,7 @@ fn child_singleton_replica() {
         return;
     };
     let replica: usize = std::env::var(CHILD_INDEX).unwrap().parse().unwrap();
-    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let tokio_rt = support::tokio(1);
     tokio_rt.block_on(async {
         let rt = machina_tokio::runtime().unwrap();
         let redis = Redis::open(&url).unwrap().prefix("killed");
@@ -191,16 +185,8 @@ fn child_singleton_replica() {
 
 /// Starts replica `index` and forwards its runs to `runs`.
 fn spawn_replica(url: &str, index: usize, runs: mpsc::Sender<(Instant, Run)>) -> Child {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_singleton_replica",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_URL, url)
+    let mut child = support::child("child_singleton_replica", CHILD_URL, url)
         .env(CHILD_INDEX, index.to_string())
-        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use machina_core::limit::{Lease, Permit};
 
-use super::{GroupInner, lock};
+use super::GroupInner;
+use crate::sync::lock;
 
 /// The release script (`scripts/release.lua`).
 static RELEASE: LazyLock<redis::Script> =

@@ -42,7 +42,6 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use event_listener::Event;
-use futures::future::select;
 use machina_core::decision::{Reason, Refusal};
 use machina_core::limit::{
     ConcurrentGroup, Group, IntoGroup, LimitError, LimitFuture, Limiter, LimiterError, Limits,
@@ -55,6 +54,7 @@ use crate::client::Redis;
 use crate::closed::Closed;
 use crate::error::RedisError;
 use crate::keys::GroupKeys;
+use crate::sync::{either, lock};
 use lease::PendingLease;
 
 /// The decision script (`scripts/acquire.lua`).
@@ -533,15 +533,4 @@ impl IntoGroup for RedisGroup {
         let (group, _) = Group::shared(self.clone()).into_group(runtime, name)?;
         Ok((group, self))
     }
-}
-
-/// Races `a` and `b`, ignoring which won.
-pub(crate) async fn either<A: std::future::Future, B: std::future::Future>(a: A, b: B) {
-    let _ = select(std::pin::pin!(a), std::pin::pin!(b)).await;
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

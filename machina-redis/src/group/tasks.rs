@@ -4,24 +4,16 @@
 //! dropped.
 
 use std::sync::{Arc, LazyLock, Weak};
-use std::time::Duration;
 
-use futures::StreamExt;
 use machina_core::rt::SpawnError;
-use machina_core::waits::Wait;
 
-use super::{GroupInner, either, lock};
+use super::GroupInner;
+use crate::subscription::{News, follow};
+use crate::sync::{either, lock};
 
 /// The renewal script (`scripts/renew.lua`).
 static RENEW: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("../scripts/renew.lua")));
-
-/// How long to wait between tries to subscribe again.
-const RESUBSCRIBE: Wait = Wait::Exponential {
-    base: Duration::from_millis(50),
-    factor: 2,
-    cap: Duration::from_secs(2),
-};
 
 /// Starts both tasks for `group`.
 pub(super) fn start(group: &Arc<GroupInner>) -> Result<(), SpawnError> {
@@ -37,63 +29,26 @@ pub(super) fn start(group: &Arc<GroupInner>) -> Result<(), SpawnError> {
 }
 
 /// Listens on the group's channel: each message (a release) wakes the
-/// waiters; so does every new subscription, since a release may have been
-/// missed while there was none.
+/// waiters; so does every new subscription, and every loss of one, since a
+/// release may have been missed meanwhile.
 async fn subscribe(group: Weak<GroupInner>) {
     let Some(first) = group.upgrade() else { return };
-    let (client, channel, rt, name, closing) = (
+    let (client, channel, rt, closing) = (
         first.redis.client().clone(),
         first.keys.freed.clone(),
         first.rt.clone(),
-        first.name.clone(),
         first.closed.clone(),
     );
-    let mut waits = RESUBSCRIBE.waits(rt.rng().clone());
     drop(first);
-    loop {
-        let listen = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            waits.reset();
-            wake(&group, false);
-            let mut messages = pubsub.on_message();
-            while messages.next().await.is_some() {
-                wake(&group, true);
+    follow(client, channel, rt, &closing, |news| {
+        if let Some(group) = group.upgrade() {
+            if let News::Message(_) = news {
+                lock(&group.stats).notifications += 1;
             }
-            Ok::<(), redis::RedisError>(())
-        };
-        let mut ended = false;
-        either(
-            async {
-                match listen.await {
-                    Ok(()) => tracing::debug!(group = %name, "release subscription ended; subscribing again"),
-                    Err(error) => tracing::debug!(group = %name, %error, "release subscription failed; trying again"),
-                }
-            },
-            async {
-                closing.wait().await;
-                ended = true;
-            },
-        )
-        .await;
-        if ended || closing.is_closed() {
-            return;
+            group.freed.notify(usize::MAX);
         }
-        // Waiters must not count on a channel that is gone.
-        wake(&group, false);
-        let pause = waits.next().unwrap_or(Duration::from_secs(1));
-        either(rt.sleep(pause), closing.wait()).await;
-    }
-}
-
-/// Wakes the group's waiters, if it is still there.
-fn wake(group: &Weak<GroupInner>, message: bool) {
-    if let Some(group) = group.upgrade() {
-        if message {
-            lock(&group.stats).notifications += 1;
-        }
-        group.freed.notify(usize::MAX);
-    }
+    })
+    .await;
 }
 
 /// Every third of the TTL, extends the leases held, in one round trip;

@@ -15,15 +15,14 @@ use std::time::Duration;
 use machina_core::limit::{ConcurrentGroup, Limits, Permit};
 use machina_core::rt::JoinHandle;
 use machina_core::service::{Service, ServiceContext, ServiceFuture, StopContext};
-use machina_core::waits::Wait;
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 
-use super::{GROUP, Handled, QueueInner, RedisQueue, Reply, lock};
+use super::{GROUP, Handled, QueueInner, RedisQueue, Reply};
 use crate::closed::Closed;
 use crate::error::RedisError;
-use crate::group::either;
+use crate::sync::{RECONNECT, either, lock};
 
 /// The claim script (`scripts/claim.lua`).
 static CLAIM: LazyLock<redis::Script> =
@@ -34,13 +33,6 @@ static DONE: LazyLock<redis::Script> =
 /// The dead-letter script (`scripts/bury.lua`).
 static BURY: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(include_str!("../scripts/bury.lua")));
-
-/// How long to wait between tries to reach Redis again.
-const RECONNECT: Wait = Wait::Exponential {
-    base: Duration::from_millis(50),
-    factor: 2,
-    cap: Duration::from_secs(2),
-};
 
 /// One entry of the stream.
 #[derive(Debug, Clone)]

@@ -44,6 +44,7 @@ use serde::de::DeserializeOwned;
 use crate::client::Redis;
 use crate::error::RedisError;
 use crate::keys::QueueKeys;
+use crate::sync::lock;
 
 pub use consumer::QueueConsumer;
 
@@ -503,10 +504,4 @@ impl fmt::Debug for RedisQueue {
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -11,22 +11,14 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use event_listener::Event;
-use futures::StreamExt;
-use machina_core::waits::Wait;
 
-use super::{QueueError, QueueInner, lock};
+use super::{QueueError, QueueInner};
 use crate::closed::Closed;
-use crate::group::either;
+use crate::subscription::{News, follow};
+use crate::sync::{either, lock};
 
 /// How long a first `call` waits for the subscription.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long to wait between tries to subscribe again.
-const RESUBSCRIBE: Wait = Wait::Exponential {
-    base: Duration::from_millis(50),
-    factor: 2,
-    cap: Duration::from_secs(2),
-};
 
 /// The callers of one queue handle; see the module docs.
 #[derive(Debug, Default)]
@@ -159,55 +151,29 @@ async fn subscribe(queue: Weak<QueueInner>) {
         first.rt.clone(),
         first.replies.closed.clone(),
     );
-    let mut waits = RESUBSCRIBE.waits(rt.rng().clone());
     drop(first);
-    let with = |f: &dyn Fn(&Replies)| {
-        if let Some(queue) = queue.upgrade() {
-            f(&queue.replies);
-        }
-    };
-    loop {
-        let listen = async {
-            let mut pubsub = client.get_async_pubsub().await?;
-            pubsub.subscribe(&channel).await?;
-            waits.reset();
-            with(&|replies| {
-                let mut state = lock(&replies.state);
+    follow(client, channel, rt, &closing, |news| {
+        let Some(queue) = queue.upgrade() else { return };
+        let replies = &queue.replies;
+        let mut state = lock(&replies.state);
+        match news {
+            News::Subscribed => {
                 state.subscribed = true;
                 state.generation += 1;
-                drop(state);
-                replies.event.notify(usize::MAX);
-            });
-            let mut messages = pubsub.on_message();
-            while let Some(message) = messages.next().await {
-                let Ok(token) = message.get_payload::<String>() else {
-                    continue;
-                };
-                with(&|replies| {
-                    let mut state = lock(&replies.state);
-                    if state.waiting.contains(&token) {
-                        state.ready.insert(token.clone());
-                        drop(state);
-                        replies.event.notify(usize::MAX);
-                    }
-                });
             }
-            Ok::<(), redis::RedisError>(())
-        };
-        let mut outcome = None;
-        either(async { outcome = Some(listen.await) }, closing.wait()).await;
-        if closing.is_closed() {
-            return;
+            News::Message(token) => {
+                if !state.waiting.contains(&token) {
+                    return;
+                }
+                state.ready.insert(token);
+            }
+            News::Lost(error) => {
+                state.subscribed = false;
+                state.last_error = error;
+            }
         }
-        let error = outcome.and_then(Result::err).map(|e| e.to_string());
-        with(&|replies| {
-            let mut state = lock(&replies.state);
-            state.subscribed = false;
-            state.last_error = error.clone();
-            drop(state);
-            replies.event.notify(usize::MAX);
-        });
-        let pause = waits.next().unwrap_or(Duration::from_secs(1));
-        either(rt.sleep(pause), closing.wait()).await;
-    }
+        drop(state);
+        replies.event.notify(usize::MAX);
+    })
+    .await;
 }
