@@ -34,6 +34,7 @@ pub fn runtime() -> Runtime {
         Arc::new(AsyncStdSpawner::new()),
         Arc::new(AsyncStdTimer::new()),
     )
+    .with_sockets(Arc::new(machina_core::rt::IoSockets::new()))
 }
 
 machina_core::io_adapter_entrypoints!(runtime);

@@ -73,6 +73,7 @@ pub mod fs;
 pub mod guide;
 pub mod limit;
 pub mod loops;
+pub mod net;
 pub mod pool;
 pub mod retry;
 pub mod rt;

@@ -15,6 +15,7 @@ use crate::bot::Machina;
 use crate::breaker::CircuitBreaker;
 use crate::limit::ConcurrentGroup;
 use crate::loops::Loop;
+use crate::net::{RobustClient, TcpServer, UdpServer};
 use crate::pool::{Manager, Pool};
 use crate::retry::Retry;
 
@@ -182,6 +183,28 @@ impl Stats {
                 ("max_size", p.max_size() as f64),
             ]
         });
+    }
+
+    /// Adds a TCP server (kind `"tcp_server"`): accepted, active,
+    /// finished, failed, panicked, cancelled, accept errors, handshake
+    /// failures.
+    pub fn add_tcp_server(&self, name: impl Into<String>, server: &TcpServer) {
+        let s = server.clone();
+        self.add("tcp_server", name, move || s.stats().samples());
+    }
+
+    /// Adds a UDP server (kind `"udp_server"`; `accepted` counts
+    /// datagrams).
+    pub fn add_udp_server(&self, name: impl Into<String>, server: &UdpServer) {
+        let s = server.clone();
+        self.add("udp_server", name, move || s.stats().samples());
+    }
+
+    /// Adds a robust client (kind `"client"`): connects, reconnects,
+    /// connect failures, handler failures, connected.
+    pub fn add_client(&self, name: impl Into<String>, client: &RobustClient) {
+        let c = client.clone();
+        self.add("client", name, move || c.stats().samples());
     }
 
     /// Reads every counter of every component now.

@@ -42,6 +42,7 @@ pub fn runtime() -> Runtime {
         Arc::new(SmolSpawner::global()),
         Arc::new(SmolTimer::new()),
     )
+    .with_sockets(Arc::new(machina_core::rt::IoSockets::new()))
 }
 
 /// A [`Runtime`] on `executor`. Tasks run wherever the executor is driven
@@ -52,6 +53,7 @@ pub fn runtime_on(executor: &Arc<Executor<'static>>) -> Runtime {
         Arc::new(SmolSpawner::on(executor)),
         Arc::new(SmolTimer::new()),
     )
+    .with_sockets(Arc::new(machina_core::rt::IoSockets::new()))
 }
 
 machina_core::io_adapter_entrypoints!(runtime);

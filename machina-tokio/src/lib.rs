@@ -40,6 +40,9 @@ use machina_core::rt::{BlockingFn, BoxFuture, Sleep, SleepFuture, Spawn, SpawnEr
 use pin_project::pin_project;
 use tokio::runtime::Handle;
 
+mod sockets;
+pub use sockets::TokioSockets;
+
 /// Why a tokio-backed [`Runtime`] could not be made.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -78,8 +81,9 @@ pub fn runtime_from(handle: Handle) -> Result<Runtime, TokioAdapterError> {
         Arc::new(TokioSpawner {
             handle: handle.clone(),
         }),
-        Arc::new(TokioTimer::new(handle)),
-    ))
+        Arc::new(TokioTimer::new(handle.clone())),
+    )
+    .with_sockets(Arc::new(TokioSockets::new(handle))))
 }
 
 /// tokio has no query for "is the time driver enabled"; making a sleep

@@ -1,7 +1,8 @@
 //! The runtime boundary: the only place where Machina meets an executor.
 //!
 //! An adapter implements two small object-safe traits, [`Spawn`] and
-//! [`Timer`], and wraps them in a [`Runtime`]. Everything else in Machina
+//! [`Timer`], and wraps them in a [`Runtime`]; one with a reactor adds
+//! [`Sockets`] for the network services. Everything else in Machina
 //! (schedulers, limiters, retry, services) is written against `Runtime`, so
 //! it runs unchanged on tokio, smol, async-std and the deterministic mock
 //! runtime ([`crate::testing`]).
@@ -19,10 +20,13 @@
 //!   [`Runtime::rng`].
 
 mod interval;
+#[cfg(feature = "io")]
+mod io_sockets;
 mod join;
 mod rng;
 mod runtime;
 mod select;
+mod sockets;
 mod spawn;
 mod system;
 mod threads;
@@ -32,11 +36,14 @@ mod yield_now;
 
 pub(crate) use interval::Grid;
 pub use interval::{Interval, IntervalError, MissedTick};
+#[cfg(feature = "io")]
+pub use io_sockets::IoSockets;
 pub(crate) use join::panic_message;
 pub use join::{AbortHandle, JoinError, JoinHandle, PanicPayload};
 pub use rng::RuntimeRng;
 pub use runtime::Runtime;
 pub use select::{Losers, Selected, cancel_all, select, select_tasks, select_timeout};
+pub use sockets::{ByteStream, Connection, IoFuture, NoSockets, Sockets, TcpListen, UdpIo};
 pub use spawn::{BlockingFn, BoxFuture, Spawn, SpawnError};
 #[cfg(feature = "io")]
 pub use system::IoTimer;

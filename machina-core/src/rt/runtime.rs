@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::interval::{Interval, IntervalError, MissedTick};
 use super::join::{BlockingCell, JoinHandle, JoinState, TaskCell};
 use super::rng::RuntimeRng;
+use super::sockets::{NoSockets, Sockets};
 use super::spawn::{Spawn, SpawnError};
 use super::timeout::Timeout;
 use super::timer::{Sleep, Timer, instant_after};
@@ -49,6 +50,7 @@ struct Inner {
     timer: Arc<dyn Timer>,
     rng: RuntimeRng,
     label: Cow<'static, str>,
+    sockets: Option<Arc<dyn Sockets>>,
 }
 
 impl Runtime {
@@ -75,18 +77,47 @@ impl Runtime {
                 timer,
                 rng,
                 label: label.into(),
+                sockets: None,
             }),
         }
     }
 
     /// The same executor and clock, with a random generator fixed by `seed`.
     pub fn with_rng_seed(&self, seed: u64) -> Self {
-        Runtime::with_rng(
-            self.inner.label.clone(),
-            self.inner.spawner.clone(),
-            self.inner.timer.clone(),
-            RuntimeRng::from_seed(seed),
-        )
+        Runtime {
+            inner: Arc::new(Inner {
+                spawner: self.inner.spawner.clone(),
+                timer: self.inner.timer.clone(),
+                rng: RuntimeRng::from_seed(seed),
+                label: self.inner.label.clone(),
+                sockets: self.inner.sockets.clone(),
+            }),
+        }
+    }
+
+    /// The same executor, clock and random generator, making sockets with
+    /// `sockets` (what an adapter's `runtime()` does; see [`Sockets`]).
+    pub fn with_sockets(&self, sockets: Arc<dyn Sockets>) -> Self {
+        Runtime {
+            inner: Arc::new(Inner {
+                spawner: self.inner.spawner.clone(),
+                timer: self.inner.timer.clone(),
+                rng: self.inner.rng.clone(),
+                label: self.inner.label.clone(),
+                sockets: Some(sockets),
+            }),
+        }
+    }
+
+    /// The sockets of this runtime's executor, for the network services
+    /// in [`crate::net`].
+    ///
+    /// # Errors
+    /// [`NoSockets`] on a runtime without them (the mock runtime).
+    pub fn sockets(&self) -> Result<&Arc<dyn Sockets>, NoSockets> {
+        self.inner.sockets.as_ref().ok_or_else(|| NoSockets {
+            runtime: self.inner.label.to_string(),
+        })
     }
 
     /// The executor's name, such as `"tokio"` or `"mock"`.
@@ -405,6 +436,7 @@ impl fmt::Debug for Runtime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runtime")
             .field("label", &self.inner.label)
+            .field("sockets", &self.inner.sockets.is_some())
             .finish_non_exhaustive()
     }
 }
