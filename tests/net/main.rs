@@ -1,13 +1,14 @@
 //! The network services on real loopback sockets, on every real runtime
 //! from one body each (the mock runtime has no sockets; that it says so
 //! is tested here too): TCP and TLS echo, UDP, drain on stop, the
-//! connection limit, handler failures, and a robust client that
-//! survives its server's restart.
+//! connection limit, handler failures, a robust client that survives
+//! its server's restart, and the health endpoints.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod clients;
+mod health;
 mod tcp;
 mod tls;
 mod udp;

@@ -15,6 +15,8 @@
 //!   [`Wait`](crate::waits::Wait)s and counting it in [`ClientStats`].
 //! - TLS (feature `tls`): [`ServerTls`] and [`ClientTls`], rustls through
 //!   `futures-rustls`.
+//! - `HealthService` (feature `health`): `/healthz`, `/readyz` and
+//!   `/metrics` for orchestrators and Prometheus.
 //!
 //! What this module does not own: the sockets themselves (the adapters
 //! supply them), HTTP and gRPC (machina-tokio's `http` and `grpc`
@@ -30,6 +32,10 @@ mod control;
 mod counters;
 mod error;
 mod handler;
+#[cfg(feature = "health")]
+mod health;
+#[cfg(feature = "health")]
+mod http1;
 mod robust_client;
 mod tasks;
 mod tcp_server;
@@ -42,6 +48,8 @@ pub use client::{DEFAULT_CONNECT_TIMEOUT, TcpClient, TcpClientBuilder};
 pub use counters::{ClientStats, ServerStats};
 pub use error::NetError;
 pub use handler::{ConnectionHandler, DatagramHandler, HandlerFuture, Reply, StreamHandler};
+#[cfg(feature = "health")]
+pub use health::{HealthService, HealthServiceBuilder};
 pub use robust_client::{DEFAULT_RECONNECT_WAITS, ReadyWhen, RobustClient, RobustClientBuilder};
 pub use tcp_server::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, TcpServer, TcpServerBuilder,

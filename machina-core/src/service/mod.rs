@@ -63,9 +63,9 @@ pub use recurring::{RecurringService, RecurringState, Strategy};
 pub use sentry::{SentryConfig, SentryError, SentryGuard, TAG_FIELDS, sentry_layer, what_to_send};
 pub use stats_reporter::StatsReporter;
 pub use supervisor::{
-    ChangeError, CutShort, GraphError, RestartPolicy, Service, ServiceContext, ServiceFuture,
-    StackPlan, StartError, StartOutcome, StopContext, StopReason, StopReport, Supervisor,
-    SupervisorBuilder,
+    ChangeError, CutShort, GraphError, Readiness, ReadyState, RestartPolicy, Service,
+    ServiceContext, ServiceFuture, StackPlan, StartError, StartOutcome, StopContext, StopReason,
+    StopReport, Supervisor, SupervisorBuilder,
 };
 #[cfg(all(unix, feature = "systemd"))]
 pub use systemd::NotifySocket;

@@ -14,6 +14,7 @@ use super::context::Context;
 
 mod dynamic;
 mod plan;
+mod readiness;
 mod service_context;
 mod start;
 mod stop;
@@ -22,6 +23,7 @@ use crate::error::BoxError;
 use crate::rt::{JoinError, JoinHandle, PanicPayload, Runtime};
 pub use dynamic::ChangeError;
 pub use plan::StackPlan;
+pub use readiness::{Readiness, ReadyState};
 use service_context::FailureSink;
 pub use service_context::{RestartPolicy, ServiceContext};
 use start::News;
@@ -316,7 +318,7 @@ impl SupervisorBuilder {
             runtime: self.runtime,
             stop_timeout: self.stop_timeout,
             context: self.context,
-            life: Mutex::new(Lifecycle {
+            life: Arc::new(Mutex::new(Lifecycle {
                 plan,
                 entries: self.entries.into_iter().map(|(e, _)| e).collect(),
                 running: Vec::new(),
@@ -324,7 +326,7 @@ impl SupervisorBuilder {
                 report: StopReport::default(),
                 closing: false,
                 dynamic_starts: Vec::new(),
-            }),
+            })),
             stop_turn: futures::lock::Mutex::new(()),
             failures_tx,
             failures_rx: futures::lock::Mutex::new(failures_rx),
@@ -397,7 +399,7 @@ pub struct Supervisor {
     stop_timeout: Duration,
     context: Context,
     /// The stack's state, under one lock.
-    life: Mutex<Lifecycle>,
+    life: Arc<Mutex<Lifecycle>>,
     /// Held by whichever stop runs: one full or dynamic stop at a time
     /// (within a full stop, independent services stop in parallel).
     stop_turn: futures::lock::Mutex<()>,
@@ -437,6 +439,36 @@ impl Supervisor {
             .iter()
             .map(|s| s.name.to_string())
             .collect()
+    }
+
+    /// A view of whether the stack is ready (every registered service
+    /// running, none stopping), for health probes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::service::{Service, ServiceContext, ServiceFuture, Supervisor};
+    /// use machina_core::testing::MockRuntime;
+    /// use std::sync::Arc;
+    ///
+    /// struct Quick;
+    /// impl Service for Quick {
+    ///     fn start(self: Arc<Self>, _ctx: ServiceContext) -> ServiceFuture {
+    ///         Box::pin(async { Ok(()) })
+    ///     }
+    /// }
+    ///
+    /// let mock = MockRuntime::new();
+    /// let stack = Supervisor::builder(&mock.runtime()).service("quick", Quick, &[]).build().unwrap();
+    /// let readiness = stack.readiness();
+    /// assert_eq!(readiness.check().not_running, ["quick"]);
+    /// mock.block_on(async { stack.start().await.unwrap() }).unwrap();
+    /// assert!(readiness.check().ready);
+    /// ```
+    pub fn readiness(&self) -> Readiness {
+        Readiness {
+            life: Arc::downgrade(&self.life),
+        }
     }
 
     /// The graph of the registered services, as it is now.

@@ -78,6 +78,7 @@ pub struct ServiceContext {
     pub(super) ready: Arc<Mutex<Option<oneshot::Sender<()>>>>,
     pub(super) tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     pub(super) failures: FailureSink,
+    pub(super) readiness: super::Readiness,
 }
 
 /// Where a service's failures go: to the supervisor, unless the service is
@@ -114,6 +115,12 @@ impl ServiceContext {
     /// The runtime.
     pub fn runtime(&self) -> &Runtime {
         &self.runtime
+    }
+
+    /// Whether the whole stack is ready (every service running, none
+    /// stopping): what a `/readyz` endpoint reports.
+    pub fn readiness(&self) -> super::Readiness {
+        self.readiness.clone()
     }
 
     /// Declares the service ready; the rest of its `start` runs on in the

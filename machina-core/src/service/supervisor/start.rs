@@ -210,6 +210,7 @@ impl Supervisor {
             ready: Arc::new(Mutex::new(Some(ready_tx))),
             tasks: tasks.clone(),
             failures: failures.clone(),
+            readiness: self.readiness(),
         };
         let start = entry.service.clone().start(ctx);
         // Readiness is announced once: by `ctx.ready()` or by `start`
