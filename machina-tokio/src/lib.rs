@@ -43,6 +43,9 @@ use tokio::runtime::Handle;
 mod sockets;
 pub use sockets::TokioSockets;
 
+#[cfg(feature = "http")]
+pub mod http;
+
 /// Why a tokio-backed [`Runtime`] could not be made.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
