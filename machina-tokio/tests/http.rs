@@ -20,7 +20,7 @@ fn app() -> Router {
                 "slow but done"
             }),
         )
-        .route("/hung", get(|| std::future::pending::<&'static str>()))
+        .route("/hung", get(std::future::pending::<&'static str>))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
