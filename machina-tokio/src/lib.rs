@@ -43,8 +43,12 @@ use tokio::runtime::Handle;
 mod sockets;
 pub use sockets::TokioSockets;
 
+#[cfg(feature = "grpc")]
+pub mod grpc;
 #[cfg(feature = "http")]
 pub mod http;
+#[cfg(feature = "http")]
+mod served;
 
 /// Why a tokio-backed [`Runtime`] could not be made.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,7 @@
 //! The axum service, with a real HTTP client (reqwest): started and
 //! stopped by the entrypoint, and drained at stop — a slow request
-//! finishes, a hung one is cut off at the drain timeout.
+//! finishes, a hung one and an endless stream are cut off at the drain
+//! timeout.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,17 @@ fn app() -> Router {
             }),
         )
         .route("/hung", get(std::future::pending::<&'static str>))
+        .route(
+            "/stream",
+            get(|| async {
+                let first =
+                    futures::stream::once(async { Ok::<_, std::io::Error>("first chunk\n") });
+                axum::body::Body::from_stream(futures::StreamExt::chain(
+                    first,
+                    futures::stream::pending(),
+                ))
+            }),
+        )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,6 +94,15 @@ async fn a_stop_lets_a_slow_request_finish_and_cuts_off_a_hung_one() {
     let client = reqwest::Client::new();
     let slow = tokio::spawn(client.get(format!("http://{addr}/slow")).send());
     let hung = tokio::spawn(client.get(format!("http://{addr}/hung")).send());
+    let mut stream = client
+        .get(format!("http://{addr}/stream"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        &stream.chunk().await.unwrap().unwrap()[..],
+        b"first chunk\n"
+    );
     while web.stats().active < 2 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
