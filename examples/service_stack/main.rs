@@ -18,8 +18,15 @@
 //! the bot's grace period (1 s) runs out, and every call is named as
 //! cancelled.
 //!
+//! The stack serves `/healthz`, `/readyz` and `/metrics` (its stats, in
+//! the Prometheus format) on every runtime (`--health <addr>`, any free
+//! loopback port by default); on tokio it also serves an axum app
+//! (`--http <addr>`) and gRPC with the standard health service
+//! (`--grpc <addr>`). Each prints where it listens once the stack is up.
+//!
 //! Run: `cargo run --bin service_stack` (Ctrl+C to stop it early)
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +34,7 @@ use std::time::Duration;
 use machina_tokio::BoxError;
 use machina_tokio::bot::{BotService, Machina};
 use machina_tokio::limit::{ConcurrentGroup, Limits};
+use machina_tokio::net::HealthService;
 use machina_tokio::rt::Runtime;
 use machina_tokio::service::{
     EntrypointBuilder, FORCED_EXIT_CODE, Key, PeriodicService, ProcessService, Service,
@@ -136,6 +144,9 @@ fn main() -> ExitCode {
     };
     let stuck_stop = args.iter().any(|a| a == "--stuck-stop");
     let load = args.iter().any(|a| a == "--load");
+    let addr = |name: &str| flag(name).unwrap_or_else(|| "127.0.0.1:0".to_owned());
+    let health_addr = addr("--health");
+    let (http_addr, grpc_addr) = (addr("--http"), addr("--grpc"));
     if args.iter().any(|a| a == "--own-tracing") {
         tracing_subscriber::fmt()
             .json()
@@ -143,7 +154,14 @@ fn main() -> ExitCode {
             .init();
     }
     let outcome = match flag("--runtime").as_deref().unwrap_or("tokio") {
-        "tokio" => on_tokio(run_for, stuck_stop, load),
+        "tokio" => on_tokio(
+            run_for,
+            stuck_stop,
+            load,
+            &health_addr,
+            &http_addr,
+            &grpc_addr,
+        ),
         "smol" => smol::block_on(async {
             run(
                 machina_smol::entrypoint()?,
@@ -151,6 +169,8 @@ fn main() -> ExitCode {
                 run_for,
                 stuck_stop,
                 load,
+                &health_addr,
+                Vec::new(),
             )
             .await
         }),
@@ -161,6 +181,8 @@ fn main() -> ExitCode {
                 run_for,
                 stuck_stop,
                 load,
+                &health_addr,
+                Vec::new(),
             )
             .await
         }),
@@ -175,11 +197,44 @@ fn main() -> ExitCode {
     }
 }
 
-fn on_tokio(run_for: Option<u64>, stuck_stop: bool, load: bool) -> Result<i32, BoxError> {
+/// A network service of the stack: its name, the service, and where it
+/// listens once started.
+type Endpoint = (
+    &'static str,
+    Arc<dyn Service>,
+    Box<dyn Fn() -> Option<SocketAddr> + Send + Sync>,
+);
+
+fn on_tokio(
+    run_for: Option<u64>,
+    stuck_stop: bool,
+    load: bool,
+    health_addr: &str,
+    http_addr: &str,
+    grpc_addr: &str,
+) -> Result<i32, BoxError> {
+    use machina_tokio::grpc::GrpcService;
+    use machina_tokio::http::HttpService;
+
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async { "hello from service_stack\n" }),
+    );
+    let web = HttpService::builder(http_addr, app).build()?;
+    let grpc = GrpcService::builder(grpc_addr, tonic::service::Routes::default()).build()?;
+    let (web_at, grpc_at) = (web.clone(), grpc.clone());
+    let endpoints: Vec<Endpoint> = vec![
+        ("http", Arc::new(web), Box::new(move || web_at.local_addr())),
+        (
+            "grpc",
+            Arc::new(grpc),
+            Box::new(move || grpc_at.local_addr()),
+        ),
+    ];
     tokio_rt.block_on(async {
         run(
             machina_tokio::entrypoint()?,
@@ -187,6 +242,8 @@ fn on_tokio(run_for: Option<u64>, stuck_stop: bool, load: bool) -> Result<i32, B
             run_for,
             stuck_stop,
             load,
+            health_addr,
+            endpoints,
         )
         .await
     })
@@ -227,6 +284,8 @@ async fn run(
     run_for: Option<u64>,
     stuck_stop: bool,
     load: bool,
+    health_addr: &str,
+    mut endpoints: Vec<Endpoint>,
 ) -> Result<i32, BoxError> {
     let reporter = PeriodicService::new("reporter", "200ms", || async {
         println!("reporter: tick");
@@ -252,6 +311,22 @@ async fn run(
     let batches = ConcurrentGroup::new(&rt, "batches", Limits::new().max_in_flight(1))?;
     let stats = Stats::new();
     stats.add_group(&batches);
+    // Health, readiness and the stats for Prometheus, on any runtime; it
+    // depends on nothing, so it starts first and stops last, and /readyz
+    // says 503 from the moment the shutdown begins.
+    let health = HealthService::builder(health_addr)
+        .stats(stats.clone())
+        .build()?;
+    let health_at = health.clone();
+    endpoints.insert(
+        0,
+        (
+            "health",
+            Arc::new(health),
+            Box::new(move || health_at.local_addr()),
+        ),
+    );
+
     // An external command: it prints a heartbeat (logged under its
     // service's name) and ends by itself if this program goes away.
     let heartbeat = ProcessService::new("sh")
@@ -263,6 +338,13 @@ async fn run(
     // Logs go to standard error (the adapters' entrypoint sets that up);
     // MACHINA_LOG_LEVEL and MACHINA_LOG_FORMAT (plain, color, json;
     // journald when built with `--features journald`) adjust them.
+    let mut entry = entry;
+    let mut addresses = Vec::new();
+    for (name, service, at) in endpoints {
+        entry = entry.service(name, service, &[]);
+        addresses.push((name, at));
+    }
+    let addresses = Arc::new(addresses);
     let entrypoint = entry
         .shutdown_timeout(Duration::from_secs(2))
         .service("db", Database(rt.clone()), &[])
@@ -285,6 +367,14 @@ async fn run(
             &[],
         )
         .pre_start(|hook| async move { println!("starting: {:?}", hook.services()) })
+        .post_start(move |_| {
+            for (name, at) in addresses.iter() {
+                if let Some(addr) = at() {
+                    println!("{name}: listening on {addr}");
+                }
+            }
+            async {}
+        })
         .post_start(|hook| async move {
             let url = hook.context().try_get(DB_URL);
             println!(

@@ -285,6 +285,71 @@ fn systemd_hears_ready_watchdog_pings_and_stopping(runtime: &str) {
     );
 }
 
+/// `GET path` over a plain blocking socket: (status, body).
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).expect("connects");
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).expect("an answer");
+    let status = answer[9..12].parse().expect("a status");
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Where the program says `name` listens.
+fn listening(seen: &[String], name: &str) -> String {
+    let prefix = format!("{name}: listening on ");
+    seen.iter()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("{prefix:?} in {seen:?}"))
+        .to_owned()
+}
+
+fn the_stack_serves_health_readiness_and_metrics(runtime: &str) {
+    let (mut child, rx) = launch(&["--runtime", runtime, "--forever"], &[]);
+    let mut seen = Vec::new();
+    read_until(&rx, "all services ready", &mut seen);
+    let health = listening(&seen, "health");
+    assert_eq!(http_get(&health, "/healthz"), (200, "ok\n".to_owned()));
+    assert_eq!(http_get(&health, "/readyz"), (200, "ready\n".to_owned()));
+    let (status, metrics) = http_get(&health, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("machina_group_in_flight{name=\"batches\"}"),
+        "{metrics}"
+    );
+    if runtime == "tokio" {
+        let web = listening(&seen, "http");
+        assert_eq!(
+            http_get(&web, "/"),
+            (200, "hello from service_stack\n".to_owned())
+        );
+        let grpc = listening(&seen, "grpc");
+        std::net::TcpStream::connect(&grpc).expect("the gRPC port accepts");
+    } else {
+        assert!(
+            !seen.iter().any(|l| l.starts_with("http: listening")),
+            "HTTP is tokio-only"
+        );
+    }
+    send(&child, "TERM");
+    read_until(&rx, "exit code", &mut seen);
+    assert_eq!(wait(&mut child), 0, "{seen:?}");
+    assert!(
+        std::net::TcpStream::connect(&health).is_err(),
+        "stopped with the stack"
+    );
+}
+
 macro_rules! on_each_adapter {
     ($($test:ident),*) => {$(
         mod $test {
@@ -312,7 +377,8 @@ on_each_adapter!(
     a_second_signal_forces_the_exit_at_once,
     the_cron_job_fires_on_whole_seconds,
     sigterm_under_load_names_every_call_and_exits_in_time,
-    systemd_hears_ready_watchdog_pings_and_stopping
+    systemd_hears_ready_watchdog_pings_and_stopping,
+    the_stack_serves_health_readiness_and_metrics
 );
 
 /// Logging follows MACHINA_LOG_FORMAT; a bad format is refused before
