@@ -17,7 +17,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::http::DEFAULT_DRAIN_TIMEOUT;
-use crate::served::{RequestStats, Served, bind};
+use crate::served::{CountLayer, RequestStats, Served, bind};
 
 /// tonic services served as a [`Service`]; see the module docs. Clones
 /// share the service.
@@ -134,16 +134,11 @@ impl Service for GrpcService {
                 .await;
             tracing::info!(service = ctx.name(), addr = %local, "serving gRPC");
             ctx.ready();
-            let (served, cut) = (inner.served.clone(), run.cut.clone());
-            let router = inner
-                .routes
-                .clone()
-                .into_axum_router()
-                .layer(axum::middleware::from_fn(move |request, next| {
-                    served
-                        .clone()
-                        .count(cut.clone(), unavailable, request, next)
-                }));
+            let router = inner.routes.clone().into_axum_router().layer(CountLayer {
+                served: inner.served.clone(),
+                cut: run.cut.clone(),
+                cut_answer: unavailable,
+            });
             let serve = tonic::transport::Server::builder()
                 .add_routes(Routes::from(router))
                 .serve_with_incoming_shutdown(

@@ -17,7 +17,7 @@ use machina_core::net::{BindAddr, NetError};
 use machina_core::service::{Service, ServiceContext, ServiceFuture, StopContext};
 
 pub use crate::served::RequestStats;
-use crate::served::{Served, bind};
+use crate::served::{CountLayer, Served, bind};
 
 /// The default time a stop lets requests in progress finish.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -138,16 +138,11 @@ impl Service for HttpService {
             let run = inner.served.begin(local);
             tracing::info!(service = ctx.name(), addr = %local, "serving HTTP");
             ctx.ready();
-            let (served, cut) = (inner.served.clone(), run.cut.clone());
-            let app =
-                inner
-                    .router
-                    .clone()
-                    .layer(axum::middleware::from_fn(move |request, next| {
-                        served
-                            .clone()
-                            .count(cut.clone(), shutting_down, request, next)
-                    }));
+            let app = inner.router.clone().layer(CountLayer {
+                served: inner.served.clone(),
+                cut: run.cut.clone(),
+                cut_answer: shutting_down,
+            });
             let serve = axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -13,11 +13,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::Response;
 use bytes::Bytes;
 use futures::channel::oneshot;
 use futures::future::{Either, select};
+use http_body::Body as _;
 use machina_core::BoxError;
 use machina_core::net::NetError;
 use machina_core::rt::Runtime;
@@ -160,34 +160,6 @@ impl Served {
         let _ = run.drained.send(());
         outcome.map_err(Into::into)
     }
-
-    /// The middleware: counts a request, and answers `cut_answer()` in its
-    /// place if `cut` fires first.
-    pub(crate) async fn count(
-        self: Arc<Self>,
-        cut: CancellationToken,
-        cut_answer: fn() -> Response,
-        request: Request,
-        next: Next,
-    ) -> Response {
-        let counters = &self.counters;
-        counters.requests.fetch_add(1, Ordering::Relaxed);
-        counters.active.fetch_add(1, Ordering::Relaxed);
-        let _active = ActiveGuard(&counters.active);
-        let run = std::pin::pin!(next.run(request));
-        let response = match select(run, std::pin::pin!(cut.cancelled())).await {
-            Either::Left((response, _)) => response,
-            Either::Right(_) => {
-                counters.cut_off.fetch_add(1, Ordering::Relaxed);
-                cut_answer()
-            }
-        };
-        if response.status().is_server_error() {
-            counters.server_errors.fetch_add(1, Ordering::Relaxed);
-        }
-        // A streamed answer outlives its handler: it is cut off too.
-        response.map(|body| axum::body::Body::new(CutBody::new(body, cut)))
-    }
 }
 
 /// A response body that ends with an error when `cut` fires: a stream
@@ -243,11 +215,127 @@ impl http_body::Body for CutBody {
     }
 }
 
-/// Counts a request active until dropped (a cancelled one included).
-struct ActiveGuard<'a>(&'a AtomicU64);
+/// The layer that counts each request and cuts it off when a drain runs
+/// out: a plain tower layer with a concrete future (nothing boxed per
+/// request unless a handler or a streamed body actually waits).
+#[derive(Clone)]
+pub(crate) struct CountLayer {
+    pub(crate) served: Arc<Served>,
+    pub(crate) cut: CancellationToken,
+    /// The answer in place of a request cut off.
+    pub(crate) cut_answer: fn() -> Response,
+}
 
-impl Drop for ActiveGuard<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+impl<S> tower::Layer<S> for CountLayer {
+    type Service = CountService<S>;
+
+    fn layer(&self, inner: S) -> CountService<S> {
+        CountService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// [`CountLayer`]'s service.
+#[derive(Clone)]
+pub(crate) struct CountService<S> {
+    inner: S,
+    layer: CountLayer,
+}
+
+impl<S> tower::Service<Request> for CountService<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Counted<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let counters = &self.layer.served.counters;
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        counters.active.fetch_add(1, Ordering::Relaxed);
+        Counted {
+            inner: self.inner.call(request),
+            layer: self.layer.clone(),
+            waiting: None,
+            active: true,
+        }
+    }
+}
+
+/// A request in progress: the handler's future, raced against the cut
+/// once it waits.
+#[pin_project::pin_project(PinnedDrop)]
+pub(crate) struct Counted<F> {
+    #[pin]
+    inner: F,
+    layer: CountLayer,
+    waiting: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// Still counted active (until it answers or is dropped).
+    active: bool,
+}
+
+impl<F, E> Future for Counted<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let counters = &this.layer.served.counters;
+        let response = match this.inner.poll(cx) {
+            Poll::Ready(Ok(response)) => response,
+            Poll::Ready(Err(error)) => {
+                *this.active = false;
+                counters.active.fetch_sub(1, Ordering::Relaxed);
+                return Poll::Ready(Err(error));
+            }
+            Poll::Pending => {
+                let cut = this.layer.cut.clone();
+                let waiting = this
+                    .waiting
+                    .get_or_insert_with(|| Box::pin(cut.cancelled_owned()));
+                if waiting.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                counters.cut_off.fetch_add(1, Ordering::Relaxed);
+                (this.layer.cut_answer)()
+            }
+        };
+        *this.active = false;
+        counters.active.fetch_sub(1, Ordering::Relaxed);
+        if response.status().is_server_error() {
+            counters.server_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        // A streamed answer (of unknown length) outlives its handler: it
+        // is cut off too. A body of known length is sent as it is.
+        let response = if response.body().size_hint().exact().is_some() {
+            response
+        } else {
+            let cut = this.layer.cut.clone();
+            response.map(|body| axum::body::Body::new(CutBody::new(body, cut)))
+        };
+        Poll::Ready(Ok(response))
+    }
+}
+
+#[pin_project::pinned_drop]
+impl<F> PinnedDrop for Counted<F> {
+    fn drop(self: Pin<&mut Self>) {
+        let this = self.project();
+        if *this.active {
+            this.layer
+                .served
+                .counters
+                .active
+                .fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }

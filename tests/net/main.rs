@@ -12,6 +12,7 @@ mod health;
 mod tcp;
 mod tls;
 mod udp;
+mod virtual_time;
 
 use machina_core::rt::Runtime;
 use machina_core::service::{Service, Supervisor};
