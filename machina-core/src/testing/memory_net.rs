@@ -283,22 +283,31 @@ impl Drop for MemoryUdp {
     }
 }
 
+/// Takes `addr` in `map`, or says it is in use.
+fn claim<T>(
+    map: &mut HashMap<SocketAddr, mpsc::UnboundedSender<T>>,
+    addr: SocketAddr,
+) -> io::Result<mpsc::UnboundedReceiver<T>> {
+    match map.entry(addr) {
+        std::collections::hash_map::Entry::Occupied(_) => Err(io::ErrorKind::AddrInUse.into()),
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            let (tx, rx) = mpsc::unbounded();
+            slot.insert(tx);
+            Ok(rx)
+        }
+    }
+}
+
 impl Sockets for MemoryNet {
     fn bind_tcp(&self, addr: SocketAddr) -> IoFuture<'static, Box<dyn TcpListen>> {
         let bound = {
             let mut net = self.net();
             let addr = net.assign(addr);
-            if net.listeners.contains_key(&addr) {
-                Err(io::Error::from(io::ErrorKind::AddrInUse))
-            } else {
-                let (tx, rx) = mpsc::unbounded();
-                net.listeners.insert(addr, tx);
-                Ok(MemoryListener {
-                    net: self.clone(),
-                    addr,
-                    incoming: futures::lock::Mutex::new(rx),
-                })
-            }
+            claim(&mut net.listeners, addr).map(|rx| MemoryListener {
+                net: self.clone(),
+                addr,
+                incoming: futures::lock::Mutex::new(rx),
+            })
         };
         Box::pin(async move { bound.map(|l| Box::new(l) as Box<dyn TcpListen>) })
     }
@@ -332,17 +341,11 @@ impl Sockets for MemoryNet {
         let bound = {
             let mut net = self.net();
             let addr = net.assign(addr);
-            if net.udp.contains_key(&addr) {
-                Err(io::Error::from(io::ErrorKind::AddrInUse))
-            } else {
-                let (tx, rx) = mpsc::unbounded();
-                net.udp.insert(addr, tx);
-                Ok(MemoryUdp {
-                    net: self.clone(),
-                    addr,
-                    incoming: futures::lock::Mutex::new(rx),
-                })
-            }
+            claim(&mut net.udp, addr).map(|rx| MemoryUdp {
+                net: self.clone(),
+                addr,
+                incoming: futures::lock::Mutex::new(rx),
+            })
         };
         Box::pin(async move { bound.map(|s| Box::new(s) as Box<dyn UdpIo>) })
     }
