@@ -202,7 +202,7 @@ fn smol_rows(rounds: usize, secs: f64) {
         })
     };
     let rt = machina_smol::runtime_on(&executor);
-    let (stack, machina_addr) = machina_server(&rt, |f| smol::block_on(f));
+    let (stack, machina_addr) = machina_server(&rt, smol::block_on);
     let hand_addr = smol::block_on(async {
         let listener = async_net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
