@@ -13,8 +13,12 @@
 //! peers (A B A B …) so a slow phase of the machine hits both; each row
 //! prints round trips per second and p50/p99 latency per round.
 //!
+//! First, criterion rows: one round trip at a time on one connection
+//! (client and server on one current-thread tokio runtime), Machina and
+//! the peer one after the other in the same run.
+//!
 //! Run: `cargo bench --bench net` (`-- --rounds 3 --secs 2` are the
-//! defaults).
+//! defaults; `-- --round-trips-only` or `-- --load-only` for one part).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -343,6 +347,108 @@ fn compare(
     println!("  => throughput {t_lo:.3}-{t_hi:.3}x the peer, p99 latency {p_lo:.3}-{p_hi:.3}x");
 }
 
+/// One round trip at a time on one connection, client and servers on one
+/// current-thread runtime (criterion: the steadier figure on a noisy VM).
+fn round_trip_rows() {
+    use criterion::Criterion;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = Criterion::default()
+        .sample_size(60)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rt = tokio_rt
+        .block_on(async { machina_tokio::runtime() })
+        .unwrap();
+    let (stack, machina_addr) = machina_server(&rt, |f| tokio_rt.block_on(f));
+    let hand_addr = tokio_rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (mut conn, _) = listener.accept().await.unwrap();
+                conn.set_nodelay(true).unwrap();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n @ 1..) = conn.read(&mut buf).await {
+                        if conn.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    });
+    let mut group = c.benchmark_group("tcp_echo_round_trip_tokio_current_thread");
+    for (name, addr) in [("machina", machina_addr), ("hand_written", hand_addr)] {
+        let mut conn = tokio_rt.block_on(async {
+            let conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+            conn.set_nodelay(true).unwrap();
+            conn
+        });
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                tokio_rt.block_on(async {
+                    let mut back = [0u8; MESSAGE];
+                    conn.write_all(&[7u8; MESSAGE]).await.unwrap();
+                    conn.read_exact(&mut back).await.unwrap();
+                })
+            })
+        });
+    }
+    group.finish();
+    tokio_rt.block_on(async move { stack.stop().await });
+
+    use axum::Router;
+    use axum::routing::get;
+    let app = || Router::new().route("/", get(|| async { "hello" }));
+    let web = machina_tokio::http::HttpService::builder("127.0.0.1:0", app())
+        .build()
+        .unwrap();
+    let stack = Arc::new(
+        Supervisor::builder(&rt)
+            .service("web", web.clone(), &[])
+            .build()
+            .unwrap(),
+    );
+    let starting = stack.clone();
+    tokio_rt.block_on(async move { starting.start().await.unwrap() });
+    let bare_addr = tokio_rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app()).await.unwrap() });
+        addr
+    });
+    let mut group = c.benchmark_group("http_hello_one_request_tokio_current_thread");
+    for (name, addr) in [
+        ("machina", web.local_addr().unwrap()),
+        ("bare_axum_serve", bare_addr),
+    ] {
+        let client = reqwest::Client::new();
+        let url = format!("http://{addr}/");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                tokio_rt.block_on(async {
+                    client
+                        .get(&url)
+                        .send()
+                        .await
+                        .unwrap()
+                        .bytes()
+                        .await
+                        .unwrap()
+                })
+            })
+        });
+    }
+    group.finish();
+    tokio_rt.block_on(async move { stack.stop().await });
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str, default: f64| {
@@ -360,6 +466,12 @@ fn main() {
         arg("--rounds", 3.0) as usize
     };
     let secs = if quick { 0.2 } else { arg("--secs", 2.0) };
+    if !quick && !args.iter().any(|a| a == "--load-only") {
+        round_trip_rows();
+    }
+    if args.iter().any(|a| a == "--round-trips-only") {
+        return;
+    }
     tokio_rows(rounds, secs);
     smol_rows(rounds, secs);
     http_rows(rounds, secs);

@@ -85,8 +85,7 @@ impl GrpcService {
 
     /// Adds its counters to `stats` (kind `"grpc"`).
     pub fn add_to(&self, stats: &machina_core::stats::Stats, name: impl Into<String>) {
-        let this = self.clone();
-        stats.add("grpc", name, move || this.stats().samples());
+        self.inner.served.add_to(stats, "grpc", name);
     }
 }
 

@@ -86,8 +86,7 @@ impl HttpService {
 
     /// Adds its counters to `stats` (kind `"http"`).
     pub fn add_to(&self, stats: &machina_core::stats::Stats, name: impl Into<String>) {
-        let this = self.clone();
-        stats.add("http", name, move || this.stats().samples());
+        self.inner.served.add_to(stats, "http", name);
     }
 }
 

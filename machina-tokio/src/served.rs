@@ -101,6 +101,17 @@ impl Served {
         }
     }
 
+    /// Adds these counters to `stats` under `kind` and `name`.
+    pub(crate) fn add_to(
+        self: &Arc<Self>,
+        stats: &machina_core::stats::Stats,
+        kind: &'static str,
+        name: impl Into<String>,
+    ) {
+        let this = self.clone();
+        stats.add(kind, name, move || this.stats().samples());
+    }
+
     /// Registers a run bound to `local`.
     pub(crate) fn begin(&self, local: SocketAddr) -> Run {
         let (drained, drained_rx) = oneshot::channel();

@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use machina_core::net::{NetError, ReadyWhen, RobustClient, TcpClient, TcpServer};
-use machina_core::rt::{Connection, Runtime};
+use machina_core::rt::Connection;
 use machina_core::stats::Stats;
 use machina_core::waits::Wait;
 use machina_test::{free_port, real_runtimes};
 
-use crate::serve;
 use crate::support::{Log, entries, log, push};
+use crate::{eventually, serve};
 
 async fn echo(conn: Connection, _peer: std::net::SocketAddr) -> Result<(), machina_core::BoxError> {
     let (reader, mut writer) = conn.split();
@@ -39,16 +39,6 @@ fn pinger(
             Ok(())
         })
     }
-}
-
-async fn eventually(rt: &Runtime, what: &str, done: impl Fn() -> bool) {
-    for _ in 0..500 {
-        if done() {
-            return;
-        }
-        rt.sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 real_runtimes! {

@@ -17,6 +17,17 @@ mod virtual_time;
 use machina_core::rt::Runtime;
 use machina_core::service::{Service, Supervisor};
 
+/// Waits (a little, on the real clock) until `done` holds.
+pub(crate) async fn eventually(rt: &Runtime, what: &str, done: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        rt.sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
 /// A started stack of one service named `name`.
 pub(crate) async fn serve(rt: &Runtime, name: &str, service: impl Service) -> Supervisor {
     let stack = Supervisor::builder(rt)

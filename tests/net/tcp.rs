@@ -11,7 +11,7 @@ use machina_core::service::Supervisor;
 use machina_core::testing::MockRuntime;
 use machina_test::real_runtimes;
 
-use crate::serve;
+use crate::{eventually, serve};
 
 async fn echo(conn: Connection, _peer: std::net::SocketAddr) -> Result<(), machina_core::BoxError> {
     let (reader, mut writer) = conn.split();
@@ -35,17 +35,6 @@ async fn round_trip(conn: &mut Connection, line: &[u8]) -> Vec<u8> {
     let mut back = vec![0; line.len()];
     conn.read_exact(&mut back).await.unwrap();
     back
-}
-
-/// Waits (a little, on the real clock) until `done` holds.
-async fn eventually(rt: &Runtime, what: &str, done: impl Fn() -> bool) {
-    for _ in 0..500 {
-        if done() {
-            return;
-        }
-        rt.sleep(Duration::from_millis(10)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 real_runtimes! {

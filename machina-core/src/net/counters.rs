@@ -2,7 +2,10 @@
 //! that updates them, and their snapshots: [`ServerStats`],
 //! [`ClientStats`].
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::handler::Outcome;
 
 /// What a TCP or UDP server has done since it was built.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,6 +46,22 @@ pub(crate) fn bump(counter: &AtomicU64) {
 }
 
 impl ServerCounters {
+    /// Counts how a handler of `service` for `peer` ended, and logs a
+    /// failure (`what`: "connection", "datagram").
+    pub(crate) fn record(&self, outcome: Outcome, service: &str, peer: SocketAddr, what: &str) {
+        match outcome {
+            Outcome::Done => bump(&self.finished),
+            Outcome::Failed(error) => {
+                bump(&self.failed);
+                tracing::warn!(service, %peer, %error, "{what} handler failed");
+            }
+            Outcome::Panicked(message) => {
+                bump(&self.panicked);
+                tracing::error!(service, %peer, panic = %message, "{what} handler panicked");
+            }
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> ServerStats {
         let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
         ServerStats {

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use futures::future::join_all;
 
+use std::sync::atomic::Ordering;
+
+use super::counters::ServerCounters;
 use crate::rt::{JoinError, JoinHandle, Runtime};
 
 /// The running handler tasks of one server loop.
@@ -59,6 +62,25 @@ impl Tasks {
             .iter()
             .filter(|o| matches!(o, Err(JoinError::Cancelled)))
             .count() as u64
+    }
+}
+
+impl Tasks {
+    /// [`drain`](Self::drain), counting the cancelled handlers of
+    /// `service` (whose handlers serve `what`) and saying so.
+    pub(crate) async fn drain_counted(
+        &mut self,
+        runtime: &Runtime,
+        within: Duration,
+        counters: &ServerCounters,
+        service: &str,
+        what: &str,
+    ) {
+        let cancelled = self.drain(runtime, within).await;
+        counters.cancelled.fetch_add(cancelled, Ordering::Relaxed);
+        if cancelled > 0 {
+            tracing::warn!(service, cancelled, drain_timeout = ?within, "{what} still being handled at the end of the drain were cancelled");
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use super::addr::BindAddr;
 use super::control::{LoopControl, pause};
 use super::counters::{ActiveGuard, ServerCounters, ServerStats, bump};
 use super::error::NetError;
-use super::handler::{ConnectionHandler, Outcome, guarded};
+use super::handler::{ConnectionHandler, guarded};
 use super::tasks::Tasks;
 use crate::limit::{Group, Permit};
 use crate::rt::{Connection, IoFuture, Runtime, TcpListen};
@@ -217,14 +217,15 @@ impl Service for TcpServer {
             .await;
             drop(listener);
             *inner.local.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            let cancelled = tasks.drain(ctx.runtime(), inner.drain_timeout).await;
-            inner
-                .counters
-                .cancelled
-                .fetch_add(cancelled, std::sync::atomic::Ordering::Relaxed);
-            if cancelled > 0 {
-                tracing::warn!(service = ctx.name(), cancelled, drain_timeout = ?inner.drain_timeout, "connections still open at the end of the drain were cancelled");
-            }
+            tasks
+                .drain_counted(
+                    ctx.runtime(),
+                    inner.drain_timeout,
+                    &inner.counters,
+                    ctx.name(),
+                    "connections",
+                )
+                .await;
             let _ = armed.drained.send(());
             Ok(())
         })
@@ -334,17 +335,8 @@ fn serve_connection(
                 }
             },
         };
-        match guarded(handler.handle(conn, peer)).await {
-            Outcome::Done => bump(&counters.finished),
-            Outcome::Failed(error) => {
-                bump(&counters.failed);
-                tracing::warn!(service = &*service, %peer, %error, "connection handler failed");
-            }
-            Outcome::Panicked(message) => {
-                bump(&counters.panicked);
-                tracing::error!(service = &*service, %peer, panic = %message, "connection handler panicked");
-            }
-        }
+        let outcome = guarded(handler.handle(conn, peer)).await;
+        counters.record(outcome, &service, peer, "connection");
     }
 }
 

@@ -12,7 +12,7 @@ use super::addr::BindAddr;
 use super::control::{LoopControl, pause};
 use super::counters::{ActiveGuard, ServerCounters, ServerStats, bump};
 use super::error::NetError;
-use super::handler::{DatagramHandler, Outcome, Reply, guarded};
+use super::handler::{DatagramHandler, Reply, guarded};
 use super::tasks::Tasks;
 use super::tcp_server::DEFAULT_DRAIN_TIMEOUT;
 use crate::rt::{Runtime, UdpIo};
@@ -157,11 +157,15 @@ impl Service for UdpServer {
             )
             .await;
             *inner.local.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            let cancelled = tasks.drain(ctx.runtime(), inner.drain_timeout).await;
-            inner
-                .counters
-                .cancelled
-                .fetch_add(cancelled, std::sync::atomic::Ordering::Relaxed);
+            tasks
+                .drain_counted(
+                    ctx.runtime(),
+                    inner.drain_timeout,
+                    &inner.counters,
+                    ctx.name(),
+                    "datagrams",
+                )
+                .await;
             let _ = armed.drained.send(());
             Ok(())
         })
@@ -214,17 +218,8 @@ async fn receive_until_stopped(
         let name: Arc<str> = service.into();
         let task = async move {
             let _active = ActiveGuard::enter(&counters);
-            match guarded(handler.handle(datagram, peer, reply)).await {
-                Outcome::Done => bump(&counters.finished),
-                Outcome::Failed(error) => {
-                    bump(&counters.failed);
-                    tracing::warn!(service = &*name, %peer, %error, "datagram handler failed");
-                }
-                Outcome::Panicked(message) => {
-                    bump(&counters.panicked);
-                    tracing::error!(service = &*name, %peer, panic = %message, "datagram handler panicked");
-                }
-            }
+            let outcome = guarded(handler.handle(datagram, peer, reply)).await;
+            counters.record(outcome, &name, peer, "datagram");
         };
         match runtime.spawn_named(service, task) {
             Ok(handle) => tasks.push(handle),
