@@ -11,8 +11,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
+use axum::{Router, ServiceExt};
 use machina_core::net::{BindAddr, NetError};
 use machina_core::service::{Service, ServiceContext, ServiceFuture, StopContext};
 
@@ -53,6 +57,7 @@ struct Inner {
     addr: SocketAddr,
     router: Router,
     drain_timeout: Duration,
+    connect_info: bool,
     served: Arc<Served>,
 }
 
@@ -62,6 +67,7 @@ pub struct HttpServiceBuilder {
     addr: Result<SocketAddr, NetError>,
     router: Router,
     drain_timeout: Duration,
+    connect_info: bool,
 }
 
 impl HttpService {
@@ -71,6 +77,7 @@ impl HttpService {
             addr: addr.socket_addr(),
             router,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            connect_info: false,
         }
     }
 
@@ -98,6 +105,14 @@ impl HttpServiceBuilder {
         self
     }
 
+    /// Gives handlers the peer's address (axum's
+    /// `ConnectInfo<SocketAddr>` extractor); off by default, as with
+    /// `axum::serve` (it costs an extension per request).
+    pub fn connect_info(mut self, on: bool) -> Self {
+        self.connect_info = on;
+        self
+    }
+
     /// The service.
     ///
     /// # Errors
@@ -108,6 +123,7 @@ impl HttpServiceBuilder {
                 addr: self.addr?,
                 router: self.router,
                 drain_timeout: self.drain_timeout,
+                connect_info: self.connect_info,
                 served: Arc::default(),
             }),
         })
@@ -137,17 +153,34 @@ impl Service for HttpService {
             let run = inner.served.begin(local);
             tracing::info!(service = ctx.name(), addr = %local, "serving HTTP");
             ctx.ready();
-            let app = inner.router.clone().layer(CountLayer {
-                served: inner.served.clone(),
-                cut: run.cut.clone(),
-                cut_answer: shutting_down,
-            });
-            let serve = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(run.stop.clone().cancelled_owned())
-            .into_future();
+            // One layer around the whole router (not one per route).
+            let app = tower::Layer::layer(
+                &CountLayer {
+                    served: inner.served.clone(),
+                    cut: run.cut.clone(),
+                    cut_answer: shutting_down,
+                },
+                inner.router.clone(),
+            );
+            let shutdown = run.stop.clone().cancelled_owned();
+            let serve: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = if inner
+                .connect_info
+            {
+                let app =
+                    ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(app);
+                Box::pin(
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .into_future(),
+                )
+            } else {
+                let app = ServiceExt::<Request>::into_make_service(app);
+                Box::pin(
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .into_future(),
+                )
+            };
             inner
                 .served
                 .drive(run, serve, ctx.runtime(), inner.drain_timeout, ctx.name())

@@ -125,3 +125,36 @@ async fn a_stop_lets_a_slow_request_finish_and_cuts_off_a_hung_one() {
         (1, 1, 0)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_info_gives_handlers_the_peer_address() {
+    use axum::extract::ConnectInfo;
+    let rt = machina_tokio::runtime().unwrap();
+    let app =
+        Router::new().route(
+            "/peer",
+            get(
+                |ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>| async move {
+                    peer.ip().to_string()
+                },
+            ),
+        );
+    let web = HttpService::builder("127.0.0.1:0", app)
+        .connect_info(true)
+        .build()
+        .unwrap();
+    let stack = Supervisor::builder(&rt)
+        .service("web", web.clone(), &[])
+        .build()
+        .unwrap();
+    stack.start().await.unwrap();
+    let addr = web.local_addr().unwrap();
+    let body = reqwest::get(format!("http://{addr}/peer"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "127.0.0.1");
+    assert!(stack.stop().await.is_clean());
+}
