@@ -18,7 +18,8 @@
 //! the peer one after the other in the same run.
 //!
 //! Run: `cargo bench --bench net` (`-- --rounds 3 --secs 2` are the
-//! defaults; `-- --round-trips-only` or `-- --load-only` for one part).
+//! defaults; `-- --round-trips-only` or `-- --load-only` for one part;
+//! `-- --count KIND N` for instruction counts, see `count`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -347,15 +348,20 @@ fn compare(
     println!("  => throughput {t_lo:.3}-{t_hi:.3}x the peer, p99 latency {p_lo:.3}-{p_hi:.3}x");
 }
 
-/// One round trip at a time on one connection, client and servers on one
-/// current-thread runtime (criterion: the steadier figure on a noisy VM).
-fn round_trip_rows() {
-    use criterion::Criterion;
+/// Machina's servers and the peers on one current-thread tokio runtime.
+struct OneThread {
+    tokio_rt: tokio::runtime::Runtime,
+    /// (name, address) of the TCP echo servers: Machina, hand-written.
+    tcp: [(&'static str, SocketAddr); 2],
+    /// (name, address) of the HTTP servers: Machina, bare `axum::serve`.
+    http: [(&'static str, SocketAddr); 2],
+    stacks: Vec<Arc<Supervisor>>,
+}
+
+fn one_thread_servers() -> OneThread {
+    use axum::Router;
+    use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut c = Criterion::default()
-        .sample_size(60)
-        .measurement_time(Duration::from_secs(4))
-        .warm_up_time(Duration::from_secs(1));
     let tokio_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -363,7 +369,7 @@ fn round_trip_rows() {
     let rt = tokio_rt
         .block_on(async { machina_tokio::runtime() })
         .unwrap();
-    let (stack, machina_addr) = machina_server(&rt, |f| tokio_rt.block_on(f));
+    let (tcp_stack, machina_addr) = machina_server(&rt, |f| tokio_rt.block_on(f));
     let hand_addr = tokio_rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -383,39 +389,17 @@ fn round_trip_rows() {
         });
         addr
     });
-    let mut group = c.benchmark_group("tcp_echo_round_trip_tokio_current_thread");
-    for (name, addr) in [("machina", machina_addr), ("hand_written", hand_addr)] {
-        let mut conn = tokio_rt.block_on(async {
-            let conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-            conn.set_nodelay(true).unwrap();
-            conn
-        });
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                tokio_rt.block_on(async {
-                    let mut back = [0u8; MESSAGE];
-                    conn.write_all(&[7u8; MESSAGE]).await.unwrap();
-                    conn.read_exact(&mut back).await.unwrap();
-                })
-            })
-        });
-    }
-    group.finish();
-    tokio_rt.block_on(async move { stack.stop().await });
-
-    use axum::Router;
-    use axum::routing::get;
     let app = || Router::new().route("/", get(|| async { "hello" }));
     let web = machina_tokio::http::HttpService::builder("127.0.0.1:0", app())
         .build()
         .unwrap();
-    let stack = Arc::new(
+    let http_stack = Arc::new(
         Supervisor::builder(&rt)
             .service("web", web.clone(), &[])
             .build()
             .unwrap(),
     );
-    let starting = stack.clone();
+    let starting = http_stack.clone();
     tokio_rt.block_on(async move { starting.start().await.unwrap() });
     let bare_addr = tokio_rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -423,30 +407,108 @@ fn round_trip_rows() {
         tokio::spawn(async move { axum::serve(listener, app()).await.unwrap() });
         addr
     });
-    let mut group = c.benchmark_group("http_hello_one_request_tokio_current_thread");
-    for (name, addr) in [
-        ("machina", web.local_addr().unwrap()),
-        ("bare_axum_serve", bare_addr),
-    ] {
+    OneThread {
+        tokio_rt,
+        tcp: [("machina", machina_addr), ("hand_written", hand_addr)],
+        http: [
+            ("machina", web.local_addr().unwrap()),
+            ("bare_axum_serve", bare_addr),
+        ],
+        stacks: vec![tcp_stack, http_stack],
+    }
+}
+
+impl OneThread {
+    /// A client connection to the echo server at `addr`, and a function
+    /// making one round trip on it.
+    fn echo_client(&self, addr: SocketAddr) -> impl FnMut() + '_ {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = self.tokio_rt.block_on(async {
+            let conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+            conn.set_nodelay(true).unwrap();
+            conn
+        });
+        move || {
+            self.tokio_rt.block_on(async {
+                let mut back = [0u8; MESSAGE];
+                conn.write_all(&[7u8; MESSAGE]).await.unwrap();
+                conn.read_exact(&mut back).await.unwrap();
+            })
+        }
+    }
+
+    /// A keep-alive HTTP client of the server at `addr`, and a function
+    /// making one request with it.
+    fn http_client(&self, addr: SocketAddr) -> impl FnMut() + '_ {
         let client = reqwest::Client::new();
         let url = format!("http://{addr}/");
-        group.bench_function(name, |b| {
-            b.iter(|| {
-                tokio_rt.block_on(async {
-                    client
-                        .get(&url)
-                        .send()
-                        .await
-                        .unwrap()
-                        .bytes()
-                        .await
-                        .unwrap()
-                })
+        move || {
+            self.tokio_rt.block_on(async {
+                let body = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                assert_eq!(&body[..], b"hello");
             })
-        });
+        }
+    }
+
+    fn stop(self) {
+        for stack in self.stacks {
+            self.tokio_rt.block_on(async move { stack.stop().await });
+        }
+    }
+}
+
+/// One round trip at a time on one connection, client and servers on one
+/// current-thread runtime.
+fn round_trip_rows() {
+    use criterion::Criterion;
+    let mut c = Criterion::default()
+        .sample_size(60)
+        .measurement_time(Duration::from_secs(4))
+        .warm_up_time(Duration::from_secs(1));
+    let servers = one_thread_servers();
+    let mut group = c.benchmark_group("tcp_echo_round_trip_tokio_current_thread");
+    for (name, addr) in servers.tcp {
+        let mut round_trip = servers.echo_client(addr);
+        group.bench_function(name, |b| b.iter(&mut round_trip));
     }
     group.finish();
-    tokio_rt.block_on(async move { stack.stop().await });
+    let mut group = c.benchmark_group("http_hello_one_request_tokio_current_thread");
+    for (name, addr) in servers.http {
+        let mut request = servers.http_client(addr);
+        group.bench_function(name, |b| b.iter(&mut request));
+    }
+    group.finish();
+    servers.stop();
+}
+
+/// `--count KIND N`: N round trips against one server and nothing else,
+/// for an instruction count (`valgrind --tool=callgrind`, less the same
+/// command with N = 0): KIND is `tcp-machina`, `tcp-hand`,
+/// `http-machina` or `http-bare`.
+fn count(kind: &str, n: usize) {
+    let servers = one_thread_servers();
+    let mut once: Box<dyn FnMut() + '_> = match kind {
+        "tcp-machina" => Box::new(servers.echo_client(servers.tcp[0].1)),
+        "tcp-hand" => Box::new(servers.echo_client(servers.tcp[1].1)),
+        "http-machina" => Box::new(servers.http_client(servers.http[0].1)),
+        "http-bare" => Box::new(servers.http_client(servers.http[1].1)),
+        other => panic!("unknown --count kind {other:?}"),
+    };
+    // The connection (and, for HTTP, the client's pool) is set up by the
+    // first round trip: it is made in the N = 0 run too.
+    once();
+    for _ in 0..n {
+        once();
+    }
+    drop(once);
+    servers.stop();
 }
 
 fn main() {
@@ -458,6 +520,14 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
+    if let Some(at) = args.iter().position(|a| a == "--count") {
+        let n = args
+            .get(at + 2)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1000);
+        count(&args[at + 1], n);
+        return;
+    }
     // `cargo test --benches` runs bench binaries with `--test`: keep it short.
     let quick = args.iter().any(|a| a == "--test");
     let rounds = if quick {
