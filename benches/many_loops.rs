@@ -4,12 +4,21 @@
 //! drift (lateness of the last ticks against the first), and resident
 //! memory per emit.
 //!
+//! Both sides do the same work per tick and are measured the same way:
+//! each tick's lateness is `now − the instant it was scheduled for` (the
+//! interval's returned deadline; the emit's `Event::scheduled_at`), stored
+//! with one relaxed atomic store into a slot of a per-loop array made
+//! before the clock starts; the timed region (wall and CPU) starts when
+//! the loops start — after the emits are registered, before the tasks are
+//! spawned — and ends when the last loop has finished.
+//!
 //! Not a criterion benchmark: a lateness distribution over one long run is
 //! the measurement, so this prints its own table.
 //!
 //! Run: `cargo bench --bench many_loops`
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use machina_core::bot::{Event, Machina};
@@ -46,6 +55,29 @@ fn resident() -> u64 {
         .and_then(|p| p.parse::<u64>().ok())
         .unwrap_or(0)
         * 4096
+}
+
+/// One loop's lateness samples, one slot per tick (nanoseconds), written
+/// with one relaxed store each — the same on both sides.
+struct Samples(Box<[AtomicU64]>);
+
+impl Samples {
+    fn new() -> Arc<Self> {
+        Arc::new(Samples((0..TICKS).map(|_| AtomicU64::new(0)).collect()))
+    }
+
+    fn record(&self, tick: u64, late: Duration) {
+        if let Some(slot) = self.0.get(tick as usize) {
+            slot.store(late.as_nanos() as u64, Ordering::Relaxed);
+        }
+    }
+
+    fn read(&self) -> Vec<Duration> {
+        self.0
+            .iter()
+            .map(|n| Duration::from_nanos(n.load(Ordering::Relaxed)))
+            .collect()
+    }
 }
 
 struct Outcome {
@@ -118,33 +150,30 @@ fn raw_tokio() -> Outcome {
     let rt = tokio_rt();
     rt.block_on(async {
         let before_mem = resident();
+        let samples: Vec<Arc<Samples>> = (0..LOOPS).map(|_| Samples::new()).collect();
         let cpu0 = cpu_time();
         let start = Instant::now();
-        let tasks: Vec<_> = (0..LOOPS)
-            .map(|_| {
+        let tasks: Vec<_> = samples
+            .iter()
+            .map(|out| {
+                let out = out.clone();
                 tokio::spawn(async move {
                     let mut ticks = tokio::time::interval(PERIOD);
-                    let mut late = Vec::with_capacity(TICKS as usize);
-                    for _ in 0..TICKS {
+                    for tick in 0..TICKS {
                         let due = ticks.tick().await;
-                        late.push(tokio::time::Instant::now() - due);
+                        out.record(tick, tokio::time::Instant::now() - due);
                     }
-                    late
                 })
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(500)).await;
         let memory_per_loop = resident().saturating_sub(before_mem) / LOOPS as u64;
-        let mut per_loop = Vec::with_capacity(LOOPS);
         for t in tasks {
-            per_loop.push(t.await.expect("loop"));
+            t.await.expect("loop");
         }
-        Outcome::new(
-            start.elapsed(),
-            cpu_time() - cpu0,
-            per_loop,
-            memory_per_loop,
-        )
+        let (wall, cpu) = (start.elapsed(), cpu_time() - cpu0);
+        let per_loop = samples.iter().map(|s| s.read()).collect();
+        Outcome::new(wall, cpu, per_loop, memory_per_loop)
     })
 }
 
@@ -153,15 +182,10 @@ fn machina_emits() -> Outcome {
     rt.block_on(async {
         let mrt = machina_tokio::runtime().expect("inside tokio");
         let before_mem = resident();
-        let cpu0 = cpu_time();
-        let start = Instant::now();
         let mut bot = Machina::builder(&mrt);
-        let samples: Vec<Arc<Mutex<Vec<Duration>>>> = (0..LOOPS)
-            .map(|_| Arc::new(Mutex::new(Vec::with_capacity(TICKS as usize))))
-            .collect();
+        let samples: Vec<Arc<Samples>> = (0..LOOPS).map(|_| Samples::new()).collect();
         for (i, out) in samples.iter().enumerate() {
             let out = out.clone();
-            let first: Arc<OnceLock<Instant>> = Arc::new(OnceLock::new());
             bot.emit(
                 &format!("emit-{i}"),
                 Schedule::fixed_rate(PERIOD, MissedTick::Burst).expect("period"),
@@ -169,17 +193,18 @@ fn machina_emits() -> Outcome {
             .expect("schedule")
             .count(TICKS)
             .register(move |event: Event| {
-                let now = event.runtime().now();
-                let first = *first.get_or_init(|| now);
-                let due = first + PERIOD * (event.epoch() - 1) as u32;
-                out.lock()
-                    .expect("samples")
-                    .push(now.saturating_duration_since(due));
+                let late = event
+                    .runtime()
+                    .now()
+                    .saturating_duration_since(event.scheduled_at());
+                out.record(event.epoch() - 1, late);
                 async {}
             })
             .expect("emit");
         }
         let bot = bot.build();
+        let cpu0 = cpu_time();
+        let start = Instant::now();
         let runner = tokio::spawn({
             let bot = bot.clone();
             async move { bot.run().await }
@@ -187,16 +212,9 @@ fn machina_emits() -> Outcome {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let memory_per_loop = resident().saturating_sub(before_mem) / LOOPS as u64;
         runner.await.expect("run").expect("bot");
-        let per_loop = samples
-            .iter()
-            .map(|s| s.lock().expect("samples").clone())
-            .collect();
-        Outcome::new(
-            start.elapsed(),
-            cpu_time() - cpu0,
-            per_loop,
-            memory_per_loop,
-        )
+        let (wall, cpu) = (start.elapsed(), cpu_time() - cpu0);
+        let per_loop = samples.iter().map(|s| s.read()).collect();
+        Outcome::new(wall, cpu, per_loop, memory_per_loop)
     })
 }
 

@@ -25,6 +25,14 @@ impl Event {
         Event { bot, lp, fence }
     }
 
+    /// When this tick was due on the emit's schedule (so `now -
+    /// scheduled_at` is how late it runs); see [`Loop::scheduled_at`].
+    pub fn scheduled_at(&self) -> std::time::Instant {
+        self.lp
+            .scheduled_at()
+            .unwrap_or_else(|| self.lp.runtime().now())
+    }
+
     /// The fencing token and shared tick number this replica runs the
     /// tick under, for an emit with a [`TickGate`](super::TickGate)
     /// (`None` without one). Hand the token to whatever the body writes

@@ -215,6 +215,7 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
                 return Ok(LoopEnd::Stopped);
             }
             state.next_iteration = cadence.next_due();
+            state.current_due = Some(due.scheduled);
             if let Some(late) = due.lateness {
                 state.stats.record_lateness(late);
             }

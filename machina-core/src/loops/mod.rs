@@ -460,6 +460,43 @@ impl Loop {
         self.state().next_iteration
     }
 
+    /// When the iteration running now (or the last one) was due: the
+    /// instant on its schedule, so that `now - scheduled_at` is how late
+    /// it started (`None` before the first). For the retry of a failed
+    /// iteration, when the retry was due.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::loops::Loop;
+    /// use machina_core::rt::MissedTick;
+    /// use machina_core::schedule::Schedule;
+    /// use machina_core::testing::MockRuntime;
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    ///
+    /// let mock = MockRuntime::new();
+    /// let rt = mock.runtime();
+    /// let t0 = rt.now();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let every_second = Schedule::fixed_rate(Duration::from_secs(1), MissedTick::Burst).unwrap();
+    /// let lp = Loop::builder(&rt, "tick", every_second)
+    ///     .count(3)
+    ///     .build({
+    ///         let seen = seen.clone();
+    ///         move |lp: Loop| {
+    ///             seen.lock().unwrap().push(lp.scheduled_at().unwrap() - t0);
+    ///             async { Ok::<(), std::io::Error>(()) }
+    ///         }
+    ///     });
+    /// mock.block_on(async move { lp.start().unwrap().await }).unwrap().unwrap();
+    /// let secs = |s| Duration::from_secs(s);
+    /// assert_eq!(*seen.lock().unwrap(), [secs(0), secs(1), secs(2)]);
+    /// ```
+    pub fn scheduled_at(&self) -> Option<Instant> {
+        self.state().current_due
+    }
+
     /// How long the previous body took (zero before the first has ended).
     pub fn previous_execution_time(&self) -> Duration {
         self.state().previous_execution_time

@@ -24,6 +24,8 @@ pub(crate) struct LoopState {
     pub(crate) generation: u64,
     pub(crate) current_loop: u64,
     pub(crate) next_iteration: Option<Instant>,
+    /// When the iteration running now was due.
+    pub(crate) current_due: Option<Instant>,
     pub(crate) stop_requested: bool,
     pub(crate) cancel_requested: bool,
     pub(crate) interval_changed: bool,
@@ -48,6 +50,7 @@ impl LoopState {
             generation: 0,
             current_loop: 0,
             next_iteration: None,
+            current_due: None,
             stop_requested: false,
             cancel_requested: false,
             interval_changed: false,
