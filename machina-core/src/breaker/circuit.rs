@@ -449,8 +449,13 @@ impl CircuitBreaker {
         if failed && let Some(error) = failure {
             shared.last_failure = Some(error.to_string().into());
         }
-        shared.machine.record(now, admitted, failed);
-        self.publish(&mut shared, now);
+        let failure_free = shared.machine.record(now, admitted, failed);
+        // A success while calls plainly pass and the window holds no
+        // failure cannot change that: what the fast path reads stays true,
+        // so the window is not totalled again.
+        if failed || !failure_free || !self.inner.fast.load(Ordering::Acquire) {
+            self.publish(&mut shared, now);
+        }
     }
 
     /// Runs `call` if the breaker admits it, and counts its outcome: a

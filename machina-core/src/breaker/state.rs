@@ -247,14 +247,18 @@ impl BreakerMachine {
 
     /// Takes the outcome of the call `admitted`, finished at `now`. An
     /// outcome from an earlier period — before a change of state, even if
-    /// the machine is back in the same state — is ignored.
-    pub fn record(&mut self, now: Instant, admitted: Admission, failed: bool) {
+    /// the machine is back in the same state — is ignored. Answers whether
+    /// the machine is passing with no failure in its window (then a success
+    /// cannot change what [`would_pass`](Self::would_pass) says).
+    pub fn record(&mut self, now: Instant, admitted: Admission, failed: bool) -> bool {
         let state = self.state(now);
         if admitted.period != self.period {
-            return;
+            return false;
         }
         match (state, admitted.state) {
-            (CircuitState::Passing, CircuitState::Passing) => self.window.record(now, failed),
+            (CircuitState::Passing, CircuitState::Passing) => {
+                return self.window.record(now, failed);
+            }
             (CircuitState::Recovering, CircuitState::Recovering) => {
                 self.recovering.0 += 1;
                 self.recovering.1 += u64::from(failed);
@@ -266,6 +270,7 @@ impl BreakerMachine {
             }
             _ => {}
         }
+        false
     }
 
     /// Whether, as of `now`, a call entering would simply pass: passing,

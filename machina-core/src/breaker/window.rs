@@ -23,6 +23,9 @@ pub(crate) struct Window {
     epoch: Instant,
     bucket_nanos: u64,
     buckets: [Bucket; BUCKETS],
+    /// The bucket of the latest failure recorded (`u64::MAX`: none since
+    /// the last clear).
+    last_failure: u64,
 }
 
 impl Window {
@@ -38,16 +41,27 @@ impl Window {
                 calls: 0,
                 failures: 0,
             }; BUCKETS],
+            last_failure: u64::MAX,
         }
     }
 
     fn stamp(&self, now: Instant) -> u64 {
-        let elapsed = now.saturating_duration_since(self.epoch).as_nanos();
-        u64::try_from(elapsed / u128::from(self.bucket_nanos)).unwrap_or(u64::MAX - 1)
+        let elapsed = now.saturating_duration_since(self.epoch);
+        // 64-bit arithmetic for the first 584 years (a 128-bit division is
+        // several times slower), 128-bit after.
+        let stamp = match u64::try_from(elapsed.as_nanos()) {
+            Ok(nanos) => nanos / self.bucket_nanos,
+            Err(_) => u64::try_from(elapsed.as_nanos() / u128::from(self.bucket_nanos))
+                .unwrap_or(u64::MAX),
+        };
+        stamp.min(u64::MAX - 1)
     }
 
     /// Records one outcome at `now`.
-    pub(crate) fn record(&mut self, now: Instant, failed: bool) {
+    /// Counts an outcome at `now`; answers whether the window then holds
+    /// no failure at all (so that a success cannot bring it to the trip
+    /// condition).
+    pub(crate) fn record(&mut self, now: Instant, failed: bool) -> bool {
         let stamp = self.stamp(now);
         let bucket = &mut self.buckets[(stamp % BUCKETS as u64) as usize];
         if bucket.stamp != stamp {
@@ -59,9 +73,12 @@ impl Window {
         }
         bucket.calls += 1;
         bucket.failures += u64::from(failed);
+        if failed {
+            self.last_failure = stamp;
+        }
+        self.last_failure == u64::MAX || stamp.saturating_sub(self.last_failure) >= BUCKETS as u64
     }
 
-    /// (calls, failures) within the window ending at `now`.
     pub(crate) fn totals(&self, now: Instant) -> (u64, u64) {
         let current = self.stamp(now);
         self.buckets
@@ -77,6 +94,7 @@ impl Window {
         for bucket in &mut self.buckets {
             bucket.stamp = u64::MAX;
         }
+        self.last_failure = u64::MAX;
     }
 }
 
@@ -108,5 +126,19 @@ mod tests {
         );
         w.clear();
         assert_eq!(w.totals(s(5000)), (0, 0));
+    }
+
+    #[test]
+    fn record_says_whether_the_window_holds_no_failure() {
+        let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
+        let s = |n: u64| t0 + Duration::from_millis(n);
+        let mut w = Window::new(t0, Duration::from_secs(1)); // 100 ms buckets
+        assert!(w.record(s(0), false), "no failure yet");
+        assert!(!w.record(s(10), true));
+        assert!(!w.record(s(999), false), "the failure's bucket is still in");
+        assert!(w.record(s(1000), false), "and now it has left");
+        assert!(!w.record(s(1001), true));
+        w.clear();
+        assert!(w.record(s(1002), false), "a clear forgets it");
     }
 }
