@@ -153,6 +153,29 @@ fn machina_server<B: Fn(std::pin::Pin<Box<dyn std::future::Future<Output = ()> +
     (stack, server.local_addr().unwrap())
 }
 
+/// The hand-written peer on tokio: an accept loop spawning one task per
+/// connection that runs the same echo loop as Machina's handler.
+async fn hand_echo_tokio() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            conn.set_nodelay(true).unwrap();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                while let Ok(n @ 1..) = conn.read(&mut buf).await {
+                    if conn.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
 fn tokio_rows(rounds: usize, secs: f64) {
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -163,30 +186,7 @@ fn tokio_rows(rounds: usize, secs: f64) {
         .block_on(async { machina_tokio::runtime() })
         .unwrap();
     let (stack, machina_addr) = machina_server(&rt, |f| server_rt.block_on(f));
-    let hand_addr = server_rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            loop {
-                let (mut conn, _) = listener.accept().await.unwrap();
-                conn.set_nodelay(true).unwrap();
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    loop {
-                        let n = match conn.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => n,
-                        };
-                        if conn.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        addr
-    });
+    let hand_addr = server_rt.block_on(hand_echo_tokio());
     compare(
         "tcp echo, tokio (1 worker)",
         rounds,
@@ -361,7 +361,6 @@ struct OneThread {
 fn one_thread_servers() -> OneThread {
     use axum::Router;
     use axum::routing::get;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let tokio_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -370,25 +369,7 @@ fn one_thread_servers() -> OneThread {
         .block_on(async { machina_tokio::runtime() })
         .unwrap();
     let (tcp_stack, machina_addr) = machina_server(&rt, |f| tokio_rt.block_on(f));
-    let hand_addr = tokio_rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (mut conn, _) = listener.accept().await.unwrap();
-                conn.set_nodelay(true).unwrap();
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 4096];
-                    while let Ok(n @ 1..) = conn.read(&mut buf).await {
-                        if conn.write_all(&buf[..n]).await.is_err() {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        addr
-    });
+    let hand_addr = tokio_rt.block_on(hand_echo_tokio());
     let app = || Router::new().route("/", get(|| async { "hello" }));
     let web = machina_tokio::http::HttpService::builder("127.0.0.1:0", app())
         .build()
