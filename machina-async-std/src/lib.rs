@@ -2,7 +2,8 @@
 //!
 //! Machina on [async-std](https://docs.rs/async-std): a [`Runtime`] over
 //! `async_std::task::spawn`, `async_std::task::spawn_blocking` and the
-//! async-io timers async-std itself sleeps on.
+//! async-io timers async-std itself sleeps on, with async-io's sockets
+//! (through `async-net`) for the network services in `net`.
 //!
 //! **async-std is discontinued upstream** (its authors recommend smol).
 //! This adapter stays for programs that already run on async-std; new

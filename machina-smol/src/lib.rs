@@ -3,8 +3,9 @@
 //! Machina on [smol](https://github.com/smol-rs/smol): a [`Runtime`] whose
 //! tasks run on smol's global executor or on an
 //! [`async_executor::Executor`] you drive, whose timers are
-//! async-io timers (the core's [`IoTimer`](machina_core::rt::IoTimer)) and whose blocking work runs on the [`blocking`]
-//! pool.
+//! async-io timers (the core's [`IoTimer`](machina_core::rt::IoTimer)), whose blocking work runs on the [`blocking`]
+//! pool, and whose sockets (for the network services in `net`) are
+//! async-io's, through `async-net`.
 //!
 //! This crate re-exports [`machina_core`]; depend on it alone.
 //!
