@@ -4,18 +4,16 @@
 //! optional connection limit.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use futures::channel::oneshot;
 use futures::future::{Either, select};
 
 use super::addr::BindAddr;
-use super::control::{LoopControl, pause};
-use super::counters::{ActiveGuard, ServerCounters, ServerStats, bump};
+use super::control::{Run, Serving, pause};
+use super::counters::{ActiveGuard, ServerStats, bump};
 use super::error::NetError;
 use super::handler::{ConnectionHandler, guarded};
-use super::tasks::Tasks;
 use crate::limit::{Group, Permit};
 use crate::rt::{Connection, IoFuture, Runtime, TcpListen};
 use crate::service::{Service, ServiceContext, ServiceFuture, StopContext};
@@ -77,15 +75,11 @@ pub struct TcpServer {
 struct Inner {
     addr: SocketAddr,
     handler: Arc<dyn ConnectionHandler>,
-    drain_timeout: Duration,
     handshake_timeout: Duration,
     limit: Option<Group>,
     upgrade: Option<Arc<dyn Upgrade>>,
-    counters: Arc<ServerCounters>,
-    /// The address bound by the running start.
-    local: Mutex<Option<SocketAddr>>,
-    /// How a stop reaches the running accept loop.
-    control: LoopControl,
+    /// Counters, bound address, stop hand-off, drain timeout.
+    serving: Serving,
 }
 
 /// Configures a [`TcpServer`].
@@ -116,12 +110,12 @@ impl TcpServer {
     /// The address it is bound to while it runs (`None` before its start
     /// and after its stop).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        *self.inner.local.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.serving.local_addr()
     }
 
     /// Its counters now.
     pub fn stats(&self) -> ServerStats {
-        self.inner.counters.snapshot()
+        self.inner.serving.counters.snapshot()
     }
 
     /// The address it was told to bind.
@@ -176,13 +170,10 @@ impl TcpServerBuilder {
             inner: Arc::new(Inner {
                 addr: self.addr?,
                 handler: self.handler,
-                drain_timeout: self.drain_timeout,
                 handshake_timeout: self.handshake_timeout,
                 limit: self.limit,
                 upgrade: self.upgrade,
-                counters: Arc::new(ServerCounters::default()),
-                local: Mutex::new(None),
-                control: LoopControl::default(),
+                serving: Serving::new(self.drain_timeout),
             }),
         })
     }
@@ -201,45 +192,23 @@ impl Service for TcpServer {
                     source,
                 })?;
             let local = listener.local_addr()?;
-            let armed = inner.control.arm();
-            *inner.local.lock().unwrap_or_else(|p| p.into_inner()) = Some(local);
-            tracing::info!(service = ctx.name(), addr = %local, "listening");
-            ctx.ready();
-            let mut tasks = Tasks::new();
-            accept_until_stopped(
-                inner,
-                ctx.runtime(),
-                ctx.name(),
-                &*listener,
-                armed.stop,
-                &mut tasks,
-            )
-            .await;
+            let mut run = inner.serving.begin(&ctx, local, "listening");
+            accept_until_stopped(inner, ctx.runtime(), ctx.name(), &*listener, &mut run).await;
             drop(listener);
-            *inner.local.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            tasks
-                .drain_counted(
-                    ctx.runtime(),
-                    inner.drain_timeout,
-                    &inner.counters,
-                    ctx.name(),
-                    "connections",
-                )
-                .await;
-            let _ = armed.drained.send(());
+            inner.serving.end(&ctx, run, "connections").await;
             Ok(())
         })
     }
 
     fn stop(self: Arc<Self>, _ctx: StopContext) -> ServiceFuture {
         Box::pin(async move {
-            self.inner.control.stop().await;
+            self.inner.serving.stop().await;
             Ok(())
         })
     }
 
     fn graceful_shutdown_timeout(&self) -> Option<Duration> {
-        Some(self.inner.drain_timeout + Duration::from_secs(1))
+        Some(self.inner.serving.stop_timeout())
     }
 }
 
@@ -249,17 +218,17 @@ async fn accept_until_stopped(
     runtime: &Runtime,
     service: &str,
     listener: &dyn TcpListen,
-    mut stop: oneshot::Receiver<()>,
-    tasks: &mut Tasks,
+    run: &mut Run,
 ) {
+    let Run { stop, tasks, .. } = run;
     loop {
         let permit = match &inner.limit {
             None => None,
-            Some(group) => match select(group.limiter().acquire(), &mut stop).await {
+            Some(group) => match select(group.limiter().acquire(), &mut *stop).await {
                 Either::Left((Ok(permit), _)) => Some(permit),
                 Either::Left((Err(error), _)) => {
                     tracing::warn!(service, %error, "the connection limit could not decide; accepting nothing for 100 ms");
-                    if pause(runtime, &mut stop).await {
+                    if pause(runtime, &mut *stop).await {
                         return;
                     }
                     continue;
@@ -267,10 +236,10 @@ async fn accept_until_stopped(
                 Either::Right(_) => return,
             },
         };
-        let (conn, peer) = match select(listener.accept(), &mut stop).await {
+        let (conn, peer) = match select(listener.accept(), &mut *stop).await {
             Either::Left((Ok(accepted), _)) => accepted,
             Either::Left((Err(error), _)) => {
-                bump(&inner.counters.accept_errors);
+                bump(&inner.serving.counters.accept_errors);
                 tracing::warn!(service, %error, "accept failed");
                 // A peer that gave up before its accept is routine; running
                 // out of descriptors or memory is waited out, not spun on.
@@ -280,20 +249,20 @@ async fn accept_until_stopped(
                         | std::io::ErrorKind::ConnectionReset
                         | std::io::ErrorKind::Interrupted
                 );
-                if !routine && pause(runtime, &mut stop).await {
+                if !routine && pause(runtime, &mut *stop).await {
                     return;
                 }
                 continue;
             }
             Either::Right(_) => return,
         };
-        bump(&inner.counters.accepted);
+        bump(&inner.serving.counters.accepted);
         let connection =
             serve_connection(inner, runtime.clone(), service.into(), conn, peer, permit);
         match runtime.spawn_named(service, connection) {
             Ok(handle) => tasks.push(handle),
             Err(error) => {
-                bump(&inner.counters.failed);
+                bump(&inner.serving.counters.failed);
                 tracing::error!(service, %peer, %error, "could not spawn the connection's handler; closed it");
             }
         }
@@ -309,7 +278,7 @@ fn serve_connection(
     peer: SocketAddr,
     permit: Option<Permit>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
-    let counters = inner.counters.clone();
+    let counters = inner.serving.counters.clone();
     let handler = inner.handler.clone();
     let upgrade = inner.upgrade.clone();
     let handshake_timeout = inner.handshake_timeout;
@@ -346,7 +315,7 @@ impl std::fmt::Debug for TcpServer {
             .field("addr", &self.inner.addr)
             .field("local_addr", &self.local_addr())
             .field("tls", &self.inner.upgrade.is_some())
-            .field("drain_timeout", &self.inner.drain_timeout)
+            .field("drain_timeout", &self.inner.serving.drain_timeout)
             .finish_non_exhaustive()
     }
 }

@@ -3,17 +3,16 @@
 //! ready once bound, drained at stop.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::{Either, select};
 
 use super::addr::BindAddr;
-use super::control::{LoopControl, pause};
-use super::counters::{ActiveGuard, ServerCounters, ServerStats, bump};
+use super::control::{Run, Serving, pause};
+use super::counters::{ActiveGuard, ServerStats, bump};
 use super::error::NetError;
 use super::handler::{DatagramHandler, Reply, guarded};
-use super::tasks::Tasks;
 use super::tcp_server::DEFAULT_DRAIN_TIMEOUT;
 use crate::rt::{Runtime, UdpIo};
 use crate::service::{Service, ServiceContext, ServiceFuture, StopContext};
@@ -50,11 +49,9 @@ pub struct UdpServer {
 struct Inner {
     addr: SocketAddr,
     handler: Arc<dyn DatagramHandler>,
-    drain_timeout: Duration,
     max_datagram: usize,
-    counters: Arc<ServerCounters>,
-    local: Mutex<Option<SocketAddr>>,
-    control: LoopControl,
+    /// Counters, bound address, stop hand-off, drain timeout.
+    serving: Serving,
 }
 
 /// Configures a [`UdpServer`].
@@ -79,12 +76,12 @@ impl UdpServer {
 
     /// The address it is bound to while it runs.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        *self.inner.local.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.serving.local_addr()
     }
 
     /// Its counters now (`accepted`: datagrams received).
     pub fn stats(&self) -> ServerStats {
-        self.inner.counters.snapshot()
+        self.inner.serving.counters.snapshot()
     }
 }
 
@@ -118,11 +115,8 @@ impl UdpServerBuilder {
             inner: Arc::new(Inner {
                 addr: self.addr?,
                 handler: self.handler,
-                drain_timeout: self.drain_timeout,
                 max_datagram: self.max_datagram,
-                counters: Arc::new(ServerCounters::default()),
-                local: Mutex::new(None),
-                control: LoopControl::default(),
+                serving: Serving::new(self.drain_timeout),
             }),
         })
     }
@@ -142,44 +136,22 @@ impl Service for UdpServer {
                 })?
                 .into();
             let local = socket.local_addr()?;
-            let mut armed = inner.control.arm();
-            *inner.local.lock().unwrap_or_else(|p| p.into_inner()) = Some(local);
-            tracing::info!(service = ctx.name(), addr = %local, "listening (udp)");
-            ctx.ready();
-            let mut tasks = Tasks::new();
-            receive_until_stopped(
-                inner,
-                ctx.runtime(),
-                ctx.name(),
-                &socket,
-                &mut armed.stop,
-                &mut tasks,
-            )
-            .await;
-            *inner.local.lock().unwrap_or_else(|p| p.into_inner()) = None;
-            tasks
-                .drain_counted(
-                    ctx.runtime(),
-                    inner.drain_timeout,
-                    &inner.counters,
-                    ctx.name(),
-                    "datagrams",
-                )
-                .await;
-            let _ = armed.drained.send(());
+            let mut run = inner.serving.begin(&ctx, local, "listening (udp)");
+            receive_until_stopped(inner, ctx.runtime(), ctx.name(), &socket, &mut run).await;
+            inner.serving.end(&ctx, run, "datagrams").await;
             Ok(())
         })
     }
 
     fn stop(self: Arc<Self>, _ctx: StopContext) -> ServiceFuture {
         Box::pin(async move {
-            self.inner.control.stop().await;
+            self.inner.serving.stop().await;
             Ok(())
         })
     }
 
     fn graceful_shutdown_timeout(&self) -> Option<Duration> {
-        Some(self.inner.drain_timeout + Duration::from_secs(1))
+        Some(self.inner.serving.stop_timeout())
     }
 }
 
@@ -188,15 +160,15 @@ async fn receive_until_stopped(
     runtime: &Runtime,
     service: &str,
     socket: &Arc<dyn UdpIo>,
-    stop: &mut futures::channel::oneshot::Receiver<()>,
-    tasks: &mut Tasks,
+    run: &mut Run,
 ) {
+    let Run { stop, tasks, .. } = run;
     let mut buf = vec![0; inner.max_datagram];
     loop {
         let (len, peer) = match select(socket.recv_from(&mut buf), &mut *stop).await {
             Either::Left((Ok(received), _)) => received,
             Either::Left((Err(error), _)) => {
-                bump(&inner.counters.accept_errors);
+                bump(&inner.serving.counters.accept_errors);
                 // An ICMP "port unreachable" for an earlier answer shows up
                 // here on some systems: routine, not a reason to pause.
                 tracing::debug!(service, %error, "receive failed");
@@ -208,8 +180,8 @@ async fn receive_until_stopped(
             }
             Either::Right(_) => return,
         };
-        bump(&inner.counters.accepted);
-        let counters = inner.counters.clone();
+        bump(&inner.serving.counters.accepted);
+        let counters = inner.serving.counters.clone();
         let handler = inner.handler.clone();
         let reply = Reply {
             socket: socket.clone(),
@@ -224,7 +196,7 @@ async fn receive_until_stopped(
         match runtime.spawn_named(service, task) {
             Ok(handle) => tasks.push(handle),
             Err(error) => {
-                bump(&inner.counters.failed);
+                bump(&inner.serving.counters.failed);
                 tracing::error!(service, %peer, %error, "could not spawn the datagram's handler; dropped it");
             }
         }
