@@ -27,6 +27,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use machina_core;
@@ -36,7 +37,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use machina_core::rt::{BlockingFn, BoxFuture, Sleep, SleepFuture, Spawn, SpawnError, Timer};
+use machina_core::rt::{
+    BlockingFn, BoxFuture, CoarseClock, Sleep, SleepFuture, Spawn, SpawnError, Timer,
+};
 use pin_project::pin_project;
 use tokio::runtime::Handle;
 
@@ -224,13 +227,38 @@ impl Spawn for TokioSpawner {
 /// tokio's clock is paused (and advanced by hand or auto-advanced), the
 /// calendar moves with it from the date the timer was made, so a cron
 /// schedule under `start_paused` fires on virtual time.
+///
+/// [`coarse_now`](Timer::coarse_now) reads a [`CoarseClock`] (a few
+/// nanoseconds instead of a precise read's tens) while tokio's clock runs
+/// in real time, and tokio's clock once it is seen paused: at once for a
+/// runtime built with `start_paused`; for `tokio::time::pause()` called
+/// later, within a few milliseconds of real time (the clocks are compared
+/// every millisecond of coarse time), during which coarse readings still
+/// follow the real clock.
 #[derive(Debug, Clone)]
 pub struct TokioTimer {
     handle: Handle,
     /// The calendar date, tokio's instant and the real instant when the
     /// timer was made.
     base: Arc<(SystemTime, tokio::time::Instant, Instant)>,
+    coarse: Arc<Coarse>,
 }
+
+/// The coarse clock of a [`TokioTimer`], and whether tokio's clock was
+/// seen paused (then it is not used).
+#[derive(Debug)]
+struct Coarse {
+    clock: CoarseClock,
+    /// Sticky: once seen paused, tokio's clock is always read.
+    paused: AtomicBool,
+    /// When (coarse ns since the clock's anchor) to compare the clocks
+    /// next.
+    next_check: AtomicU64,
+}
+
+/// How often (in coarse time) a timer checks whether tokio's clock was
+/// paused since.
+const CHECK_PAUSED_EVERY: u64 = 1_000_000;
 
 /// How far tokio's clock may drift from the real one before it counts as
 /// paused (virtual).
@@ -240,20 +268,64 @@ impl TokioTimer {
     /// A timer on the time driver of the runtime behind `handle` (which
     /// must have one; see [`runtime_from`]).
     pub fn new(handle: Handle) -> Self {
-        let tokio_now = {
+        let (tokio_now, paused) = {
             let _entered = handle.enter();
-            tokio::time::Instant::now()
+            let first = tokio::time::Instant::now();
+            // Two reads of a running clock differ by the read's own cost;
+            // a paused clock gives the same instant twice.
+            (first, tokio::time::Instant::now() == first)
         };
         TokioTimer {
             handle,
             base: Arc::new((SystemTime::now(), tokio_now, Instant::now())),
+            coarse: Arc::new(Coarse {
+                clock: CoarseClock::new(),
+                paused: AtomicBool::new(paused),
+                next_check: AtomicU64::new(CHECK_PAUSED_EVERY),
+            }),
         }
+    }
+
+    /// Whether tokio's clock has left the real one (paused, advanced).
+    fn clock_is_virtual(&self) -> bool {
+        let (_, tokio_base, real_base) = *self.base;
+        let on_tokio = {
+            let _entered = self.handle.enter();
+            tokio::time::Instant::now().saturating_duration_since(tokio_base)
+        };
+        on_tokio.abs_diff(real_base.elapsed()) > PAUSED_AFTER
     }
 }
 
 impl Timer for TokioTimer {
     fn now(&self) -> Instant {
         tokio::time::Instant::now().into_std()
+    }
+
+    fn coarse_now(&self) -> Instant {
+        let coarse = &*self.coarse;
+        if coarse.paused.load(Ordering::Relaxed) {
+            return self.now();
+        }
+        let at = coarse.clock.elapsed_nanos();
+        if at >= coarse.next_check.load(Ordering::Relaxed) {
+            coarse
+                .next_check
+                .store(at.saturating_add(CHECK_PAUSED_EVERY), Ordering::Relaxed);
+            if self.clock_is_virtual() {
+                coarse.paused.store(true, Ordering::Relaxed);
+                return self.now();
+            }
+        }
+        coarse.clock.anchor() + Duration::from_nanos(at)
+    }
+
+    fn coarse_resolution(&self) -> Duration {
+        if self.coarse.paused.load(Ordering::Relaxed) {
+            Duration::ZERO
+        } else {
+            self.coarse.clock.resolution()
+        }
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {
@@ -266,13 +338,12 @@ impl Timer for TokioTimer {
     }
 
     fn calendar_now(&self) -> SystemTime {
-        let (calendar, tokio_base, real_base) = *self.base;
-        let on_tokio = {
-            let _entered = self.handle.enter();
-            tokio::time::Instant::now().saturating_duration_since(tokio_base)
-        };
-        let real = real_base.elapsed();
-        if on_tokio.abs_diff(real) > PAUSED_AFTER {
+        let (calendar, tokio_base, _) = *self.base;
+        if self.clock_is_virtual() {
+            let on_tokio = {
+                let _entered = self.handle.enter();
+                tokio::time::Instant::now().saturating_duration_since(tokio_base)
+            };
             // tokio's clock is paused or was advanced: follow it.
             calendar + on_tokio
         } else {
@@ -328,6 +399,36 @@ mod tests {
         rt.sleep(Duration::from_secs(3600)).await;
         assert!(rt.now() - start >= Duration::from_secs(3600));
         assert!(rt.now() - start < Duration::from_secs(3601));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn coarse_time_follows_a_clock_paused_from_the_start() {
+        let rt = runtime().unwrap();
+        assert_eq!(rt.coarse_resolution(), Duration::ZERO);
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(rt.coarse_now(), rt.now());
+    }
+
+    #[tokio::test]
+    async fn coarse_time_follows_a_clock_paused_later() {
+        let rt = runtime().unwrap();
+        let before = rt.coarse_now();
+        assert!(before <= rt.now());
+        assert!(rt.now() - before <= rt.coarse_resolution() + Duration::from_millis(50));
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        // Within a few real milliseconds the timer notices.
+        let mut noticed = false;
+        for _ in 0..200 {
+            if rt.coarse_now() == rt.now() {
+                noticed = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(noticed, "coarse time never followed the paused clock");
+        assert_eq!(rt.coarse_resolution(), Duration::ZERO);
+        assert!(rt.coarse_now() - before >= Duration::from_secs(3600));
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,17 +5,25 @@
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::state::{Admission, BreakerMachine, BreakerSettings, BreakerStats, CircuitState};
+use super::tally::SuccessTally;
 use crate::call::{AsDynError, CallError, CallStack};
 use crate::decision::{Decision, Reason, Refusal};
 use crate::error::ErrorMatcher;
 use crate::rt::Runtime;
 
 type LastFailure = Arc<str>;
+
+/// `Inner::pass_until` while every call simply passes, whatever the time.
+const PASS_ALWAYS: u64 = u64::MAX;
+
+/// How many times finer than a window's bucket the runtime's coarse clock
+/// must be for successes to be counted by it.
+const COARSE_BELOW_BUCKET: u128 = 10;
 
 /// A breaker that could never work, refused by
 /// [`BreakerBuilder::build`].
@@ -153,16 +161,25 @@ impl BreakerBuilder {
         } else {
             self.counts
         };
+        let now = runtime.now();
+        let machine = BreakerMachine::new(s, now);
+        let (epoch, bucket_nanos) = machine.window_geometry();
+        let tally = SuccessTally::new(epoch, bucket_nanos);
+        tally.roll(now, 0);
+        let coarse = u128::from(bucket_nanos)
+            >= runtime.coarse_resolution().as_nanos() * COARSE_BELOW_BUCKET;
         Ok(CircuitBreaker {
             inner: Arc::new(Inner {
                 name: self.name.into(),
                 runtime: runtime.clone(),
                 counts,
                 state: Mutex::new(Shared {
-                    machine: BreakerMachine::new(s, runtime.now()),
+                    machine,
                     last_failure: None,
                 }),
-                fast: AtomicBool::new(true),
+                tally,
+                coarse,
+                pass_until: AtomicU64::new(PASS_ALWAYS),
                 fast_passing: AtomicU64::new(0),
                 period: AtomicU64::new(0),
             }),
@@ -190,15 +207,25 @@ struct Inner {
     runtime: Runtime,
     counts: ErrorMatcher,
     state: Mutex<Shared>,
-    /// Set while the machine says a call would simply pass: entering then
-    /// needs neither the clock nor the lock. Recomputed whenever an
-    /// outcome is recorded or a call goes the slow way.
-    fast: AtomicBool,
+    /// Until when (ns since the window's epoch, exclusive) the machine
+    /// says a call would simply pass: [`PASS_ALWAYS`] while the window
+    /// holds no failure (then only an outcome under the lock can change
+    /// it, and entering needs neither the clock nor the lock); the end of
+    /// the current bucket when it holds failures (an old success leaving
+    /// the window may bring it to the trip condition); 0 when a call must
+    /// go the slow way. Recomputed whenever the machine is consulted.
+    pass_until: AtomicU64,
     /// Calls admitted on the fast path, not yet added to the machine's
     /// counters.
     fast_passing: AtomicU64,
     /// The machine's period, for calls admitted on the fast path.
     period: AtomicU64,
+    /// Successes of calls admitted while passing, counted without the
+    /// lock and folded into the machine's window under it.
+    tally: SuccessTally,
+    /// Whether successes read the runtime's coarse clock: its resolution
+    /// is at most a tenth of a bucket.
+    coarse: bool,
 }
 
 /// A circuit breaker (aiomisc `CircuitBreaker`): see
@@ -379,10 +406,10 @@ impl CircuitBreaker {
     /// );
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
-    pub fn enter(&self) -> Result<BreakerGuard, CircuitOpen> {
+    pub fn enter(&self) -> Result<BreakerGuard<'_>, CircuitOpen> {
         let admitted = self.admit()?;
         Ok(BreakerGuard {
-            breaker: self.clone(),
+            breaker: self,
             admitted,
             reported: false,
         })
@@ -395,13 +422,19 @@ impl CircuitBreaker {
         // The period first: if the machine moves on after this, the
         // outcome is of an earlier period and will be ignored.
         let period = self.inner.period.load(Ordering::Acquire);
-        if self.inner.fast.load(Ordering::Acquire) {
+        let pass_until = self.inner.pass_until.load(Ordering::Acquire);
+        if pass_until == PASS_ALWAYS {
             self.inner.fast_passing.fetch_add(1, Ordering::Relaxed);
             return Ok(Admission::new(CircuitState::Passing, period));
         }
         let now = self.inner.runtime.now();
+        if pass_until > self.inner.tally.elapsed(now) {
+            self.inner.fast_passing.fetch_add(1, Ordering::Relaxed);
+            return Ok(Admission::new(CircuitState::Passing, period));
+        }
         let rng = self.inner.runtime.rng();
         let mut shared = self.shared();
+        self.fold(&mut shared);
         let decision = shared.machine.enter(now, || rng.next_f64());
         self.publish(&mut shared, now);
         match decision {
@@ -434,28 +467,66 @@ impl CircuitBreaker {
 
     /// Publishes what the fast path needs: the period, and whether a call
     /// would simply pass.
+    /// Also points the success tally at the bucket of `now` while the
+    /// machine is passing, and closes it otherwise.
     fn publish(&self, shared: &mut Shared, now: std::time::Instant) {
-        let would_pass = shared.machine.would_pass(now);
+        let tally = &self.inner.tally;
+        let clean_from = shared.machine.window_clean_from();
+        let pass_until = if !shared.machine.would_pass(now) {
+            0
+        } else if clean_from <= tally.elapsed(now) {
+            PASS_ALWAYS
+        } else {
+            tally.bucket_end(now)
+        };
         self.inner
             .period
             .store(shared.machine.period(), Ordering::Release);
-        self.inner.fast.store(would_pass, Ordering::Release);
+        self.inner.pass_until.store(pass_until, Ordering::Release);
+        if shared.machine.current() == CircuitState::Passing {
+            tally.roll(now, clean_from);
+        } else {
+            tally.close();
+        }
+    }
+
+    /// Adds the successes the tally counted to the machine's window: done
+    /// first in every section that consults the machine.
+    fn fold(&self, shared: &mut Shared) {
+        let (stamp, successes) = self.inner.tally.take();
+        shared.machine.add_successes(stamp, successes);
     }
 
     pub(crate) fn report(&self, admitted: Admission, failure: Option<&(dyn Error + 'static)>) {
         let failed = failure.is_some_and(|e| self.counts(e));
-        let now = self.inner.runtime.now();
+        let runtime = &self.inner.runtime;
+        // A success of a call admitted in this passing period, while the
+        // window holds no failure, cannot trip the breaker: it is counted
+        // in the tally, without the lock, and reaches the window before
+        // anything reads it. Where the runtime's coarse clock is fine
+        // enough for the window's buckets it is read instead of the
+        // precise one: a success counted a tick early is harmless.
+        if !failed
+            && admitted.state() == CircuitState::Passing
+            && admitted.period() == self.inner.period.load(Ordering::Acquire)
+        {
+            let at = if self.inner.coarse {
+                runtime.coarse_now()
+            } else {
+                runtime.now()
+            };
+            if self.inner.tally.try_count(at) {
+                return;
+            }
+        }
+        let now = runtime.now();
         let mut shared = self.shared();
         if failed && let Some(error) = failure {
             shared.last_failure = Some(error.to_string().into());
         }
-        let failure_free = shared.machine.record(now, admitted, failed);
-        // A success while calls plainly pass and the window holds no
-        // failure cannot change that: what the fast path reads stays true,
-        // so the window is not totalled again.
-        if failed || !failure_free || !self.inner.fast.load(Ordering::Acquire) {
-            self.publish(&mut shared, now);
-        }
+        self.fold(&mut shared);
+        shared.machine.record(now, admitted, failed);
+        self.publish(&mut shared, now);
     }
 
     /// Runs `call` if the breaker admits it, and counts its outcome: a
@@ -499,13 +570,13 @@ impl fmt::Debug for CircuitBreaker {
 /// [`success`](Self::success) or [`failure`](Self::failure). A guard
 /// dropped without either (a cancelled call) is not counted.
 #[must_use = "report the call's outcome with .success() or .failure(&err)"]
-pub struct BreakerGuard {
-    breaker: CircuitBreaker,
+pub struct BreakerGuard<'a> {
+    breaker: &'a CircuitBreaker,
     admitted: Admission,
     reported: bool,
 }
 
-impl BreakerGuard {
+impl BreakerGuard<'_> {
     /// The call succeeded.
     pub fn success(mut self) {
         self.reported = true;
@@ -524,7 +595,7 @@ impl BreakerGuard {
     }
 }
 
-impl fmt::Debug for BreakerGuard {
+impl fmt::Debug for BreakerGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BreakerGuard")
             .field("breaker", &self.breaker.inner.name)

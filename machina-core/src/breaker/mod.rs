@@ -15,16 +15,22 @@
 //! breaker alone.
 //!
 //! While the breaker is plainly passing, entering a call needs neither the
-//! clock nor the lock (the trip rule is evaluated as outcomes arrive);
-//! recording an outcome still reads the clock once.
+//! clock nor the lock (the trip rule is evaluated as outcomes arrive), and
+//! a success is one clock read and one atomic increment into the window's
+//! current bucket (folded into the machine under the lock before anything
+//! reads the window); failures and everything outside the passing state
+//! take the lock.
 
 mod circuit;
 mod state;
+mod tally;
 mod window;
 
 pub use circuit::{BreakerBuilder, BreakerConfigError, BreakerGuard, CircuitBreaker, CircuitOpen};
 pub use state::{Admission, BreakerMachine, BreakerSettings, BreakerStats, CircuitState};
 
+#[cfg(all(test, feature = "test-util"))]
+mod circuit_props;
 #[cfg(all(test, feature = "test-util"))]
 mod props;
 #[cfg(all(test, feature = "test-util"))]

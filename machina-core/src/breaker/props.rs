@@ -223,7 +223,7 @@ struct Admitted {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Draw {
+pub(super) enum Draw {
     /// Uniform in `[0, 1)`.
     Uniform(f64),
     /// The ramp's share at the time of entry, moved by this many steps of
@@ -232,7 +232,7 @@ enum Draw {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Outcome {
+pub(super) enum Outcome {
     Success,
     Failure,
     /// Never reported (the call was cancelled, say).
@@ -240,7 +240,7 @@ enum Outcome {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Event {
+pub(super) enum Event {
     Advance(u64),
     Enter(Draw),
     /// Finishes one of the calls in flight (`pick` modulo their number).
@@ -381,7 +381,7 @@ fn run(settings: BreakerSettings, events: &[Event]) -> Result<(), TestCaseError>
     Ok(())
 }
 
-fn settings() -> impl Strategy<Value = BreakerSettings> {
+pub(super) fn settings() -> impl Strategy<Value = BreakerSettings> {
     (
         prop_oneof![
             Just(1.0),
@@ -408,7 +408,7 @@ fn settings() -> impl Strategy<Value = BreakerSettings> {
         )
 }
 
-fn event() -> impl Strategy<Value = Event> {
+pub(super) fn event() -> impl Strategy<Value = Event> {
     let draw = prop_oneof![
         3 => (0.0..1.0f64).prop_map(Draw::Uniform),
         1 => (-2..=2i8).prop_map(Draw::NearShare),

@@ -38,6 +38,11 @@ impl Admission {
     pub fn state(&self) -> CircuitState {
         self.state
     }
+
+    /// The period the call was admitted in.
+    pub(crate) fn period(&self) -> u64 {
+        self.period
+    }
 }
 
 /// The numbers of a breaker; see [`BreakerBuilder`](super::BreakerBuilder).
@@ -290,6 +295,28 @@ impl BreakerMachine {
     }
 
     /// Counts calls admitted on the fast path as passing.
+    /// The window's epoch and bucket length (ns), for a success tally
+    /// kept outside the machine.
+    pub(crate) fn window_geometry(&self) -> (Instant, u64) {
+        self.window.geometry()
+    }
+
+    /// From when (ns since the window's epoch) the window holds no
+    /// failure.
+    pub(crate) fn window_clean_from(&self) -> u64 {
+        self.window.clean_from()
+    }
+
+    /// Adds `calls` successes of calls admitted while passing and counted
+    /// outside the machine in bucket `stamp`; ignored unless the breaker
+    /// is still passing (a trip since then cleared the window they belong
+    /// to).
+    pub(crate) fn add_successes(&mut self, stamp: u64, calls: u64) {
+        if self.state == CircuitState::Passing {
+            self.window.add_successes(stamp, calls);
+        }
+    }
+
     pub(crate) fn add_passing(&mut self, calls: u64) {
         self.stats.passing += calls;
     }

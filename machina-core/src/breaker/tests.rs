@@ -358,3 +358,26 @@ fn configurations_that_could_never_work_are_refused() {
             .is_err()
     );
 }
+
+/// Found by `circuit_props`: the fast path said "passes" for as long as no
+/// outcome came, but an old success leaving the window can bring it to
+/// the trip condition with no outcome at all.
+#[test]
+fn an_old_success_leaving_the_window_can_trip_it() {
+    let ms = Duration::from_millis;
+    let mock = MockRuntime::new();
+    let b = CircuitBreaker::builder("api")
+        .error_ratio(1.0)
+        .min_calls(1)
+        .response_time(ms(38))
+        .build(&mock.runtime())
+        .unwrap();
+    succeed(&b); // t = 0, bucket 0
+    mock.advance(ms(15)).unwrap();
+    fail(&b); // 1 failure of 2 calls: below 100%
+    assert!(b.enter().is_ok(), "still passing at 15 ms");
+    mock.advance(ms(23)).unwrap();
+    // At 38 ms bucket 0 has left: 1 failure of 1 call.
+    let open = b.enter().unwrap_err();
+    assert_eq!(open.state, CircuitState::Broken);
+}

@@ -79,6 +79,43 @@ impl Window {
         self.last_failure == u64::MAX || stamp.saturating_sub(self.last_failure) >= BUCKETS as u64
     }
 
+    /// Where bucket 0 starts and how long a bucket is (ns): what a
+    /// [`SuccessTally`](super::tally::SuccessTally) counts by.
+    pub(crate) fn geometry(&self) -> (Instant, u64) {
+        (self.epoch, self.bucket_nanos)
+    }
+
+    /// From when (ns since the epoch) the window holds no failure: when
+    /// the latest failure's bucket leaves it, or 0 with none.
+    pub(crate) fn clean_from(&self) -> u64 {
+        if self.last_failure == u64::MAX {
+            0
+        } else {
+            self.last_failure
+                .saturating_add(BUCKETS as u64)
+                .saturating_mul(self.bucket_nanos)
+        }
+    }
+
+    /// Adds `calls` successes counted elsewhere in bucket `stamp`. Nothing
+    /// is added when that bucket's place already holds a later bucket (it
+    /// has left the window).
+    pub(crate) fn add_successes(&mut self, stamp: u64, calls: u64) {
+        if calls == 0 {
+            return;
+        }
+        let bucket = &mut self.buckets[(stamp % BUCKETS as u64) as usize];
+        if bucket.stamp == stamp {
+            bucket.calls += calls;
+        } else if bucket.stamp == u64::MAX || bucket.stamp < stamp {
+            *bucket = Bucket {
+                stamp,
+                calls,
+                failures: 0,
+            };
+        }
+    }
+
     pub(crate) fn totals(&self, now: Instant) -> (u64, u64) {
         let current = self.stamp(now);
         self.buckets
@@ -129,12 +166,31 @@ mod tests {
     }
 
     #[test]
+    fn successes_counted_elsewhere_land_in_their_bucket() {
+        let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
+        let s = |n: u64| t0 + Duration::from_millis(n);
+        let mut w = Window::new(t0, Duration::from_secs(1)); // 100 ms buckets
+        assert_eq!(w.geometry(), (t0, 100_000_000));
+        w.record(s(120), true);
+        w.add_successes(1, 4); // the failure's bucket
+        w.add_successes(3, 2); // an empty one
+        assert_eq!(w.totals(s(399)), (7, 1));
+        w.record(s(1150), false); // bucket 11 takes bucket 1's place
+        w.add_successes(1, 5); // too late: bucket 1 has left
+        assert_eq!(w.totals(s(1150)), (3, 0));
+        assert_eq!(w.totals(s(1299)), (3, 0));
+        assert_eq!(w.totals(s(1300)), (1, 0), "bucket 3 has left");
+    }
+
+    #[test]
     fn record_says_whether_the_window_holds_no_failure() {
         let t0 = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
         let s = |n: u64| t0 + Duration::from_millis(n);
         let mut w = Window::new(t0, Duration::from_secs(1)); // 100 ms buckets
         assert!(w.record(s(0), false), "no failure yet");
+        assert_eq!(w.clean_from(), 0);
         assert!(!w.record(s(10), true));
+        assert_eq!(w.clean_from(), 1_000_000_000, "bucket 0 leaves at 1 s");
         assert!(!w.record(s(999), false), "the failure's bucket is still in");
         assert!(w.record(s(1000), false), "and now it has left");
         assert!(!w.record(s(1001), true));

@@ -19,6 +19,7 @@
 //! - time is read only through [`Runtime::now`], randomness drawn only from
 //!   [`Runtime::rng`].
 
+mod coarse;
 mod interval;
 #[cfg(feature = "io")]
 mod io_sockets;
@@ -34,6 +35,7 @@ mod timeout;
 mod timer;
 mod yield_now;
 
+pub use coarse::CoarseClock;
 pub(crate) use interval::Grid;
 pub use interval::{Interval, IntervalError, MissedTick};
 #[cfg(feature = "io")]

@@ -264,6 +264,31 @@ impl Runtime {
         self.inner.timer.now()
     }
 
+    /// The clock read cheaply: no later than [`now`](Self::now) and at most
+    /// [`coarse_resolution`](Self::coarse_resolution) behind it (see
+    /// [`Timer::coarse_now`]). Exact on the mock runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::testing::MockRuntime;
+    /// use std::time::Duration;
+    ///
+    /// let rt = MockRuntime::new().runtime();
+    /// assert_eq!(rt.coarse_now(), rt.now());
+    /// assert_eq!(rt.coarse_resolution(), Duration::ZERO);
+    /// ```
+    #[inline]
+    pub fn coarse_now(&self) -> Instant {
+        self.inner.timer.coarse_now()
+    }
+
+    /// How far [`coarse_now`](Self::coarse_now) may lag behind
+    /// [`now`](Self::now).
+    pub fn coarse_resolution(&self) -> Duration {
+        self.inner.timer.coarse_resolution()
+    }
+
     /// Calendar time on this runtime's clock (virtual on the mock runtime).
     ///
     /// # Examples

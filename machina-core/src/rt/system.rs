@@ -3,12 +3,14 @@
 //! reactor, shared by the smol and async-std adapters. This is the one
 //! place in the core that reads the real clock.
 
-use std::time::{Instant, SystemTime};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use super::coarse::CoarseClock;
 use super::timer::{Sleep, SleepFuture, Timer};
 
 /// A `futures-timer` delay as a [`SleepFuture`].
@@ -61,6 +63,14 @@ impl Timer for SystemTimer {
         Instant::now()
     }
 
+    fn coarse_now(&self) -> Instant {
+        coarse_clock().now()
+    }
+
+    fn coarse_resolution(&self) -> Duration {
+        coarse_clock().resolution()
+    }
+
     fn sleep_until(&self, deadline: Instant) -> Sleep {
         let wait = deadline.saturating_duration_since(Instant::now());
         Sleep::new(SystemSleep(futures_timer::Delay::new(wait)))
@@ -69,6 +79,12 @@ impl Timer for SystemTimer {
     fn calendar_now(&self) -> SystemTime {
         SystemTime::now()
     }
+}
+
+/// The process's coarse clock, anchored on first use.
+fn coarse_clock() -> &'static CoarseClock {
+    static CLOCK: OnceLock<CoarseClock> = OnceLock::new();
+    CLOCK.get_or_init(CoarseClock::new)
 }
 
 /// An [`async_io::Timer`] as a [`SleepFuture`]: re-armed in place.
@@ -124,6 +140,14 @@ impl IoTimer {
 impl Timer for IoTimer {
     fn now(&self) -> Instant {
         Instant::now()
+    }
+
+    fn coarse_now(&self) -> Instant {
+        coarse_clock().now()
+    }
+
+    fn coarse_resolution(&self) -> Duration {
+        coarse_clock().resolution()
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {

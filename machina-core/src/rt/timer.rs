@@ -100,6 +100,25 @@ pub trait Timer: Send + Sync + 'static {
     /// the virtual clock.
     fn calendar_now(&self) -> SystemTime;
 
+    /// The clock read cheaply: an instant no later than
+    /// [`now`](Timer::now) and at most
+    /// [`coarse_resolution`](Timer::coarse_resolution) before it. Machina
+    /// uses it only where a few milliseconds early is harmless (the bucket
+    /// of a circuit breaker's window a success is counted in), and only
+    /// when the resolution is small beside what it measures. The default
+    /// is `now()` itself, with a resolution of zero (the mock runtime's
+    /// choice: it stays exact); adapters on a real clock return a
+    /// [`CoarseClock`](super::CoarseClock) reading.
+    fn coarse_now(&self) -> Instant {
+        self.now()
+    }
+
+    /// How far [`coarse_now`](Timer::coarse_now) may lag behind
+    /// [`now`](Timer::now).
+    fn coarse_resolution(&self) -> Duration {
+        Duration::ZERO
+    }
+
     /// How late a timer may fire and still count as on time.
     ///
     /// [`Interval`](super::Interval) uses it to tell a delivery delay of the
