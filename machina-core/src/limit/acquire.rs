@@ -158,22 +158,23 @@ impl Acquire {
             return Ok(Permit::none());
         };
         let now = first.runtime.now();
+        let groups = self.groups.as_slice();
         let mut guards = self.lock_all();
-        for state in guards.iter_mut() {
+        for (group, state) in groups.iter().zip(guards.iter_mut()) {
             if !state.waiters.is_empty() {
-                state.stats.rejected += 1;
+                group.count_rejected();
                 return Err(Refusal::new(Reason::Queue, None));
             }
         }
-        for state in guards.iter_mut() {
-            if let Err(refused) = state.policy.peek(now).into_result() {
-                state.stats.rejected += 1;
+        for (group, state) in groups.iter().zip(guards.iter_mut()) {
+            if let Err(refused) = group.decide(state, now, false).into_result() {
+                group.count_rejected();
                 return Err(refused);
             }
         }
-        for state in guards.iter_mut() {
-            state.policy.commit(now);
-            state.stats.acquired += 1;
+        if let Err(i) = commit_all(groups, &mut guards, now) {
+            groups[i].count_rejected();
+            return Err(Refusal::new(Reason::InFlight, None));
         }
         drop(guards);
         self.done = true;
@@ -219,7 +220,7 @@ impl Acquire {
                 only_clocks_block = false;
                 continue;
             }
-            match state.policy.decide(now) {
+            match self.groups.as_slice()[i].decide(state, now, true) {
                 Decision::Proceed => {}
                 Decision::WaitUntil(Refusal {
                     reason: Reason::Window | Reason::Rate,
@@ -235,12 +236,18 @@ impl Acquire {
                 }
             }
         }
+        let groups = self.groups.as_slice();
+        if !blocks.contains(&true)
+            && let Err(i) = commit_all(groups, &mut guards, now)
+        {
+            // A slot went, without the lock, since `decide`: wait for it.
+            blocks[i] = true;
+            only_clocks_block = false;
+        }
         if !blocks.contains(&true) {
             let mut next_heads = Vec::new();
             let waited = self.queued_at.map(|at| now.saturating_duration_since(at));
             for (i, state) in guards.iter_mut().enumerate() {
-                state.policy.commit(now);
-                state.stats.acquired += 1;
                 if let (Some(waited), true) = (waited, self.waited_in[i]) {
                     state.stats.waited += 1;
                     state.stats.wait_time += waited;
@@ -251,7 +258,7 @@ impl Acquire {
                     // arm its timer for the window; if only a slot blocks
                     // it, the release of one will wake it, so waking it now
                     // would be a wasted poll.
-                    if !slots_full(state.policy.peek(now)) {
+                    if !slots_full(groups[i].decide(state, now, false)) {
                         next_heads.extend(state.head_waker());
                     }
                 }
@@ -273,13 +280,17 @@ impl Acquire {
         }
         let pinned = self.pinned();
         let mut next_heads = Vec::new();
+        let mut look_again = false;
         for (i, state) in guards.iter_mut().enumerate() {
             let wait_here = pinned || blocks[i];
             match (self.queued[i], wait_here) {
                 (false, true) => {
-                    state.waiters.insert(ticket, waker.clone());
+                    let slot_free = state.waiters.insert(ticket, waker.clone());
                     self.queued[i] = true;
                     self.waited_in[i] = true;
+                    // First in line for a slot that a release gave back
+                    // before it could see this waiter: look again.
+                    look_again |= slot_free && state.waiters.head() == Some(ticket);
                 }
                 (true, true) => {
                     if let Some(current) = state.waiters.waker_mut(ticket)
@@ -303,6 +314,9 @@ impl Acquire {
         }
         drop(guards);
         next_heads.into_iter().for_each(Waker::wake);
+        if look_again {
+            waker.wake_by_ref();
+        }
         Outcome::Wait(if only_clocks_block {
             opens_at
         } else {
@@ -326,6 +340,9 @@ fn attempt_one(
     waker: &Waker,
 ) -> Outcome {
     let ticket = *ticket_slot;
+    if ticket.is_none() && matches!(group.start_without_lock(), Some(Ok(()))) {
+        return Outcome::Ready;
+    }
     let mut state = lock(&group.state);
     let ahead = match ticket {
         Some(ticket) => state.waiters.head() != Some(ticket),
@@ -335,10 +352,8 @@ fn attempt_one(
         None
     } else {
         let now = group.decision_now();
-        match state.policy.decide(now) {
-            Decision::Proceed => {
-                state.policy.commit(now);
-                state.stats.acquired += 1;
+        match group.decide(&mut state, now, true) {
+            Decision::Proceed if group.commit(&mut state, now) => {
                 let mut next = None;
                 if let Some(ticket) = ticket {
                     if let Some(at) = *queued_at {
@@ -348,7 +363,7 @@ fn attempt_one(
                     state.waiters.remove(ticket);
                     // As in `attempt_all`: wake the next in line unless
                     // only a slot blocks it.
-                    if !slots_full(state.policy.peek(now)) {
+                    if !slots_full(group.decide(&mut state, now, false)) {
                         next = state.head_waker();
                     }
                 }
@@ -376,9 +391,14 @@ fn attempt_one(
         }
         None => {
             let ticket = next_ticket();
-            state.waiters.insert(ticket, waker.clone());
+            let slot_free = state.waiters.insert(ticket, waker.clone());
             *ticket_slot = Some(ticket);
             *queued_at = Some(group.runtime.now());
+            // First in line for a slot that a release gave back before it
+            // could see this waiter: look again (see `slots.rs`).
+            if slot_free && !ahead {
+                waker.wake_by_ref();
+            }
         }
     }
     Outcome::Wait(opens_at)
@@ -386,6 +406,33 @@ fn attempt_one(
 
 /// Whether only a freed slot can change `decision` (so waking a waiter
 /// for it now would be a wasted poll).
+/// Starts in every group of `groups` (whose decisions all said proceed),
+/// under their locks: slot groups first, since a slot may have gone without
+/// the lock since the decision — then every slot already taken here is
+/// given back and the group that refused is named. Policy groups commit
+/// last and cannot fail.
+fn commit_all(
+    groups: &[Arc<GroupInner>],
+    guards: &mut [MutexGuard<'_, GroupState>],
+    now: Instant,
+) -> Result<(), usize> {
+    for i in 0..groups.len() {
+        if groups[i].on_slots() && !groups[i].commit(&mut guards[i], now) {
+            groups[..i]
+                .iter()
+                .filter(|g| g.on_slots())
+                .for_each(|g| g.uncommit());
+            return Err(i);
+        }
+    }
+    for (group, state) in groups.iter().zip(guards.iter_mut()) {
+        if !group.on_slots() {
+            group.commit(state, now);
+        }
+    }
+    Ok(())
+}
+
 fn slots_full(decision: Decision) -> bool {
     matches!(
         decision,

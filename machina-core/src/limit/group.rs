@@ -14,7 +14,8 @@ use super::error::{AcquireError, LimitError};
 use super::permit::Permit;
 use super::policy::GroupPolicy;
 use super::queue::WaitQueue;
-use super::sync::{Arc, Mutex, lock};
+use super::slots::Slots;
+use super::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
 use crate::decision::{Decision, Reason, Refusal};
 use crate::rt::Runtime;
 
@@ -38,6 +39,8 @@ pub(crate) struct GroupState {
     pub(crate) policy: GroupPolicy,
     /// Waiters by ticket: the smallest ticket is served first.
     pub(crate) waiters: WaitQueue,
+    /// The counters kept under the lock; refusals, and the starts of a
+    /// group on slots, are atomics of the group.
     pub(crate) stats: GroupStats,
 }
 
@@ -62,6 +65,15 @@ pub(crate) struct GroupInner {
     /// The group's place in the order groups were made: the order groups
     /// are locked (and released) together, the same on every run.
     order: u64,
+    /// For a group whose decisions need no clock (no window, no rate): its
+    /// in-flight slots, taken and given back without the lock while nobody
+    /// waits (see `slots.rs`). `None`: the policy under the lock decides.
+    slots: Option<Arc<Slots>>,
+    /// Permits handed out without the policy (`GroupStats::acquired` is
+    /// this plus the count kept under the lock).
+    acquired: AtomicU64,
+    /// `try_acquire` refusals (`GroupStats::rejected`).
+    rejected: AtomicU64,
 }
 
 impl GroupInner {
@@ -81,6 +93,103 @@ impl GroupInner {
     /// seeded mock run wakes waiters in the same order every time.
     pub(crate) fn lock_order(group: &Arc<Self>) -> u64 {
         group.order
+    }
+
+    /// A start without the lock, for a group on slots while nobody waits:
+    /// `None` when the lock is needed (a policy group, or waiters).
+    #[inline]
+    pub(crate) fn start_without_lock(&self) -> Option<Result<(), Refusal>> {
+        let slots = self.slots.as_ref()?;
+        if slots.anyone_waiting() {
+            return None;
+        }
+        Some(if slots.try_take_first() {
+            self.acquired.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        } else {
+            Err(Refusal::new(Reason::InFlight, None))
+        })
+    }
+
+    /// What the limits say about a start at `now`, without starting it
+    /// (`promise`: a refused caller will wait for the instant named; see
+    /// [`GroupPolicy::decide`]). Under the lock.
+    pub(crate) fn decide(&self, state: &mut GroupState, now: Instant, promise: bool) -> Decision {
+        match &self.slots {
+            Some(slots) if slots.free() => Decision::Proceed,
+            Some(_) => Decision::WaitUntil(Refusal::new(Reason::InFlight, None)),
+            None if promise => state.policy.decide(now),
+            None => state.policy.peek(now),
+        }
+    }
+
+    /// Starts a call that [`decide`](Self::decide) let through; `false`
+    /// when a slot was taken meanwhile without the lock (nothing is taken
+    /// then). Under the lock.
+    pub(crate) fn commit(&self, state: &mut GroupState, now: Instant) -> bool {
+        match &self.slots {
+            Some(slots) => {
+                let started = slots.try_take();
+                if started {
+                    self.acquired.fetch_add(1, Ordering::Relaxed);
+                }
+                started
+            }
+            None => {
+                state.policy.commit(now);
+                state.stats.acquired += 1;
+                true
+            }
+        }
+    }
+
+    /// Undoes a [`commit`](Self::commit) of a slot group (an all-or-nothing
+    /// start that another group refused); a policy group is never undone
+    /// (its commits come last, and cannot fail).
+    pub(crate) fn uncommit(&self) {
+        if let Some(slots) = &self.slots {
+            slots.give_back();
+            self.acquired.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether this group is on slots (its commit can fail).
+    pub(crate) fn on_slots(&self) -> bool {
+        self.slots.is_some()
+    }
+
+    /// Counts a `try_acquire` refusal.
+    pub(crate) fn count_rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Gives back a call's slot, and wakes the head of the queue if anyone
+    /// waits.
+    pub(crate) fn release(&self) {
+        let next = match &self.slots {
+            Some(slots) => {
+                if !slots.give_back() {
+                    return;
+                }
+                lock(&self.state).head_waker()
+            }
+            None => {
+                let mut state = lock(&self.state);
+                state.policy.release();
+                state.head_waker()
+            }
+        };
+        if let Some(waker) = next {
+            waker.wake();
+        }
+    }
+
+    /// Calls holding a slot now.
+    pub(crate) fn in_flight(&self, state: &GroupState) -> u32 {
+        match &self.slots {
+            Some(slots) => slots.taken(),
+            None => state.policy.in_flight(),
+        }
     }
 }
 
@@ -163,6 +272,9 @@ impl ConcurrentGroup {
         }
         limits.validate(&name)?;
         let policy = GroupPolicy::new(limits)?;
+        let slots = (!policy.timed())
+            .then(|| Arc::new(Slots::new(limits.in_flight_limit().unwrap_or(u32::MAX))));
+        let waiters = WaitQueue::new(slots.clone());
         Ok(ConcurrentGroup {
             inner: Arc::new(GroupInner {
                 name: name.into_boxed_str(),
@@ -174,9 +286,12 @@ impl ConcurrentGroup {
                         std::sync::atomic::AtomicU64::new(0);
                     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 },
+                slots,
+                acquired: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
                 state: Mutex::new(GroupState {
                     policy,
-                    waiters: WaitQueue::default(),
+                    waiters,
                     stats: GroupStats::default(),
                 }),
             }),
@@ -222,20 +337,31 @@ impl ConcurrentGroup {
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
     pub fn try_acquire(&self) -> Result<Permit, Refusal> {
-        let now = self.inner.decision_now();
-        let mut state = lock(&self.inner.state);
+        let inner = &*self.inner;
+        if let Some(started) = inner.start_without_lock() {
+            return match started {
+                Ok(()) => Ok(Permit::one(self.inner.clone())),
+                Err(refused) => {
+                    inner.count_rejected();
+                    Err(refused)
+                }
+            };
+        }
+        let now = inner.decision_now();
+        let mut state = lock(&inner.state);
         let refused = if state.waiters.is_empty() {
-            match state.policy.try_acquire(now) {
-                Ok(()) => {
-                    state.stats.acquired += 1;
+            match inner.decide(&mut state, now, false) {
+                Decision::Proceed if inner.commit(&mut state, now) => {
                     return Ok(Permit::one(self.inner.clone()));
                 }
-                Err(refused) => refused,
+                Decision::Proceed => Refusal::new(Reason::InFlight, None),
+                Decision::WaitUntil(refused) => refused,
+                Decision::GiveUp(reason) => Refusal::new(reason, None),
             }
         } else {
             Refusal::new(Reason::Queue, None)
         };
-        state.stats.rejected += 1;
+        inner.count_rejected();
         Err(refused)
     }
 
@@ -331,7 +457,8 @@ impl ConcurrentGroup {
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
     pub fn in_flight(&self) -> u32 {
-        lock(&self.inner.state).policy.in_flight()
+        let state = lock(&self.inner.state);
+        self.inner.in_flight(&state)
     }
 
     /// Callers waiting for a permit now.
@@ -378,7 +505,7 @@ impl ConcurrentGroup {
         if !state.waiters.is_empty() {
             return None;
         }
-        match state.policy.peek(now) {
+        match self.inner.decide(&mut state, now, false) {
             Decision::Proceed => Some(now),
             Decision::WaitUntil(refusal) => refusal.until,
             Decision::GiveUp(_) => None,
@@ -408,7 +535,10 @@ impl ConcurrentGroup {
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
     pub fn stats(&self) -> GroupStats {
-        lock(&self.inner.state).stats
+        let mut stats = lock(&self.inner.state).stats;
+        stats.acquired += self.inner.acquired.load(Ordering::Relaxed);
+        stats.rejected = self.inner.rejected.load(Ordering::Relaxed);
+        stats
     }
 }
 
@@ -418,7 +548,7 @@ impl fmt::Debug for ConcurrentGroup {
         f.debug_struct("ConcurrentGroup")
             .field("name", &self.inner.name)
             .field("limits", &state.policy.limits())
-            .field("in_flight", &state.policy.in_flight())
+            .field("in_flight", &self.inner.in_flight(&state))
             .field("waiting", &state.waiters.len())
             .finish()
     }

@@ -217,3 +217,36 @@ fn overlapping_sets_on_threads_neither_deadlock_nor_overfill() {
         }
     });
 }
+
+/// The lock-free slots: a release gives its slot back while a waiter joins
+/// the queue and a newcomer tries to start without the lock. Whatever the
+/// order, the waiter is served (never left asleep beside a free slot) and
+/// no two calls hold the one slot.
+#[test]
+fn a_release_racing_a_waiter_joining_the_queue_is_never_missed() {
+    check(|| {
+        let rt = runtime();
+        let api = one_slot(&rt, "api");
+        let holder = api.try_acquire().unwrap();
+        let inside = Inside::new();
+        let waiter = {
+            let (api, inside) = (api.clone(), inside.clone());
+            thread::spawn(move || {
+                let permit = block_on(api.acquire());
+                inside.run(&[0], &[&api], permit);
+            })
+        };
+        let newcomer = {
+            let (api, inside) = (api.clone(), inside.clone());
+            thread::spawn(move || {
+                if let Ok(permit) = api.try_acquire() {
+                    inside.run(&[0], &[&api], permit);
+                }
+            })
+        };
+        drop(holder);
+        waiter.join().unwrap();
+        newcomer.join().unwrap();
+        assert_eq!((api.in_flight(), api.waiting()), (0, 0));
+    });
+}

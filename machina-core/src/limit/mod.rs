@@ -62,6 +62,7 @@ mod limiter;
 mod permit;
 mod policy;
 mod queue;
+mod slots;
 mod sync;
 
 pub use acquire::Acquire;

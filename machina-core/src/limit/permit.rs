@@ -4,7 +4,7 @@ use std::fmt;
 
 use super::group::GroupInner;
 use super::limiter::Lease;
-use super::sync::{Arc, lock};
+use super::sync::Arc;
 
 /// The right to run one call in one or more concurrent groups.
 ///
@@ -64,14 +64,7 @@ impl Permit {
 }
 
 fn release(group: &GroupInner) {
-    let next = {
-        let mut state = lock(&group.state);
-        state.policy.release();
-        state.head_waker()
-    };
-    if let Some(waker) = next {
-        waker.wake();
-    }
+    group.release();
 }
 
 impl Drop for Permit {
