@@ -228,8 +228,9 @@ impl Spawn for TokioSpawner {
 /// calendar moves with it from the date the timer was made, so a cron
 /// schedule under `start_paused` fires on virtual time.
 ///
-/// [`coarse_now`](Timer::coarse_now) reads a [`CoarseClock`] (a few
-/// nanoseconds instead of a precise read's tens) while tokio's clock runs
+/// [`coarse_now`](Timer::coarse_now) and
+/// [`coarse_nanos`](Timer::coarse_nanos) read the global [`CoarseClock`]
+/// (a few nanoseconds instead of a precise read's tens) while tokio's clock runs
 /// in real time, and tokio's clock once it is seen paused: at once for a
 /// runtime built with `start_paused`; for `tokio::time::pause()` called
 /// later, within a few milliseconds of real time (the clocks are compared
@@ -244,15 +245,14 @@ pub struct TokioTimer {
     coarse: Arc<Coarse>,
 }
 
-/// The coarse clock of a [`TokioTimer`], and whether tokio's clock was
-/// seen paused (then it is not used).
+/// Whether a [`TokioTimer`] may read the coarse clock: not once tokio's
+/// clock was seen paused.
 #[derive(Debug)]
 struct Coarse {
-    clock: CoarseClock,
     /// Sticky: once seen paused, tokio's clock is always read.
     paused: AtomicBool,
-    /// When (coarse ns since the clock's anchor) to compare the clocks
-    /// next.
+    /// When (coarse ns since the global clock's anchor) to compare the
+    /// clocks next.
     next_check: AtomicU64,
 }
 
@@ -279,9 +279,12 @@ impl TokioTimer {
             handle,
             base: Arc::new((SystemTime::now(), tokio_now, Instant::now())),
             coarse: Arc::new(Coarse {
-                clock: CoarseClock::new(),
                 paused: AtomicBool::new(paused),
-                next_check: AtomicU64::new(CHECK_PAUSED_EVERY),
+                next_check: AtomicU64::new(
+                    CoarseClock::global()
+                        .elapsed_nanos()
+                        .saturating_add(CHECK_PAUSED_EVERY),
+                ),
             }),
         }
     }
@@ -302,30 +305,22 @@ impl Timer for TokioTimer {
         tokio::time::Instant::now().into_std()
     }
 
-    fn coarse_now(&self) -> Instant {
+    fn coarse_nanos(&self) -> Option<u64> {
         let coarse = &*self.coarse;
         if coarse.paused.load(Ordering::Relaxed) {
-            return self.now();
+            return None;
         }
-        let at = coarse.clock.elapsed_nanos();
+        let at = CoarseClock::global().elapsed_nanos();
         if at >= coarse.next_check.load(Ordering::Relaxed) {
             coarse
                 .next_check
                 .store(at.saturating_add(CHECK_PAUSED_EVERY), Ordering::Relaxed);
             if self.clock_is_virtual() {
                 coarse.paused.store(true, Ordering::Relaxed);
-                return self.now();
+                return None;
             }
         }
-        coarse.clock.anchor() + Duration::from_nanos(at)
-    }
-
-    fn coarse_resolution(&self) -> Duration {
-        if self.coarse.paused.load(Ordering::Relaxed) {
-            Duration::ZERO
-        } else {
-            self.coarse.clock.resolution()
-        }
+        Some(at)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {

@@ -166,8 +166,14 @@ impl BreakerBuilder {
         let (epoch, bucket_nanos) = machine.window_geometry();
         let tally = SuccessTally::new(epoch, bucket_nanos);
         tally.roll(now, 0);
-        let coarse = u128::from(bucket_nanos)
-            >= runtime.coarse_resolution().as_nanos() * COARSE_BELOW_BUCKET;
+        // Where the coarse clock's count starts, in the window's terms.
+        let coarse = (u128::from(bucket_nanos)
+            >= runtime.coarse_resolution().as_nanos() * COARSE_BELOW_BUCKET)
+            .then(|| {
+                let anchor = crate::rt::CoarseClock::global().anchor();
+                u64::try_from(epoch.checked_duration_since(anchor)?.as_nanos()).ok()
+            })
+            .flatten();
         Ok(CircuitBreaker {
             inner: Arc::new(Inner {
                 name: self.name.into(),
@@ -223,9 +229,10 @@ struct Inner {
     /// Successes of calls admitted while passing, counted without the
     /// lock and folded into the machine's window under it.
     tally: SuccessTally,
-    /// Whether successes read the runtime's coarse clock: its resolution
-    /// is at most a tenth of a bucket.
-    coarse: bool,
+    /// Whether successes read the runtime's coarse clock (its resolution
+    /// is at most a tenth of a bucket): then the window's epoch in the
+    /// coarse clock's count (ns since its anchor).
+    coarse: Option<u64>,
 }
 
 /// A circuit breaker (aiomisc `CircuitBreaker`): see
@@ -510,12 +517,13 @@ impl CircuitBreaker {
             && admitted.state() == CircuitState::Passing
             && admitted.period() == self.inner.period.load(Ordering::Acquire)
         {
-            let at = if self.inner.coarse {
-                runtime.coarse_now()
-            } else {
-                runtime.now()
+            let counted = match (self.inner.coarse, runtime.coarse_nanos()) {
+                (Some(epoch), Some(nanos)) => {
+                    self.inner.tally.try_count_at(nanos.saturating_sub(epoch))
+                }
+                _ => self.inner.tally.try_count(runtime.now()),
             };
-            if self.inner.tally.try_count(at) {
+            if counted {
                 return;
             }
         }

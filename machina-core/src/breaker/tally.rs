@@ -69,7 +69,12 @@ impl SuccessTally {
     /// take the lock (and [`roll`](Self::roll) the tally on).
     #[inline]
     pub(crate) fn try_count(&self, now: Instant) -> bool {
-        let at = self.elapsed(now);
+        self.try_count_at(self.elapsed(now))
+    }
+
+    /// [`try_count`](Self::try_count) at `at` nanoseconds since the epoch.
+    #[inline]
+    pub(crate) fn try_count_at(&self, at: u64) -> bool {
         let end = self.end.load(Ordering::Acquire);
         if at < end
             && at >= end - self.bucket_nanos

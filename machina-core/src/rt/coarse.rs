@@ -125,6 +125,13 @@ impl CoarseClock {
         }
     }
 
+    /// The process's coarse clock, anchored on first use: the one
+    /// [`Timer::coarse_nanos`](super::Timer::coarse_nanos) counts from.
+    pub fn global() -> &'static CoarseClock {
+        static CLOCK: std::sync::OnceLock<CoarseClock> = std::sync::OnceLock::new();
+        CLOCK.get_or_init(CoarseClock::new)
+    }
+
     /// The precise instant the clock was anchored at.
     pub fn anchor(&self) -> Instant {
         self.base

@@ -283,6 +283,15 @@ impl Runtime {
         self.inner.timer.coarse_now()
     }
 
+    /// The coarse clock in nanoseconds since
+    /// [`CoarseClock::global`](super::CoarseClock::global)'s anchor, or
+    /// `None` when this runtime's clock is not the real one (see
+    /// [`Timer::coarse_nanos`]). `None` on the mock runtime.
+    #[inline]
+    pub fn coarse_nanos(&self) -> Option<u64> {
+        self.inner.timer.coarse_nanos()
+    }
+
     /// How far [`coarse_now`](Self::coarse_now) may lag behind
     /// [`now`](Self::now).
     pub fn coarse_resolution(&self) -> Duration {

@@ -3,8 +3,7 @@
 //! reactor, shared by the smol and async-std adapters. This is the one
 //! place in the core that reads the real clock.
 
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -63,12 +62,8 @@ impl Timer for SystemTimer {
         Instant::now()
     }
 
-    fn coarse_now(&self) -> Instant {
-        coarse_clock().now()
-    }
-
-    fn coarse_resolution(&self) -> Duration {
-        coarse_clock().resolution()
+    fn coarse_nanos(&self) -> Option<u64> {
+        Some(CoarseClock::global().elapsed_nanos())
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {
@@ -79,12 +74,6 @@ impl Timer for SystemTimer {
     fn calendar_now(&self) -> SystemTime {
         SystemTime::now()
     }
-}
-
-/// The process's coarse clock, anchored on first use.
-fn coarse_clock() -> &'static CoarseClock {
-    static CLOCK: OnceLock<CoarseClock> = OnceLock::new();
-    CLOCK.get_or_init(CoarseClock::new)
 }
 
 /// An [`async_io::Timer`] as a [`SleepFuture`]: re-armed in place.
@@ -142,12 +131,8 @@ impl Timer for IoTimer {
         Instant::now()
     }
 
-    fn coarse_now(&self) -> Instant {
-        coarse_clock().now()
-    }
-
-    fn coarse_resolution(&self) -> Duration {
-        coarse_clock().resolution()
+    fn coarse_nanos(&self) -> Option<u64> {
+        Some(CoarseClock::global().elapsed_nanos())
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {

@@ -5,6 +5,7 @@
 //! runtime can substitute a virtual clock. Intervals, timeouts and policies
 //! are built on top of it elsewhere.
 
+use super::coarse::CoarseClock;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -110,13 +111,33 @@ pub trait Timer: Send + Sync + 'static {
     /// choice: it stays exact); adapters on a real clock return a
     /// [`CoarseClock`](super::CoarseClock) reading.
     fn coarse_now(&self) -> Instant {
-        self.now()
+        match self.coarse_nanos() {
+            Some(nanos) => CoarseClock::global().anchor() + Duration::from_nanos(nanos),
+            None => self.now(),
+        }
+    }
+
+    /// The coarse clock as a plain number: nanoseconds since
+    /// [`CoarseClock::global`]'s anchor — or `None` when this timer's clock
+    /// is not the real one (the mock runtime's, a paused tokio clock), and
+    /// callers must read [`now`](Timer::now). The default is `None`;
+    /// adapters on the real clock return
+    /// `Some(CoarseClock::global().elapsed_nanos())`. Cheaper than
+    /// [`coarse_now`](Timer::coarse_now) where a caller counts in
+    /// nanoseconds anyway (no `Instant` arithmetic).
+    fn coarse_nanos(&self) -> Option<u64> {
+        None
     }
 
     /// How far [`coarse_now`](Timer::coarse_now) may lag behind
-    /// [`now`](Timer::now).
+    /// [`now`](Timer::now): the global coarse clock's resolution while
+    /// [`coarse_nanos`](Timer::coarse_nanos) reads it, zero otherwise.
     fn coarse_resolution(&self) -> Duration {
-        Duration::ZERO
+        if self.coarse_nanos().is_some() {
+            CoarseClock::global().resolution()
+        } else {
+            Duration::ZERO
+        }
     }
 
     /// How late a timer may fire and still count as on time.
