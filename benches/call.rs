@@ -99,8 +99,9 @@ fn success_path(c: &mut Criterion) {
 
 /// Times each row with criterion — or, with `MACHINA_CALLGRIND=<row>:<n>`,
 /// runs that row `n` times and exits, for instruction counts:
-/// `valgrind --tool=callgrind <bench binary> --bench` at two values of `n`;
-/// the difference over the difference in `n` is the count per call.
+/// `bash benches/callgrind_rows.sh call <row>...` runs it under callgrind
+/// at two values of `n`; the difference over the difference in `n` is the
+/// count per call.
 fn run_rows(c: &mut Criterion, rows: &[Row<'_>]) {
     if let Ok(spec) = std::env::var("MACHINA_CALLGRIND") {
         let (row, n) = spec.split_once(':').expect("row:n");
@@ -109,9 +110,7 @@ fn run_rows(c: &mut Criterion, rows: &[Row<'_>]) {
             .iter()
             .find(|(name, _)| *name == row)
             .expect("a known row");
-        for _ in 0..n {
-            f();
-        }
+        machina_callgrind_loop(n, &mut || f());
         std::process::exit(0);
     }
     let mut group = c.benchmark_group("call_success_path");
@@ -123,3 +122,12 @@ fn run_rows(c: &mut Criterion, rows: &[Row<'_>]) {
 
 criterion_group!(benches, success_path);
 criterion_main!(benches);
+
+/// Runs `op` `n` times: the one function callgrind counts in
+/// (`benches/callgrind_rows.sh` toggles collection on it).
+#[inline(never)]
+fn machina_callgrind_loop(n: u64, op: &mut dyn FnMut()) {
+    for _ in 0..n {
+        op();
+    }
+}

@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 bench=$1
 shift
 cargo build --release --bench "$bench" >&2
-bin=$(ls -t target/release/deps/"$bench"-* | grep -E "/$bench-[0-9a-f]+\$" | head -1)
+bin=$(ls -t ${CARGO_TARGET_DIR:-target}/release/deps/"$bench"-* | grep -E "/$bench-[0-9a-f]+\$" | head -1)
 instructions() {
   MACHINA_CALLGRIND="$1:$2" valgrind --tool=callgrind --child-silent-after-fork=yes --toggle-collect="*machina_callgrind_loop*" --callgrind-out-file=/dev/null "$bin" --bench 2>&1 \
     | awk '/Collected/ {print $4}'
