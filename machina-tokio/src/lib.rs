@@ -291,12 +291,18 @@ impl TokioTimer {
 
     /// Whether tokio's clock has left the real one (paused, advanced).
     fn clock_is_virtual(&self) -> bool {
+        self.virtual_elapsed().is_some()
+    }
+
+    /// Time on tokio's clock since the timer was made, when that clock has
+    /// left the real one (paused, advanced); `None` while they agree.
+    fn virtual_elapsed(&self) -> Option<Duration> {
         let (_, tokio_base, real_base) = *self.base;
         let on_tokio = {
             let _entered = self.handle.enter();
             tokio::time::Instant::now().saturating_duration_since(tokio_base)
         };
-        on_tokio.abs_diff(real_base.elapsed()) > PAUSED_AFTER
+        (on_tokio.abs_diff(real_base.elapsed()) > PAUSED_AFTER).then_some(on_tokio)
     }
 }
 
@@ -333,16 +339,10 @@ impl Timer for TokioTimer {
     }
 
     fn calendar_now(&self) -> SystemTime {
-        let (calendar, tokio_base, _) = *self.base;
-        if self.clock_is_virtual() {
-            let on_tokio = {
-                let _entered = self.handle.enter();
-                tokio::time::Instant::now().saturating_duration_since(tokio_base)
-            };
+        match self.virtual_elapsed() {
             // tokio's clock is paused or was advanced: follow it.
-            calendar + on_tokio
-        } else {
-            SystemTime::now()
+            Some(on_tokio) => self.base.0 + on_tokio,
+            None => SystemTime::now(),
         }
     }
 }

@@ -18,12 +18,11 @@ use std::time::{Duration, Instant};
 /// # Examples
 ///
 /// ```
-/// use machina_core::rt::CoarseClock;
-/// use std::time::Instant;
+/// use machina_core::rt::{CoarseClock, SystemTimer, Timer};
 ///
 /// let clock = CoarseClock::new();
 /// let coarse = clock.now();
-/// let precise = Instant::now();
+/// let precise = SystemTimer::new().now();
 /// assert!(coarse <= precise);
 /// assert!(precise - coarse <= clock.resolution() + std::time::Duration::from_millis(50));
 /// ```
@@ -45,6 +44,11 @@ impl Default for CoarseClock {
     }
 }
 
+/// The precise clock, read where the process reads it (`SystemTimer`).
+fn precise_now() -> Instant {
+    super::Timer::now(&super::SystemTimer::new())
+}
+
 #[cfg(target_os = "linux")]
 fn monotonic_nanos(id: rustix::time::ClockId) -> u64 {
     let ts = rustix::time::clock_gettime(id);
@@ -60,7 +64,7 @@ impl CoarseClock {
         #[cfg(target_os = "linux")]
         {
             use rustix::time::{ClockId, clock_getres};
-            let base = Instant::now();
+            let base = precise_now();
             // The precise reading just after `base`: a coarse reading is
             // at most this one, so an instant made from it is never later
             // than the precise clock.
@@ -79,14 +83,14 @@ impl CoarseClock {
         #[cfg(not(target_os = "linux"))]
         {
             CoarseClock {
-                base: Instant::now(),
+                base: precise_now(),
                 resolution: Duration::ZERO,
             }
         }
     }
 
     /// The current instant, up to [`resolution`](Self::resolution) behind
-    /// `Instant::now()`, never ahead of it.
+    /// the precise clock, never ahead of it.
     #[inline]
     pub fn now(&self) -> Instant {
         #[cfg(target_os = "linux")]
@@ -105,7 +109,7 @@ impl CoarseClock {
         #[cfg(not(target_os = "linux"))]
         {
             let _ = self.base;
-            Instant::now()
+            precise_now()
         }
     }
 
@@ -152,9 +156,9 @@ mod tests {
         let clock = CoarseClock::new();
         let mut last = clock.now();
         for _ in 0..20_000 {
-            let before = Instant::now();
+            let before = precise_now();
             let coarse = clock.now();
-            let after = Instant::now();
+            let after = precise_now();
             assert!(coarse <= after, "ahead of the precise clock");
             // A tick, plus room for the thread being descheduled.
             assert!(
@@ -172,7 +176,11 @@ mod tests {
     fn moves_with_the_precise_clock() {
         let clock = CoarseClock::new();
         let start = clock.now();
-        std::thread::sleep(Duration::from_millis(30));
+        // Wait on the precise clock (no thread sleep in the core).
+        let until = precise_now() + Duration::from_millis(30);
+        while precise_now() < until {
+            std::hint::spin_loop();
+        }
         let moved = clock.now() - start;
         assert!(
             moved >= Duration::from_millis(30) - clock.resolution(),
