@@ -187,13 +187,15 @@ impl Service for Database {
 #[error("upstream refused: {0}")]
 struct Upstream(u16);
 
-fn env(dsn: String) -> EnvConfig {
+/// The environment of a run reporting to `dsn`, with `shutdown_timeout`
+/// for the flush.
+fn env(dsn: String, shutdown_timeout: &'static str) -> EnvConfig {
     EnvConfig::from_lookup(move |name| match name {
         EnvConfig::SENTRY_DSN => Some(dsn.clone()),
         EnvConfig::SENTRY_ENVIRONMENT => Some("ci".to_owned()),
         EnvConfig::SENTRY_RELEASE => Some("bot@9.0.1".to_owned()),
         EnvConfig::LOG_LEVEL => Some("info".to_owned()),
-        EnvConfig::SHUTDOWN_TIMEOUT => Some("1s".to_owned()),
+        EnvConfig::SHUTDOWN_TIMEOUT => Some(shutdown_timeout.to_owned()),
         _ => None,
     })
 }
@@ -217,7 +219,9 @@ async fn reports_arrive_tagged_and_flushed() {
     let rt = machina_tokio::runtime().unwrap();
     let (dsn, seen) = capture_server();
     let (tell_db, told) = oneshot::channel();
-    let entrypoint = entrypoint_with(&rt, no_signals(), env(dsn))
+    // A generous timeout: the server answers each envelope after 150 ms, and
+    // on a loaded machine the reports must still all be flushed in it.
+    let entrypoint = entrypoint_with(&rt, no_signals(), env(dsn, "20s"))
         .service(
             "db",
             Database {
@@ -315,7 +319,7 @@ async fn a_silent_sentry_is_cut_at_the_timeout() {
         }
     });
     let rt = machina_tokio::runtime().unwrap();
-    let entrypoint = entrypoint_with(&rt, no_signals(), env(format!("http://k@{addr}/7")))
+    let entrypoint = entrypoint_with(&rt, no_signals(), env(format!("http://k@{addr}/7"), "1s"))
         .build()
         .unwrap();
     let started = Instant::now();

@@ -9,7 +9,7 @@ use crate::rt::AbortHandle;
 
 struct Slot {
     generation: u32,
-    entry: Option<(Arc<str>, Option<AbortHandle>)>,
+    entry: Option<(Arc<str>, AbortHandle)>,
 }
 
 #[derive(Default)]
@@ -27,8 +27,8 @@ fn split(id: EntryId) -> (usize, u32) {
 }
 
 impl ExecuteBook {
-    /// Adds a running execute named `name`.
-    pub(crate) fn insert(&mut self, name: Arc<str>) -> EntryId {
+    /// Adds a running execute named `name`, aborted through `abort`.
+    pub(crate) fn insert(&mut self, name: Arc<str>, abort: AbortHandle) -> EntryId {
         self.live += 1;
         let index = match self.free.pop() {
             Some(index) => index as usize,
@@ -41,7 +41,7 @@ impl ExecuteBook {
             }
         };
         let slot = &mut self.slots[index];
-        slot.entry = Some((name, None));
+        slot.entry = Some((name, abort));
         (u64::from(slot.generation) << 32) | index as u64
     }
 
@@ -50,13 +50,6 @@ impl ExecuteBook {
         self.slots
             .get_mut(index)
             .filter(|s| s.generation == generation && s.entry.is_some())
-    }
-
-    /// Records how to abort entry `id`, if it is still running.
-    pub(crate) fn attach(&mut self, id: EntryId, abort: AbortHandle) {
-        if let Some((_, slot_abort)) = self.slot_mut(id).and_then(|s| s.entry.as_mut()) {
-            *slot_abort = Some(abort);
-        }
     }
 
     /// Removes entry `id`; returns its name if it was running.
@@ -75,13 +68,13 @@ impl ExecuteBook {
     }
 
     /// The running executes: id, name and abort handle.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (EntryId, &Arc<str>, Option<&AbortHandle>)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (EntryId, &Arc<str>, &AbortHandle)> {
         self.slots.iter().enumerate().filter_map(|(index, slot)| {
             let (name, abort) = slot.entry.as_ref()?;
             Some((
                 (u64::from(slot.generation) << 32) | index as u64,
                 name,
-                abort.as_ref(),
+                abort,
             ))
         })
     }
@@ -91,15 +84,19 @@ impl ExecuteBook {
 mod tests {
     use super::*;
 
+    fn abort() -> AbortHandle {
+        crate::rt::JoinState::<()>::abort_handle(&crate::rt::JoinState::new())
+    }
+
     #[test]
     fn a_reused_slot_ignores_updates_for_its_former_entry() {
         let mut book = ExecuteBook::default();
-        let a = book.insert("a".into());
-        let b = book.insert("b".into());
+        let a = book.insert("a".into(), abort());
+        let b = book.insert("b".into(), abort());
         assert_eq!(book.len(), 2);
         assert_eq!(book.remove(a).as_deref(), Some("a"));
         assert_eq!(book.remove(a), None, "removed once");
-        let c = book.insert("c".into());
+        let c = book.insert("c".into(), abort());
         assert_ne!(a, c, "same slot, new generation");
         assert_eq!(book.remove(a), None, "a stale id does not remove c");
         let names: Vec<_> = book.iter().map(|(_, n, _)| n.to_string()).collect();

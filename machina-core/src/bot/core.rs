@@ -140,12 +140,11 @@ impl BotCore {
         wakers.into_iter().for_each(Waker::wake);
     }
 
-    pub(crate) fn begin_execute(&self, name: Arc<str>) -> EntryId {
-        self.activity().executes.insert(name)
-    }
-
-    pub(crate) fn attach_abort(&self, id: EntryId, abort: AbortHandle) {
-        self.activity().executes.attach(id, abort);
+    /// Books a spawned execute named `name`, aborted through `abort`
+    /// (one lock section: the task's join state is made before it is
+    /// spawned, so its abort handle is known here).
+    pub(crate) fn begin_execute(&self, name: Arc<str>, abort: AbortHandle) -> EntryId {
+        self.activity().executes.insert(name, abort)
     }
 
     pub(super) fn end_execute(&self, id: EntryId, outcome: Option<Result<(), &ExecuteError>>) {

@@ -22,11 +22,49 @@ use crate::call::CallStack;
 use crate::error::BoxError;
 use crate::limit::{ConcurrentGroup, Group};
 use crate::retry::Retry;
-use crate::rt::{JoinError, JoinHandle};
+use crate::rt::{JoinError, JoinHandle, JoinState};
 use crate::timeline::{CallEnd, CallId, Timeline};
 
 type HandlerFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
-pub(crate) type Handler<A, T> = Arc<dyn Fn(A) -> HandlerFuture<T> + Send + Sync>;
+pub(crate) type Handler<A, T> = Box<dyn ExecuteHandler<A, T>>;
+
+/// An execute's handler behind one vtable. A spawned call is built inside
+/// the implementation, where the handler's future type is known, so its
+/// attempts run unboxed in the task's own future; a call awaited in the
+/// caller's task ([`Execute::call`], whose future type cannot name the
+/// handler's) boxes each attempt.
+pub(crate) trait ExecuteHandler<A, T>: Send + Sync {
+    /// One attempt, boxed.
+    fn attempt_boxed(&self, args: A) -> HandlerFuture<T>;
+
+    /// Spawns a whole call of `execute` as a task of its bot.
+    fn spawn(&self, execute: &Execute<A, T>, args: A) -> Result<ExecuteTask<T>, BotError>;
+}
+
+/// The handler a user registered, with its types.
+pub(crate) struct TypedHandler<F>(pub(crate) Arc<F>);
+
+impl<A, T, E, F, Fut> ExecuteHandler<A, T> for TypedHandler<F>
+where
+    A: Clone + Send + 'static,
+    T: Send + 'static,
+    E: Into<BoxError>,
+    F: Fn(A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, E>> + Send + 'static,
+{
+    fn attempt_boxed(&self, args: A) -> HandlerFuture<T> {
+        let attempt = (self.0)(args);
+        Box::pin(async move { attempt.await.map_err(Into::into) })
+    }
+
+    fn spawn(&self, execute: &Execute<A, T>, args: A) -> Result<ExecuteTask<T>, BotError> {
+        let handler = self.0.clone();
+        execute.spawn_with(args, move |args| {
+            let attempt = handler(args);
+            async move { attempt.await.map_err(Into::into) }
+        })
+    }
+}
 
 pub(crate) struct ExecuteInner<A, T> {
     pub(crate) name: Arc<str>,
@@ -124,6 +162,20 @@ where
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
     pub fn call(&self, args: A) -> impl Future<Output = Result<T, ExecuteError>> + '_ {
+        let handler = &self.inner.handler;
+        self.call_with(args, move |args| handler.attempt_boxed(args))
+    }
+
+    /// [`call`](Self::call) with each attempt made by `attempt`.
+    fn call_with<'a, G, Fut>(
+        &'a self,
+        args: A,
+        mut attempt: G,
+    ) -> impl Future<Output = Result<T, ExecuteError>> + 'a
+    where
+        G: FnMut(A) -> Fut + 'a,
+        Fut: Future<Output = Result<T, BoxError>> + 'a,
+    {
         // Not an `async fn`: the call stack's future is wrapped in place,
         // not moved into another state machine.
         let inner = &*self.inner;
@@ -143,13 +195,13 @@ where
         let marks = recording
             .as_ref()
             .map(|r| (r.timeline.clone(), r.id, r.runtime.clone()));
-        let attempt = move || {
+        let next = move || {
             if let Some((timeline, id, rt)) = &marks {
                 timeline.attempt(*id, rt.now());
             }
-            (inner.handler)(args.clone())
+            attempt(args.clone())
         };
-        let call = inner.stack.run(&self.core.runtime, attempt);
+        let call = inner.stack.run(&self.core.runtime, next);
         AssertUnwindSafe(call).catch_unwind().map(move |outcome| {
             if let Some(mut recording) = recording {
                 recording.end(match &outcome {
@@ -218,16 +270,27 @@ where
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
     pub fn spawn(&self, args: A) -> Result<ExecuteTask<T>, BotError> {
+        self.inner.handler.spawn(self, args)
+    }
+
+    /// [`spawn`](Self::spawn) with each attempt made by `attempt`.
+    fn spawn_with<G, Fut>(&self, args: A, attempt: G) -> Result<ExecuteTask<T>, BotError>
+    where
+        G: FnMut(A) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
+    {
         let this = self.clone();
         let core = self.core.clone();
-        let id = core.begin_execute(self.inner.name.clone());
+        let state = JoinState::new();
+        let id = core.begin_execute(self.inner.name.clone(), JoinState::abort_handle(&state));
         let guard = super::core::ExecuteGuard::new(core.clone(), id);
-        let handle = core.runtime.spawn_named(&self.inner.name, async move {
-            let outcome = this.call(args).await;
-            guard.finish(outcome.as_ref().err());
-            outcome
-        })?;
-        core.attach_abort(id, handle.abort_handle());
+        let handle = core
+            .runtime
+            .spawn_named_into(&self.inner.name, state, async move {
+                let outcome = this.call_with(args, attempt).await;
+                guard.finish(outcome.as_ref().err());
+                outcome
+            })?;
         Ok(ExecuteTask {
             handle,
             name: self.inner.name.clone(),

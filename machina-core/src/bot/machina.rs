@@ -298,17 +298,15 @@ impl Machina {
             .is_ok();
         let mut report = ShutdownReport::default();
         if !in_time {
-            let still: Vec<(EntryId, String, Option<AbortHandle>)> = self
+            let still: Vec<(EntryId, String, AbortHandle)> = self
                 .core
                 .activity()
                 .executes
                 .iter()
-                .map(|(id, name, abort)| (id, name.to_string(), abort.cloned()))
+                .map(|(id, name, abort)| (id, name.to_string(), abort.clone()))
                 .collect();
             for (_, name, abort) in &still {
-                if let Some(abort) = abort {
-                    abort.abort();
-                }
+                abort.abort();
                 report.executes_cancelled.push(name.clone());
             }
             for emit in emits.iter().filter(|e| e.lp.is_running()) {

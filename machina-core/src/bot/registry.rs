@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::core::BotCore;
 use super::emit::{Emit, EmitBuilder, IntoSchedule};
 use super::error::BotError;
-use super::execute::{Execute, ExecuteBuilder, GroupRef, Handler, signature};
+use super::execute::{Execute, ExecuteBuilder, GroupRef, Handler, TypedHandler, signature};
 use super::machina::{Hook, Machina};
 use crate::call::CallStack;
 use crate::error::BoxError;
@@ -130,10 +130,7 @@ impl MachinaBuilder {
         ExecuteBuilder {
             builder: self,
             name: name.to_owned(),
-            handler: Arc::new(move |args| {
-                let fut = handler(args);
-                Box::pin(async move { fut.await.map_err(Into::into) })
-            }),
+            handler: Box::new(TypedHandler(Arc::new(handler))),
             groups: Vec::new(),
             stack: CallStack::new(),
             _types: PhantomData,

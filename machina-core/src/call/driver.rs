@@ -108,164 +108,179 @@ where
 /// timeout → report the outcome to the breaker → give the slots back. On
 /// a failure the retry rules decide: wait until an instant, or give up.
 /// The deadline bounds all of it, waits included.
-pub(crate) async fn run_attempts<T, E, M, F, Fut>(
-    layers: Layers<'_>,
-    runtime: &Runtime,
+///
+/// Not an `async fn`: an `async fn` keeps its arguments beside the copies
+/// its body works on (112 bytes more in every call's future); the block
+/// below captures them once.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn would store its arguments twice (see above)"
+)]
+pub(crate) fn run_attempts<'a, T, E, M, F, Fut>(
+    layers: Layers<'a>,
+    runtime: &'a Runtime,
     mut next: F,
-) -> Result<T, CallError<E>>
+) -> impl Future<Output = Result<T, CallError<E>>> + 'a
 where
-    F: FnMut() -> Option<Fut>,
-    Fut: Future<Output = Result<T, E>>,
+    F: FnMut() -> Option<Fut> + 'a,
+    Fut: Future<Output = Result<T, E>> + 'a,
     E: AsDynError<M>,
+    T: 'a,
+    M: 'a,
 {
-    let view = view::<E, M>();
-    let deadline_at = layers.deadline.map(|d| instant_after(runtime.now(), d));
-    let deadline_passed = |attempts, last: Option<Box<CallError<E>>>| {
-        CallError::new(
-            CallErrorKind::DeadlineExceeded {
-                deadline: layers.deadline.unwrap_or_default(),
-                attempts,
-                last,
-            },
-            view,
-        )
-    };
-    if let Some(budget) = layers.retry.and_then(Retry::retry_budget) {
-        budget.deposit(runtime.now());
-    }
-    // Boxed, like `last`: made only at the first failure.
-    let mut state: Option<Box<RetryState<'_>>> = None;
-    let mut attempts = 0u32;
-    // Boxed: rarely set, and kept small in every call's future.
-    let mut last: Option<Box<CallError<E>>> = None;
-    loop {
-        let held = match (deadline_at, layers.groups) {
-            // The common cases without a deadline: no group, or one local
-            // group, awaited in place. The others are boxed, so that their
-            // larger futures do not make every call's future larger.
-            (None, []) => Ok(Held::None),
-            (None, [Group::Local(one)]) => Ok(Held::One(one.acquire().await)),
-            (None, groups) => Box::pin(acquire(groups)).await,
-            (Some(at), groups) => match Box::pin(runtime.timeout_at(at, acquire(groups))).await {
-                Ok(held) => held,
-                Err(_) => return Err(deadline_passed(attempts, last)),
-            },
+    async move {
+        let view = view::<E, M>();
+        let deadline_at = layers.deadline.map(|d| instant_after(runtime.now(), d));
+        let deadline_passed = |attempts, last: Option<Box<CallError<E>>>| {
+            CallError::new(
+                CallErrorKind::DeadlineExceeded {
+                    deadline: layers.deadline.unwrap_or_default(),
+                    attempts,
+                    last,
+                },
+                view,
+            )
         };
-        // The slots came, but perhaps after the deadline (a late wake-up):
-        // an attempt must not start past it.
-        if deadline_at.is_some_and(|d| runtime.now() >= d) {
-            drop(held);
-            return Err(deadline_passed(attempts, last));
+        if let Some(budget) = layers.retry.and_then(Retry::retry_budget) {
+            budget.deposit(runtime.now());
         }
-        attempts += 1;
-        let failure = match held {
-            Err(refused) => refused,
-            Ok(permits) => {
-                let outcome: Result<T, Failure<E>> = 'attempt: {
-                    let admitted = match layers.breaker {
-                        None => None,
-                        Some(breaker) => match breaker.admit() {
-                            Ok(admission) => Some((breaker, admission)),
-                            Err(open) => {
-                                break 'attempt Err(Failure::Refused {
-                                    layer: Layer::Breaker(open.name.clone()),
-                                    error: Box::new(open),
-                                });
-                            }
-                        },
-                    };
-                    let Some(fut) = next() else {
-                        return Err(match last {
-                            Some(last) => *last,
-                            None => deadline_passed(attempts - 1, None),
-                        });
-                    };
-                    let limit_at = layers
-                        .attempt_timeout
-                        .map(|t| instant_after(runtime.now(), t));
-                    let cut_at = match (limit_at, deadline_at) {
-                        (Some(a), Some(d)) => Some(a.min(d)),
-                        (a, d) => a.or(d),
-                    };
-                    let outcome = CutAt {
-                        fut,
-                        sleep: cut_at.map(|at| runtime.sleep_until(at)),
-                    }
-                    .await;
-                    let result = match outcome {
-                        Some(Ok(value)) => Ok(value),
-                        Some(Err(error)) => Err(Failure::Op(error)),
-                        None if cut_at == deadline_at => {
-                            // Cut by the deadline: still a call that hung,
-                            // for the breaker.
-                            if let Some((breaker, admission)) = admitted {
-                                let cut = AttemptTimedOut {
-                                    limit: layers.deadline.unwrap_or_default(),
-                                };
-                                breaker.report(admission, Some(&cut));
-                            }
-                            return Err(deadline_passed(attempts, last));
+        // Boxed, like `last`: made only at the first failure.
+        let mut state: Option<Box<RetryState<'_>>> = None;
+        let mut attempts = 0u32;
+        // Boxed: rarely set, and kept small in every call's future.
+        let mut last: Option<Box<CallError<E>>> = None;
+        loop {
+            let held = match (deadline_at, layers.groups) {
+                // The common cases without a deadline: no group, or one local
+                // group, awaited in place. The others are boxed, so that their
+                // larger futures do not make every call's future larger.
+                (None, []) => Ok(Held::None),
+                (None, [Group::Local(one)]) => Ok(Held::One(one.acquire().await)),
+                (None, groups) => Box::pin(acquire(groups)).await,
+                (Some(at), groups) => match Box::pin(runtime.timeout_at(at, acquire(groups))).await
+                {
+                    Ok(held) => held,
+                    Err(_) => return Err(deadline_passed(attempts, last)),
+                },
+            };
+            // The slots came, but perhaps after the deadline (a late wake-up):
+            // an attempt must not start past it.
+            if deadline_at.is_some_and(|d| runtime.now() >= d) {
+                drop(held);
+                return Err(deadline_passed(attempts, last));
+            }
+            attempts += 1;
+            let failure = match held {
+                Err(refused) => refused,
+                Ok(permits) => {
+                    let outcome: Result<T, Failure<E>> = 'attempt: {
+                        let admitted = match layers.breaker {
+                            None => None,
+                            Some(breaker) => match breaker.admit() {
+                                Ok(admission) => Some((breaker, admission)),
+                                Err(open) => {
+                                    break 'attempt Err(Failure::Refused {
+                                        layer: Layer::Breaker(open.name.clone()),
+                                        error: Box::new(open),
+                                    });
+                                }
+                            },
+                        };
+                        let Some(fut) = next() else {
+                            return Err(match last {
+                                Some(last) => *last,
+                                None => deadline_passed(attempts - 1, None),
+                            });
+                        };
+                        let limit_at = layers
+                            .attempt_timeout
+                            .map(|t| instant_after(runtime.now(), t));
+                        let cut_at = match (limit_at, deadline_at) {
+                            (Some(a), Some(d)) => Some(a.min(d)),
+                            (a, d) => a.or(d),
+                        };
+                        let outcome = CutAt {
+                            fut,
+                            sleep: cut_at.map(|at| runtime.sleep_until(at)),
                         }
-                        None => Err(Failure::TimedOut(AttemptTimedOut {
-                            limit: layers.attempt_timeout.unwrap_or_default(),
-                        })),
-                    };
-                    if let Some((breaker, admission)) = admitted {
-                        match &result {
-                            Ok(_) => breaker.report(admission, None),
-                            Err(failure) => {
-                                breaker.report(admission, Some(failure.as_error(view)));
+                        .await;
+                        let result = match outcome {
+                            Some(Ok(value)) => Ok(value),
+                            Some(Err(error)) => Err(Failure::Op(error)),
+                            None if cut_at == deadline_at => {
+                                // Cut by the deadline: still a call that hung,
+                                // for the breaker.
+                                if let Some((breaker, admission)) = admitted {
+                                    let cut = AttemptTimedOut {
+                                        limit: layers.deadline.unwrap_or_default(),
+                                    };
+                                    breaker.report(admission, Some(&cut));
+                                }
+                                return Err(deadline_passed(attempts, last));
+                            }
+                            None => Err(Failure::TimedOut(AttemptTimedOut {
+                                limit: layers.attempt_timeout.unwrap_or_default(),
+                            })),
+                        };
+                        if let Some((breaker, admission)) = admitted {
+                            match &result {
+                                Ok(_) => breaker.report(admission, None),
+                                Err(failure) => {
+                                    breaker.report(admission, Some(failure.as_error(view)));
+                                }
                             }
                         }
+                        result
+                    };
+                    drop(permits);
+                    match outcome {
+                        Ok(value) => return Ok(value),
+                        Err(failure) => failure,
                     }
-                    result
-                };
-                drop(permits);
-                match outcome {
-                    Ok(value) => return Ok(value),
-                    Err(failure) => failure,
                 }
+            };
+            let Some(retry) = layers.retry else {
+                return Err(failure.into_call_error(attempts, Reason::NoRuleMatches, view));
+            };
+            let state = state.get_or_insert_with(|| Box::new(retry.start(runtime.rng().clone())));
+            let now = runtime.now();
+            let decision = match retry.retry_budget() {
+                Some(budget) => {
+                    budget.with(|b| state.on_error(now, failure.as_error(view), Some(b)))
+                }
+                None => state.on_error(now, failure.as_error(view), None),
+            };
+            retry.count(&decision);
+            let (until, retrying) = match decision {
+                Decision::WaitUntil(refusal) => (refusal.until.unwrap_or(now), refusal.reason),
+                Decision::Proceed => (now, Reason::NoRuleMatches),
+                Decision::GiveUp(reason) => {
+                    tracing::debug!(error = %failure.as_error(view), attempts, ?reason, "call failed; not retrying");
+                    return Err(failure.into_call_error(attempts, reason, view));
+                }
+            };
+            if deadline_at.is_some_and(|d| until >= d) {
+                // The wait would end at or past the deadline: no time is left
+                // for another attempt, so report now rather than sleep for
+                // nothing.
+                let failed = failure.into_call_error(attempts, Reason::Deadline, view);
+                return Err(deadline_passed(attempts, Some(Box::new(failed))));
             }
-        };
-        let Some(retry) = layers.retry else {
-            return Err(failure.into_call_error(attempts, Reason::NoRuleMatches, view));
-        };
-        let state = state.get_or_insert_with(|| Box::new(retry.start(runtime.rng().clone())));
-        let now = runtime.now();
-        let decision = match retry.retry_budget() {
-            Some(budget) => budget.with(|b| state.on_error(now, failure.as_error(view), Some(b))),
-            None => state.on_error(now, failure.as_error(view), None),
-        };
-        retry.count(&decision);
-        let (until, retrying) = match decision {
-            Decision::WaitUntil(refusal) => (refusal.until.unwrap_or(now), refusal.reason),
-            Decision::Proceed => (now, Reason::NoRuleMatches),
-            Decision::GiveUp(reason) => {
-                tracing::debug!(error = %failure.as_error(view), attempts, ?reason, "call failed; not retrying");
-                return Err(failure.into_call_error(attempts, reason, view));
+            let wait = until.saturating_duration_since(now);
+            if let Reason::Retrying { rule, remaining } = retrying {
+                tracing::warn!(
+                    error = %failure.as_error(view),
+                    attempt = attempts,
+                    ?wait,
+                    rule,
+                    remaining = remaining.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
+                    "call failed; retrying"
+                );
             }
-        };
-        if deadline_at.is_some_and(|d| until >= d) {
-            // The wait would end at or past the deadline: no time is left
-            // for another attempt, so report now rather than sleep for
-            // nothing.
-            let failed = failure.into_call_error(attempts, Reason::Deadline, view);
-            return Err(deadline_passed(attempts, Some(Box::new(failed))));
-        }
-        let wait = until.saturating_duration_since(now);
-        if let Reason::Retrying { rule, remaining } = retrying {
-            tracing::warn!(
-                error = %failure.as_error(view),
-                attempt = attempts,
-                ?wait,
-                rule,
-                remaining = remaining.map_or_else(|| "unlimited".to_owned(), |n| n.to_string()),
-                "call failed; retrying"
-            );
-        }
-        last = Some(Box::new(failure.into_call_error(attempts, retrying, view)));
-        if until > now {
-            runtime.sleep_until(until).await;
+            last = Some(Box::new(failure.into_call_error(attempts, retrying, view)));
+            if until > now {
+                runtime.sleep_until(until).await;
+            }
         }
     }
 }

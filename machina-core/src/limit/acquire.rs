@@ -22,6 +22,14 @@
 //! Only a waiter first in line sleeps on a window's or a rate's clock; the
 //! others wait to be woken when the waiter ahead of them leaves the queue,
 //! so one freed slot or token wakes one waiter.
+//!
+//! In a group of plain slots (no window, no rate), a release **hands its
+//! slot** to the waiter first in line when that waiter waits for this
+//! group alone: the waiter leaves the queue holding the slot and starts
+//! at its next poll, without deciding again. Two releases in a row wake
+//! two waiters (not the same head twice), and waiters handed slots start
+//! in their order of arrival whatever order the executor polls them in
+//! (see `Grants` in `queue.rs`).
 
 use std::fmt;
 use std::future::Future;
@@ -161,7 +169,7 @@ impl Acquire {
         let groups = self.groups.as_slice();
         let mut guards = self.lock_all();
         for (group, state) in groups.iter().zip(guards.iter_mut()) {
-            if !state.waiters.is_empty() {
+            if state.anyone_waiting() {
                 group.count_rejected();
                 return Err(Refusal::new(Reason::Queue, None));
             }
@@ -212,8 +220,8 @@ impl Acquire {
         let mut first_opening: Option<Instant> = None;
         for (i, state) in guards.iter_mut().enumerate() {
             let older_waits = match self.ticket {
-                Some(ticket) => state.waiters.has_older_than(ticket),
-                None => !state.waiters.is_empty(),
+                Some(ticket) => state.has_older_than(ticket),
+                None => state.anyone_waiting(),
             };
             if older_waits {
                 blocks[i] = true;
@@ -285,7 +293,7 @@ impl Acquire {
             let wait_here = pinned || blocks[i];
             match (self.queued[i], wait_here) {
                 (false, true) => {
-                    let slot_free = state.waiters.insert(ticket, waker.clone());
+                    let slot_free = state.waiters.insert(ticket, waker.clone(), false);
                     self.queued[i] = true;
                     self.waited_in[i] = true;
                     // First in line for a slot that a release gave back
@@ -344,9 +352,33 @@ fn attempt_one(
         return Outcome::Ready;
     }
     let mut state = lock(&group.state);
+    if let Some(ticket) = ticket
+        && state.granted.take(ticket)
+    {
+        // A release handed this waiter its slot.
+        state.waiters.granted_left();
+        if let Some(at) = *queued_at {
+            state.stats.waited += 1;
+            state.stats.wait_time += group.runtime.coarse_now().saturating_duration_since(at);
+        }
+        // The next in line waited for the handed slots to be collected if
+        // a slot is free beside them: it may start now.
+        let next = if state.granted.is_empty() && group.on_slots_free() {
+            state.head_waker()
+        } else {
+            None
+        };
+        drop(state);
+        *ticket_slot = None;
+        if let Some(next) = next {
+            next.wake();
+        }
+        return Outcome::Ready;
+    }
     let ahead = match ticket {
-        Some(ticket) => state.waiters.head() != Some(ticket),
-        None => !state.waiters.is_empty(),
+        // Handed slots are older: their callers start first.
+        Some(ticket) => state.waiters.head() != Some(ticket) || !state.granted.is_empty(),
+        None => state.anyone_waiting(),
     };
     let opens_at = if ahead {
         None
@@ -358,7 +390,10 @@ fn attempt_one(
                 if let Some(ticket) = ticket {
                     if let Some(at) = *queued_at {
                         state.stats.waited += 1;
-                        state.stats.wait_time += group.runtime.now().saturating_duration_since(at);
+                        // Statistics: the coarse clock (exact on the mock
+                        // runtime) spares a precise read per waiter.
+                        state.stats.wait_time +=
+                            group.runtime.coarse_now().saturating_duration_since(at);
                     }
                     state.waiters.remove(ticket);
                     // As in `attempt_all`: wake the next in line unless
@@ -391,9 +426,9 @@ fn attempt_one(
         }
         None => {
             let ticket = next_ticket();
-            let slot_free = state.waiters.insert(ticket, waker.clone());
+            let slot_free = state.waiters.insert(ticket, waker.clone(), true);
             *ticket_slot = Some(ticket);
-            *queued_at = Some(group.runtime.now());
+            *queued_at = Some(group.runtime.coarse_now());
             // First in line for a slot that a release gave back before it
             // could see this waiter: look again (see `slots.rs`).
             if slot_free && !ahead {
@@ -491,6 +526,7 @@ impl Drop for Acquire {
             return;
         }
         let mut next_heads = Vec::new();
+        let mut granted = None;
         for (i, group) in self.groups.as_slice().iter().enumerate() {
             let mut state = lock(&group.state);
             // Counted in every group the caller waited to start in, queued
@@ -500,10 +536,17 @@ impl Drop for Acquire {
                 continue;
             }
             let was_head = state.waiters.head() == Some(ticket);
-            state.waiters.remove(ticket);
+            if !state.waiters.remove(ticket) && state.granted.take(ticket) {
+                // Handed a slot it will not use: it goes to the next.
+                state.waiters.granted_left();
+                granted = Some(group);
+            }
             if was_head {
                 next_heads.extend(state.head_waker());
             }
+        }
+        if let Some(group) = granted {
+            group.return_grant();
         }
         next_heads.into_iter().for_each(Waker::wake);
     }

@@ -13,7 +13,7 @@ use super::config::Limits;
 use super::error::{AcquireError, LimitError};
 use super::permit::Permit;
 use super::policy::GroupPolicy;
-use super::queue::WaitQueue;
+use super::queue::{Grants, WaitQueue};
 use super::slots::Slots;
 use super::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
 use crate::decision::{Decision, Reason, Refusal};
@@ -42,6 +42,10 @@ pub(crate) struct GroupState {
     /// The counters kept under the lock; refusals, and the starts of a
     /// group on slots, are atomics of the group.
     pub(crate) stats: GroupStats,
+    /// Tickets of waiters a release handed its slot to (taken out of the
+    /// queue, the slot still taken), until they collect it (see
+    /// [`GroupInner::release`]).
+    pub(crate) granted: Grants,
 }
 
 impl GroupState {
@@ -49,6 +53,22 @@ impl GroupState {
     /// the lock is released.
     pub(crate) fn head_waker(&self) -> Option<Waker> {
         self.waiters.head_waker()
+    }
+
+    /// Whether any caller waits to start: queued, or handed a slot it has
+    /// not yet collected (it has not started).
+    pub(crate) fn anyone_waiting(&self) -> bool {
+        !self.waiters.is_empty() || !self.granted.is_empty()
+    }
+
+    /// Whether a caller older than `ticket` waits to start.
+    pub(crate) fn has_older_than(&self, ticket: u64) -> bool {
+        self.waiters.has_older_than(ticket) || self.granted.has_older_than(ticket)
+    }
+
+    /// Callers waiting to start (see [`anyone_waiting`](Self::anyone_waiting)).
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiters.len() + self.granted.len()
     }
 }
 
@@ -153,6 +173,11 @@ impl GroupInner {
         }
     }
 
+    /// Whether this group is on slots and one of them is free now.
+    pub(crate) fn on_slots_free(&self) -> bool {
+        self.slots.as_ref().is_some_and(|s| s.free())
+    }
+
     /// Whether this group is on slots (its commit can fail).
     pub(crate) fn on_slots(&self) -> bool {
         self.slots.is_some()
@@ -165,13 +190,30 @@ impl GroupInner {
 
     /// Gives back a call's slot, and wakes the head of the queue if anyone
     /// waits.
+    ///
+    /// A group on slots hands the slot directly to a head waiting for it
+    /// alone: the slot stays taken, the waiter leaves the queue with a
+    /// grant and starts at its next poll without deciding again. So every
+    /// release wakes a different waiter, and freed slots do not wait for
+    /// the head to be polled before the next waiter is woken.
     pub(crate) fn release(&self) {
         let next = match &self.slots {
             Some(slots) => {
                 if !slots.give_back() {
                     return;
                 }
-                lock(&self.state).head_waker()
+                let mut state = lock(&self.state);
+                // Taken back for the head (it fails only if another caller
+                // took the slot since: then the head looks for itself).
+                if state.waiters.head_takes_handoff() && slots.try_take() {
+                    self.acquired.fetch_add(1, Ordering::Relaxed);
+                    state.waiters.pop_head_for_grant().map(|(ticket, waker)| {
+                        state.granted.push(ticket);
+                        waker
+                    })
+                } else {
+                    state.head_waker()
+                }
             }
             None => {
                 let mut state = lock(&self.state);
@@ -184,10 +226,18 @@ impl GroupInner {
         }
     }
 
-    /// Calls holding a slot now.
+    /// Gives back a slot handed to a waiter that left without collecting
+    /// it (its wait was cancelled).
+    pub(crate) fn return_grant(&self) {
+        self.acquired.fetch_sub(1, Ordering::Relaxed);
+        self.release();
+    }
+
+    /// Calls holding a slot now (a slot handed to a waiter counts once
+    /// it has started).
     pub(crate) fn in_flight(&self, state: &GroupState) -> u32 {
         match &self.slots {
-            Some(slots) => slots.taken(),
+            Some(slots) => slots.taken().saturating_sub(state.granted.len() as u32),
             None => state.policy.in_flight(),
         }
     }
@@ -293,6 +343,7 @@ impl ConcurrentGroup {
                     policy,
                     waiters,
                     stats: GroupStats::default(),
+                    granted: Grants::default(),
                 }),
             }),
         })
@@ -349,7 +400,7 @@ impl ConcurrentGroup {
         }
         let now = inner.decision_now();
         let mut state = lock(&inner.state);
-        let refused = if state.waiters.is_empty() {
+        let refused = if !state.anyone_waiting() {
             match inner.decide(&mut state, now, false) {
                 Decision::Proceed if inner.commit(&mut state, now) => {
                     return Ok(Permit::one(self.inner.clone()));
@@ -461,9 +512,11 @@ impl ConcurrentGroup {
         self.inner.in_flight(&state)
     }
 
-    /// Callers waiting for a permit now.
+    /// Callers waiting for a permit now (a caller a released slot was
+    /// handed to counts until its task runs and takes it; its slot counts
+    /// in [`in_flight`](Self::in_flight) from then).
     pub fn waiting(&self) -> usize {
-        lock(&self.inner.state).waiters.len()
+        lock(&self.inner.state).waiting()
     }
 
     /// Starts inside the current window.
@@ -502,7 +555,7 @@ impl ConcurrentGroup {
     pub fn next_start(&self) -> Option<Instant> {
         let now = self.inner.runtime.now();
         let mut state = lock(&self.inner.state);
-        if !state.waiters.is_empty() {
+        if state.anyone_waiting() {
             return None;
         }
         match self.inner.decide(&mut state, now, false) {
@@ -549,7 +602,7 @@ impl fmt::Debug for ConcurrentGroup {
             .field("name", &self.inner.name)
             .field("limits", &state.policy.limits())
             .field("in_flight", &self.inner.in_flight(&state))
-            .field("waiting", &state.waiters.len())
+            .field("waiting", &state.waiting())
             .finish()
     }
 }

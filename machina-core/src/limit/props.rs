@@ -135,6 +135,11 @@ struct Model {
     /// Per call: times a younger caller left it blocked only by what that
     /// caller took.
     passed_over: Vec<u32>,
+    /// Per waiting call: the first instant a younger caller of the same
+    /// groups started before it. It must start at that same instant (a
+    /// release hands slots in order of arrival, but the executor may poll
+    /// the callers it woke in another order), never later.
+    overtaken_at: Vec<Option<Duration>>,
     violations: Vec<String>,
 }
 
@@ -151,6 +156,7 @@ impl Model {
             running: vec![0; specs.len()],
             starts: vec![Vec::new(); specs.len()],
             passed_over: vec![0; calls.len()],
+            overtaken_at: vec![None; calls.len()],
             violations: Vec::new(),
         }
     }
@@ -183,14 +189,19 @@ impl Model {
         let Stage::Waiting { seq } = stage else {
             return self.violation(now, format!("call {id} started from {stage:?}"));
         };
-        let overtaken: Vec<usize> = (0..self.calls.len())
-            .filter(|&j| {
-                let (other, stage) = self.calls[j];
-                matches!(stage, Stage::Waiting { seq: s } if s < seq) && other == mask
-            })
-            .collect();
-        if !overtaken.is_empty() {
-            self.violation(now, format!("call {id} started before {overtaken:?}"));
+        if let Some(at) = self.overtaken_at[id].take()
+            && at < now
+        {
+            self.violation(
+                now,
+                format!("call {id} started after a younger caller that started at {at:?}"),
+            );
+        }
+        for j in 0..self.calls.len() {
+            let (other, stage) = self.calls[j];
+            if matches!(stage, Stage::Waiting { seq: s } if s < seq) && other == mask {
+                self.overtaken_at[j].get_or_insert(now);
+            }
         }
         let older_sharers: Vec<usize> = (0..self.calls.len())
             .filter(|&j| {
@@ -250,7 +261,17 @@ impl Model {
     fn leave(&mut self, id: usize, now: Duration) {
         let (mask, stage) = self.calls[id];
         self.calls[id].1 = match stage {
-            Stage::Waiting { .. } => Stage::Cancelled,
+            Stage::Waiting { .. } => {
+                if let Some(at) = self.overtaken_at[id].take()
+                    && at < now
+                {
+                    self.violation(
+                        now,
+                        format!("call {id} still waited after a younger caller started at {at:?}"),
+                    );
+                }
+                Stage::Cancelled
+            }
             Stage::Running => {
                 for g in members(mask, self.specs.len()) {
                     self.running[g] -= 1;

@@ -5,6 +5,7 @@
 
 use std::any::Any;
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use futures::future::{Either, select};
 
 use super::cadence::{Cadence, Next, RunOutcome};
 use super::kinds::ReconnectBackoff;
-use super::state::{Control, ControlWait, Watch};
+use super::state::{Control, ControlWait, LoopState, Watch};
 use super::{Loop, LoopEnd, LoopPanicked, SharedError};
 use crate::error::BoxError;
 use crate::rt::{Sleep, panic_message};
@@ -132,6 +133,18 @@ async fn wait_until(
     }
 }
 
+/// Publishes that the next iteration is due `at`, unless a stop was asked
+/// for (then the run ends: `Break`).
+fn publish_next(state: &mut LoopState, at: Instant) -> ControlFlow<()> {
+    if state.stop_requested {
+        return ControlFlow::Break(());
+    }
+    if !state.cancel_requested {
+        state.next_iteration = Some(at);
+    }
+    ControlFlow::Continue(())
+}
+
 /// The run: `before_loop`, then each iteration when the [`Cadence`] says
 /// it is due, until it says the run is over or a control request ends it.
 async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
@@ -165,20 +178,17 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
     )
     .map_err(|e| Arc::new(e) as SharedError)?;
     let mut sleeper: Option<Sleep> = None;
+    // Whether the last iteration's bookkeeping already published `next`
+    // (one lock section instead of two between iterations).
+    let mut published = false;
     loop {
         let Next::At(at) = next else {
             return Ok(LoopEnd::Completed);
         };
         // One look at the state: a stop ends the run; else publish when
         // the next iteration is due.
-        {
-            let mut state = lp.state();
-            if state.stop_requested {
-                return Ok(LoopEnd::Stopped);
-            }
-            if !state.cancel_requested {
-                state.next_iteration = Some(at);
-            }
+        if !std::mem::take(&mut published) && publish_next(&mut lp.state(), at).is_break() {
+            return Ok(LoopEnd::Stopped);
         }
         // A retry's wait ignores interval changes (they apply to the
         // schedule, which a retry is not on).
@@ -227,12 +237,13 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
             Either::Right(_) => return Ok(LoopEnd::Cancelled),
         };
         let end = rt.now();
-        // One lock section for the iteration's bookkeeping; for an error,
-        // whether it is of a handled kind (else it ends the run).
-        let (outcome, handled) = {
+        // One lock section for the iteration's bookkeeping — for an
+        // error, whether it is of a handled kind (else it ends the run) —
+        // and for publishing when the next iteration is due.
+        let handled = {
             let mut state = lp.state();
             state.previous_execution_time = end - start;
-            match result {
+            let (outcome, handled) = match result {
                 Ok(()) => {
                     state.current_loop += 1;
                     state.stats.iterations += 1;
@@ -243,9 +254,16 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
                     (RunOutcome::Retry, Some(error))
                 }
                 Err(error) => return Err(SharedError::from(error)),
+            };
+            next = cadence.finish(outcome, end, || rt.calendar_now());
+            if let Next::At(at) = next {
+                if publish_next(&mut state, at).is_break() {
+                    return Ok(LoopEnd::Stopped);
+                }
+                published = true;
             }
+            handled
         };
-        next = cadence.finish(outcome, end, || rt.calendar_now());
         if let (Some(error), Next::At(at)) = (handled, next) {
             let delay = at.saturating_duration_since(end);
             tracing::warn!(r#loop = %lp.name(), %error, ?delay, "loop iteration failed with a handled error; retrying it");

@@ -150,6 +150,15 @@ impl<T> JoinState<T> {
     }
 }
 
+impl<T: Send + 'static> JoinState<T> {
+    /// An abort handle for the task behind `state`, before it is spawned.
+    pub(crate) fn abort_handle(state: &Arc<Self>) -> AbortHandle {
+        AbortHandle {
+            control: state.clone(),
+        }
+    }
+}
+
 /// Type-erased control over a task, for [`AbortHandle`].
 trait TaskControl: Send + Sync {
     fn abort(&self);
@@ -349,9 +358,7 @@ impl<T: Send + 'static> JoinHandle<T> {
 
     /// A cloneable handle that can abort the task without owning its result.
     pub fn abort_handle(&self) -> AbortHandle {
-        AbortHandle {
-            control: self.state.clone(),
-        }
+        JoinState::abort_handle(&self.state)
     }
 
     /// Lets the task run on without anyone awaiting it (the same as

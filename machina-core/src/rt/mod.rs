@@ -40,6 +40,7 @@ pub(crate) use interval::Grid;
 pub use interval::{Interval, IntervalError, MissedTick};
 #[cfg(feature = "io")]
 pub use io_sockets::IoSockets;
+pub(crate) use join::JoinState;
 pub(crate) use join::panic_message;
 pub use join::{AbortHandle, JoinError, JoinHandle, PanicPayload};
 pub use rng::RuntimeRng;

@@ -214,7 +214,22 @@ impl Runtime {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let state = JoinState::new();
+        self.spawn_named_into(name, JoinState::new(), future)
+    }
+
+    /// [`spawn_named`](Self::spawn_named) reporting to `state`, made
+    /// beforehand (so that the task's abort handle can be recorded before
+    /// it runs).
+    pub(crate) fn spawn_named_into<F>(
+        &self,
+        name: &str,
+        state: Arc<JoinState<F::Output>>,
+        future: F,
+    ) -> Result<JoinHandle<F::Output>, SpawnError>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
         self.inner
             .spawner
             .spawn_detached_named(name, Box::pin(TaskCell::new(future, state.clone())))?;

@@ -8,6 +8,7 @@
 mod api;
 mod cancel;
 mod fairness;
+mod handoff;
 mod multi;
 mod rate;
 mod window;
