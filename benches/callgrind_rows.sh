@@ -8,8 +8,10 @@
 #
 # Run: bash benches/callgrind_rows.sh <bench> <row>...   (needs valgrind)
 #   bash benches/callgrind_rows.sh breaker machina_guard recloser failsafe
-#   bash benches/callgrind_rows.sh limit machina_group_in_flight_only tokio_semaphore \
-#     machina_group_real_clock machina_token_bucket governor_check std_instant_now
+#   bash benches/callgrind_rows.sh limit machina_group_in_flight_only \
+#     machina_group_in_flight_only_guard tokio_semaphore machina_group_real_clock \
+#     machina_group_real_clock_guard machina_token_bucket machina_token_bucket_guard \
+#     governor_check std_instant_now
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bench=$1

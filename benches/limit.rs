@@ -1,7 +1,8 @@
 //! Concurrent groups and retry, side by side with their peers:
 //! - uncontended `try_acquire` + release of a group enforcing both limits,
 //!   and of a token-bucket group (GCRA, the same quota as governor's),
-//!   versus `governor`'s `check()` and tokio's `Semaphore::try_acquire` +
+//!   each with an owned `Permit` and with a borrowed `GroupGuard`
+//!   (`try_acquire_guard`), versus `governor`'s `check()` and tokio's `Semaphore::try_acquire` +
 //!   drop; Machina is measured on a real clock (tokio's, one `Instant::now`
 //!   per decision) and on the mock runtime's virtual clock;
 //! - the same with two threads hammering one limiter;
@@ -68,9 +69,18 @@ fn uncontended(c: &mut Criterion) {
         }
         machina_callgrind_loop(n, &mut || match row {
             "machina_token_bucket" => drop(black_box(bucket.try_acquire().expect("free"))),
+            "machina_token_bucket_guard" => {
+                drop(black_box(bucket.try_acquire_guard().expect("free")))
+            }
             "machina_group_real_clock" => drop(black_box(real_clock.try_acquire().expect("free"))),
+            "machina_group_real_clock_guard" => {
+                drop(black_box(real_clock.try_acquire_guard().expect("free")))
+            }
             "machina_group_in_flight_only" => {
                 drop(black_box(in_flight_only.try_acquire().expect("free")))
+            }
+            "machina_group_in_flight_only_guard" => {
+                drop(black_box(in_flight_only.try_acquire_guard().expect("free")))
             }
             "governor_check" => black_box(limiter.as_ref().expect("made").check()).expect("free"),
             "tokio_semaphore" => drop(black_box(semaphore.try_acquire().expect("free"))),
@@ -84,8 +94,14 @@ fn uncontended(c: &mut Criterion) {
     group.bench_function("machina_token_bucket", |b| {
         b.iter(|| drop(black_box(bucket.try_acquire().expect("free"))))
     });
+    group.bench_function("machina_token_bucket_guard", |b| {
+        b.iter(|| drop(black_box(bucket.try_acquire_guard().expect("free"))))
+    });
     group.bench_function("machina_group_real_clock", |b| {
         b.iter(|| drop(black_box(real_clock.try_acquire().expect("free"))))
+    });
+    group.bench_function("machina_group_real_clock_guard", |b| {
+        b.iter(|| drop(black_box(real_clock.try_acquire_guard().expect("free"))))
     });
     group.bench_function("machina_group_virtual_clock", |b| {
         // The virtual clock only moves when told to: step it 1 ms every
@@ -103,6 +119,10 @@ fn uncontended(c: &mut Criterion) {
     });
     group.bench_function("machina_group_in_flight_only", |b| {
         b.iter(|| drop(black_box(in_flight_only.try_acquire().expect("free"))))
+    });
+    // The borrowed form, as tokio's `Semaphore::try_acquire` borrows.
+    group.bench_function("machina_group_in_flight_only_guard", |b| {
+        b.iter(|| drop(black_box(in_flight_only.try_acquire_guard().expect("free"))))
     });
     group.bench_function("governor_check", |b| {
         b.iter(|| black_box(limiter.check()).expect("free"))

@@ -243,6 +243,35 @@ impl GroupInner {
     }
 }
 
+/// The right to run one call in one group, borrowing the group (see
+/// [`ConcurrentGroup::try_acquire_guard`]): its slot is given back when it
+/// is dropped, like a [`Permit`]'s.
+#[must_use = "dropping a GroupGuard ends the call's slot at once"]
+pub struct GroupGuard<'a> {
+    group: &'a GroupInner,
+}
+
+impl GroupGuard<'_> {
+    /// The name of the group it holds a slot in.
+    pub fn group(&self) -> &str {
+        &self.group.name
+    }
+}
+
+impl Drop for GroupGuard<'_> {
+    fn drop(&mut self) {
+        self.group.release();
+    }
+}
+
+impl fmt::Debug for GroupGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupGuard")
+            .field("group", &self.group())
+            .finish()
+    }
+}
+
 /// A named limit shared by the calls that belong to it: at most
 /// `max_in_flight` calls at once, and at most `max_starts` starts in any
 /// sliding `window` (see [`GroupPolicy`] for the window's exact meaning).
@@ -388,22 +417,50 @@ impl ConcurrentGroup {
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
     pub fn try_acquire(&self) -> Result<Permit, Refusal> {
+        self.try_start().map(|()| Permit::one(self.inner.clone()))
+    }
+
+    /// [`try_acquire`](Self::try_acquire) with a permit that borrows the
+    /// group: no reference count is taken per call, for a caller that
+    /// holds the group for the permit's whole life (as tokio's
+    /// `Semaphore::try_acquire` borrows its semaphore).
+    ///
+    /// # Errors
+    /// As [`try_acquire`](Self::try_acquire).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::limit::{ConcurrentGroup, Limits};
+    /// use machina_core::testing::MockRuntime;
+    ///
+    /// let rt = MockRuntime::new().runtime();
+    /// let db = ConcurrentGroup::new(&rt, "db", Limits::new().max_in_flight(1))?;
+    /// let guard = db.try_acquire_guard()?;
+    /// assert_eq!((db.in_flight(), guard.group()), (1, "db"));
+    /// assert!(db.try_acquire_guard().is_err());
+    /// drop(guard);
+    /// assert_eq!(db.in_flight(), 0);
+    /// # Ok::<(), machina_core::BoxError>(())
+    /// ```
+    pub fn try_acquire_guard(&self) -> Result<GroupGuard<'_>, Refusal> {
+        self.try_start().map(|()| GroupGuard { group: &self.inner })
+    }
+
+    /// Starts a call now if the group admits it (the shared body of the
+    /// `try_acquire` forms).
+    #[inline]
+    fn try_start(&self) -> Result<(), Refusal> {
         let inner = &*self.inner;
         if let Some(started) = inner.start_without_lock() {
-            return match started {
-                Ok(()) => Ok(Permit::one(self.inner.clone())),
-                Err(refused) => {
-                    inner.count_rejected();
-                    Err(refused)
-                }
-            };
+            return started.inspect_err(|_| inner.count_rejected());
         }
         let now = inner.decision_now();
         let mut state = lock(&inner.state);
         let refused = if !state.anyone_waiting() {
             match inner.decide(&mut state, now, false) {
                 Decision::Proceed if inner.commit(&mut state, now) => {
-                    return Ok(Permit::one(self.inner.clone()));
+                    return Ok(());
                 }
                 Decision::Proceed => Refusal::new(Reason::InFlight, None),
                 Decision::WaitUntil(refused) => refused,

@@ -68,7 +68,7 @@ mod sync;
 pub use acquire::Acquire;
 pub use config::Limits;
 pub use error::{AcquireError, LimitError};
-pub use group::{ConcurrentGroup, GroupStats, acquire_all, try_acquire_all};
+pub use group::{ConcurrentGroup, GroupGuard, GroupStats, acquire_all, try_acquire_all};
 pub use limiter::{Group, IntoGroup, Lease, LimitFuture, Limiter, LimiterError};
 pub use permit::Permit;
 pub use policy::GroupPolicy;

@@ -206,3 +206,26 @@ fn debug_output_shows_the_state() {
     drop(waiting);
     assert_eq!(api.waiting(), 0);
 }
+
+#[test]
+fn a_borrowed_guard_holds_and_hands_on_its_slot_like_a_permit() {
+    let (mock, rt, t0) = setup();
+    let api = group(&rt, "api", Limits::new().max_in_flight(1));
+    let guard = api.try_acquire_guard().unwrap();
+    assert_eq!(guard.group(), "api");
+    assert_eq!(
+        api.try_acquire_guard().unwrap_err().reason,
+        Reason::InFlight
+    );
+    let starts = log();
+    let waiter = call(&rt, t0, &[&api], 0, (0, 10), &starts);
+    mock.advance(ms(30)).unwrap();
+    assert_eq!((api.in_flight(), api.waiting()), (1, 1));
+    // While someone waits, a guard is refused for the queue, as a permit.
+    assert_eq!(api.try_acquire_guard().unwrap_err().reason, Reason::Queue);
+    drop(guard);
+    assert_eq!(join_all(&mock, vec![waiter]), [30]);
+    assert_eq!(api.in_flight(), 0);
+    let stats = api.stats();
+    assert_eq!((stats.acquired, stats.rejected, stats.waited), (2, 2, 1));
+}
