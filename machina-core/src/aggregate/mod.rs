@@ -277,10 +277,11 @@ impl<A: Send + 'static, T: Send + 'static> Aggregator<A, T> {
                 None => {
                     state.next_id += 1;
                     let id = state.next_id;
-                    state.open = Some(Open {
-                        id,
-                        calls: vec![(arg, reply)],
-                    });
+                    // Room for a full batch at once: no regrowth as it fills.
+                    let mut calls =
+                        Vec::with_capacity(self.inner.max_count.map_or(16, |max| max.min(1024)));
+                    calls.push((arg, reply));
+                    state.open = Some(Open { id, calls });
                     Some(id)
                 }
             };

@@ -51,6 +51,9 @@ struct Node {
 pub struct StackPlan {
     /// In registration order.
     nodes: Vec<Node>,
+    /// Each node's position in `nodes`, by name: finding one is a lookup,
+    /// not a scan (a stack of 1 000 services consults it per service).
+    index: HashMap<Arc<str>, usize>,
 }
 
 impl StackPlan {
@@ -72,8 +75,12 @@ impl StackPlan {
                 deps: deps.into_iter().map(|d| d.as_ref().to_owned()).collect(),
             })
             .collect();
-        let plan = StackPlan { nodes };
+        let mut plan = StackPlan {
+            nodes,
+            index: HashMap::new(),
+        };
         plan.validate()?;
+        plan.reindex();
         Ok(plan)
     }
 
@@ -267,8 +274,10 @@ impl StackPlan {
                 missing: (*missing).to_owned(),
             });
         }
+        let name: Arc<str> = Arc::from(name);
+        self.index.insert(name.clone(), self.nodes.len());
         self.nodes.push(Node {
-            name: Arc::from(name),
+            name,
             deps: deps.iter().map(|d| (*d).to_owned()).collect(),
         });
         Ok(())
@@ -277,9 +286,20 @@ impl StackPlan {
     /// Removes `name` (a service stopped and removed from a running stack).
     pub(crate) fn remove(&mut self, name: &str) {
         self.nodes.retain(|n| &*n.name != name);
+        self.reindex();
+    }
+
+    /// Rebuilds [`index`](Self::index) from `nodes`.
+    fn reindex(&mut self) {
+        self.index = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
     }
 
     fn node(&self, name: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| &*n.name == name)
+        self.index.get(name).map(|&i| &self.nodes[i])
     }
 }

@@ -293,6 +293,10 @@ impl Supervisor {
     /// so that a stop never leaves a service running.
     fn take_stoppable(&self, under_way: &[Arc<str>]) -> Vec<Launched> {
         let mut life = self.life();
+        if life.running.is_empty() {
+            // Nothing left to take (each stop that ends asks again).
+            return Vec::new();
+        }
         let names: Vec<Arc<str>> = {
             let running: Vec<&str> = life.running.iter().map(|l| &*l.name).collect();
             let under_way: Vec<&str> = under_way.iter().map(|n| &**n).collect();
