@@ -417,7 +417,16 @@ impl ConcurrentGroup {
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
     pub fn try_acquire(&self) -> Result<Permit, Refusal> {
-        self.try_start().map(|()| Permit::one(self.inner.clone()))
+        match self.inner.start_without_lock() {
+            Some(Ok(())) => Ok(Permit::one(self.inner.clone())),
+            Some(Err(refused)) => {
+                self.inner.count_rejected();
+                Err(refused)
+            }
+            None => self
+                .try_start_locked()
+                .map(|()| Permit::one(self.inner.clone())),
+        }
     }
 
     /// [`try_acquire`](Self::try_acquire) with a permit that borrows the
@@ -444,17 +453,22 @@ impl ConcurrentGroup {
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
     pub fn try_acquire_guard(&self) -> Result<GroupGuard<'_>, Refusal> {
-        self.try_start().map(|()| GroupGuard { group: &self.inner })
+        match self.inner.start_without_lock() {
+            Some(Ok(())) => Ok(GroupGuard { group: &self.inner }),
+            Some(Err(refused)) => {
+                self.inner.count_rejected();
+                Err(refused)
+            }
+            None => self
+                .try_start_locked()
+                .map(|()| GroupGuard { group: &self.inner }),
+        }
     }
 
-    /// Starts a call now if the group admits it (the shared body of the
-    /// `try_acquire` forms).
-    #[inline]
-    fn try_start(&self) -> Result<(), Refusal> {
+    /// Starts a call now under the group's lock if the group admits it
+    /// (the `try_acquire` forms, when the lock-free start cannot decide).
+    fn try_start_locked(&self) -> Result<(), Refusal> {
         let inner = &*self.inner;
-        if let Some(started) = inner.start_without_lock() {
-            return started.inspect_err(|_| inner.count_rejected());
-        }
         let now = inner.decision_now();
         let mut state = lock(&inner.state);
         let refused = if !state.anyone_waiting() {
