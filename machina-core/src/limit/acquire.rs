@@ -27,9 +27,10 @@
 //! slot** to the waiter first in line when that waiter waits for this
 //! group alone: the waiter leaves the queue holding the slot and starts
 //! at its next poll, without deciding again. Two releases in a row wake
-//! two waiters (not the same head twice), and waiters handed slots start
-//! in their order of arrival whatever order the executor polls them in
-//! (see `Grants` in `queue.rs`).
+//! two waiters (not the same head twice). Slots are handed in order of
+//! arrival; the waiters handed one start in the order the executor polls
+//! them, and the waiters still queued wait until every handed slot is
+//! collected (see `Grants` in `queue.rs`).
 
 use std::fmt;
 use std::future::Future;

@@ -590,6 +590,16 @@ impl ConcurrentGroup {
         lock(&self.inner.state).waiting()
     }
 
+    /// Waiters counted in the slots' word (a group on slots), else
+    /// [`waiting`](Self::waiting): tests check the two agree.
+    #[cfg(test)]
+    pub(crate) fn counted_waiters(&self) -> usize {
+        match &self.inner.slots {
+            Some(slots) => slots.waiters() as usize,
+            None => self.waiting(),
+        }
+    }
+
     /// Starts inside the current window.
     pub fn starts_in_window(&self) -> u32 {
         let now = self.inner.runtime.now();

@@ -250,3 +250,38 @@ fn a_release_racing_a_waiter_joining_the_queue_is_never_missed() {
         assert_eq!((api.in_flight(), api.waiting()), (0, 0));
     });
 }
+
+/// The hand-off with two slots: two releases race two waiters joining the
+/// queue. Whatever the order, each release hands its slot to a different
+/// waiter or gives it back, both waiters run, the group never holds more
+/// than two calls, and the waiters counted in the slots' word come back to
+/// zero.
+#[test]
+fn two_releases_hand_two_slots_to_two_waiters() {
+    check(|| {
+        let rt = runtime();
+        let api = ConcurrentGroup::new(&rt, "api", Limits::new().max_in_flight(2)).unwrap();
+        let holders = [api.try_acquire().unwrap(), api.try_acquire().unwrap()];
+        let ran = Arc::new(AtomicUsize::new(0));
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let (api, ran) = (api.clone(), ran.clone());
+                thread::spawn(move || {
+                    let permit = block_on(api.acquire());
+                    assert!(api.in_flight() <= 2);
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    drop(permit);
+                })
+            })
+            .collect();
+        let [first, second] = holders;
+        drop(first);
+        drop(second);
+        for waiter in waiters {
+            waiter.join().unwrap();
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), 2);
+        assert_eq!((api.in_flight(), api.waiting()), (0, 0));
+        assert_eq!(api.counted_waiters(), 0);
+    });
+}

@@ -197,11 +197,21 @@ impl Model {
                 format!("call {id} started after a younger caller that started at {at:?}"),
             );
         }
-        for j in 0..self.calls.len() {
-            let (other, stage) = self.calls[j];
-            if matches!(stage, Stage::Waiting { seq: s } if s < seq) && other == mask {
-                self.overtaken_at[j].get_or_insert(now);
-            }
+        // Callers of one group may be handed slots, and start in the order
+        // they are polled at that instant; callers of several never are,
+        // and start strictly in order.
+        let handed = mask.count_ones() == 1;
+        let overtaken: Vec<usize> = (0..self.calls.len())
+            .filter(|&j| {
+                let (other, stage) = self.calls[j];
+                matches!(stage, Stage::Waiting { seq: s } if s < seq) && other == mask
+            })
+            .collect();
+        if !handed && !overtaken.is_empty() {
+            self.violation(now, format!("call {id} started before {overtaken:?}"));
+        }
+        for j in overtaken {
+            self.overtaken_at[j].get_or_insert(now);
         }
         let older_sharers: Vec<usize> = (0..self.calls.len())
             .filter(|&j| {
@@ -322,6 +332,15 @@ impl Model {
             let needing = waiters.iter().filter(|(_, m)| m & (1 << g) != 0).count();
             let only = waiters.iter().filter(|(_, m)| *m == 1 << g).count();
             let waiting = group.waiting();
+            if group.counted_waiters() != waiting {
+                self.violation(
+                    now,
+                    format!(
+                        "group {g}: {} waiters counted in its slots, {waiting} waiting",
+                        group.counted_waiters()
+                    ),
+                );
+            }
             if !(only..=needing).contains(&waiting) {
                 self.violation(
                     now,

@@ -93,6 +93,12 @@ impl Slots {
         self.word.fetch_sub(WAITER, Ordering::AcqRel);
     }
 
+    /// Waiters counted in the word (tests check it against the queue).
+    #[cfg(test)]
+    pub(crate) fn waiters(&self) -> u32 {
+        (self.word.load(Ordering::Acquire) >> 32) as u32
+    }
+
     /// Whether anyone waits.
     pub(crate) fn anyone_waiting(&self) -> bool {
         self.word.load(Ordering::Acquire) >= WAITER

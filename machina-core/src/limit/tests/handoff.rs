@@ -73,8 +73,42 @@ fn each_release_hands_its_slot_to_a_different_waiter() {
     assert_eq!((api.in_flight(), api.waiting()), (2, 1));
     drop(a_permit);
     assert_eq!(wakes(&c_count), 1);
+    assert_eq!(api.counted_waiters(), 1, "c counted until it collects");
     assert!(poll(&mut c, &c_waker).is_ready());
     assert_eq!(api.stats().waited, 3);
+    assert_eq!((api.waiting(), api.counted_waiters()), (0, 0));
+}
+
+#[test]
+fn a_queued_waiter_beside_a_free_slot_starts_once_the_handed_slots_are_collected() {
+    let (_mock, rt, _) = setup();
+    let api = group(&rt, "api", Limits::new().max_in_flight(2));
+    let [first, second] = [api.try_acquire().unwrap(), api.try_acquire().unwrap()];
+    let (a_count, a_waker) = counting();
+    let mut a = api.acquire();
+    assert!(poll(&mut a, &a_waker).is_pending());
+    drop(first);
+    assert_eq!(wakes(&a_count), 1, "handed the first slot");
+    // The second slot comes free with nobody queued for it.
+    drop(second);
+    assert_eq!((api.in_flight(), api.waiting()), (0, 1));
+    // A newcomer beside that free slot queues behind the uncollected grant
+    // (it must not start before `a`), for the lock-free forms too.
+    assert_eq!(api.try_acquire_guard().unwrap_err().reason, Reason::Queue);
+    let (c_count, c_waker) = counting();
+    let mut c = api.acquire();
+    assert!(poll(&mut c, &c_waker).is_pending());
+    assert_eq!((api.waiting(), api.counted_waiters()), (2, 2));
+    // `a` collects its slot and wakes `c`, who takes the free one.
+    let a_permit = poll(&mut a, &a_waker);
+    assert!(a_permit.is_ready());
+    assert_eq!(wakes(&c_count), 1);
+    let c_permit = poll(&mut c, &c_waker);
+    assert!(c_permit.is_ready());
+    assert_eq!(
+        (api.in_flight(), api.waiting(), api.counted_waiters()),
+        (2, 0, 0)
+    );
 }
 
 #[test]
@@ -124,7 +158,10 @@ fn a_waiter_cancelled_after_being_handed_a_slot_passes_it_on() {
     assert_eq!(wakes(&b_count), 1);
     let b_permit = b.as_mut().poll(&mut Context::from_waker(&b_waker));
     assert!(b_permit.is_ready());
-    assert_eq!((api.in_flight(), api.waiting()), (1, 0));
+    assert_eq!(
+        (api.in_flight(), api.waiting(), api.counted_waiters()),
+        (1, 0, 0)
+    );
     let stats = api.stats();
     assert_eq!((stats.acquired, stats.abandoned), (2, 1));
 }
