@@ -38,7 +38,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use super::group::{GroupInner, GroupState};
+use super::group::{Commit, GroupInner, GroupState};
 use super::permit::Permit;
 use super::queue::next_ticket;
 use super::sync::{Arc, MutexGuard, lock};
@@ -181,9 +181,9 @@ impl Acquire {
                 return Err(refused);
             }
         }
-        if let Err(i) = commit_all(groups, &mut guards, now) {
+        if let Err((i, refused)) = commit_all(groups, &mut guards, now, false) {
             groups[i].count_rejected();
-            return Err(Refusal::new(Reason::InFlight, None));
+            return Err(refused);
         }
         drop(guards);
         self.done = true;
@@ -247,11 +247,18 @@ impl Acquire {
         }
         let groups = self.groups.as_slice();
         if !blocks.contains(&true)
-            && let Err(i) = commit_all(groups, &mut guards, now)
+            && let Err((i, refused)) = commit_all(groups, &mut guards, now, true)
         {
-            // A slot went, without the lock, since `decide`: wait for it.
+            // A slot or the bucket's last token went, without the lock,
+            // since `decide`: wait for it.
             blocks[i] = true;
-            only_clocks_block = false;
+            match refused.until {
+                Some(at) => {
+                    opens_at = Some(opens_at.map_or(at, |prev: Instant| prev.max(at)));
+                    first_opening = Some(first_opening.map_or(at, |prev: Instant| prev.min(at)));
+                }
+                None => only_clocks_block = false,
+            }
         }
         if !blocks.contains(&true) {
             let mut next_heads = Vec::new();
@@ -385,31 +392,40 @@ fn attempt_one(
         None
     } else {
         let now = group.decision_now();
-        match group.decide(&mut state, now, true) {
-            Decision::Proceed if group.commit(&mut state, now) => {
-                let mut next = None;
-                if let Some(ticket) = ticket {
-                    if let Some(at) = *queued_at {
-                        state.stats.waited += 1;
-                        // Statistics: the coarse clock (exact on the mock
-                        // runtime) spares a precise read per waiter.
-                        state.stats.wait_time +=
-                            group.runtime.coarse_now().saturating_duration_since(at);
+        let decision = match group.decide(&mut state, now, true) {
+            Decision::Proceed => match group.commit(&mut state, now, true) {
+                Ok(_) => {
+                    let mut next = None;
+                    if let Some(ticket) = ticket {
+                        if let Some(at) = *queued_at {
+                            state.stats.waited += 1;
+                            // Statistics: the coarse clock (exact on the
+                            // mock runtime) spares a precise read per
+                            // waiter.
+                            state.stats.wait_time +=
+                                group.runtime.coarse_now().saturating_duration_since(at);
+                        }
+                        state.waiters.remove(ticket);
+                        // As in `attempt_all`: wake the next in line unless
+                        // only a slot blocks it.
+                        if !slots_full(group.decide(&mut state, now, false)) {
+                            next = state.head_waker();
+                        }
                     }
-                    state.waiters.remove(ticket);
-                    // As in `attempt_all`: wake the next in line unless
-                    // only a slot blocks it.
-                    if !slots_full(group.decide(&mut state, now, false)) {
-                        next = state.head_waker();
+                    drop(state);
+                    *ticket_slot = None;
+                    if let Some(next) = next {
+                        next.wake();
                     }
+                    return Outcome::Ready;
                 }
-                drop(state);
-                *ticket_slot = None;
-                if let Some(next) = next {
-                    next.wake();
-                }
-                return Outcome::Ready;
-            }
+                // A slot or the bucket's last token went without the lock
+                // since the look.
+                Err(refused) => Decision::WaitUntil(refused),
+            },
+            decision => decision,
+        };
+        match decision {
             Decision::WaitUntil(Refusal {
                 reason: Reason::Window | Reason::Rate,
                 until,
@@ -440,35 +456,44 @@ fn attempt_one(
     Outcome::Wait(opens_at)
 }
 
-/// Whether only a freed slot can change `decision` (so waking a waiter
-/// for it now would be a wasted poll).
 /// Starts in every group of `groups` (whose decisions all said proceed),
-/// under their locks: slot groups first, since a slot may have gone without
-/// the lock since the decision — then every slot already taken here is
-/// given back and the group that refused is named. Policy groups commit
-/// last and cannot fail.
+/// under their locks: groups on slots first, since a slot or a bucket's
+/// token may have gone without the lock since the decision — then every
+/// slot and token already taken here is given back and the group that
+/// refused is named, with its refusal. Policy groups commit last and
+/// cannot fail.
 fn commit_all(
     groups: &[Arc<GroupInner>],
     guards: &mut [MutexGuard<'_, GroupState>],
     now: Instant,
-) -> Result<(), usize> {
+    promise: bool,
+) -> Result<(), (usize, Refusal)> {
+    let mut taken: Vec<(usize, Commit)> = Vec::new();
     for i in 0..groups.len() {
-        if groups[i].on_slots() && !groups[i].commit(&mut guards[i], now) {
-            groups[..i]
-                .iter()
-                .filter(|g| g.on_slots())
-                .for_each(|g| g.uncommit());
-            return Err(i);
+        if !groups[i].on_slots() {
+            continue;
+        }
+        match groups[i].commit(&mut guards[i], now, promise) {
+            Ok(commit) => taken.push((i, commit)),
+            Err(refused) => {
+                taken
+                    .into_iter()
+                    .for_each(|(j, commit)| groups[j].uncommit(commit));
+                return Err((i, refused));
+            }
         }
     }
     for (group, state) in groups.iter().zip(guards.iter_mut()) {
         if !group.on_slots() {
-            group.commit(state, now);
+            // A policy group's commit cannot fail.
+            let _ = group.commit(state, now, promise);
         }
     }
     Ok(())
 }
 
+/// Whether only a freed slot can change `decision` (so waking a waiter
+/// for it now would be a wasted poll).
 fn slots_full(decision: Decision) -> bool {
     matches!(
         decision,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::acquire::Acquire;
 use super::config::Limits;
 use super::error::{AcquireError, LimitError};
+use super::gcra::{AtomicBucket, Step};
 use super::permit::Permit;
 use super::policy::GroupPolicy;
 use super::queue::{Grants, WaitQueue};
@@ -85,10 +86,13 @@ pub(crate) struct GroupInner {
     /// The group's place in the order groups were made: the order groups
     /// are locked (and released) together, the same on every run.
     order: u64,
-    /// For a group whose decisions need no clock (no window, no rate): its
-    /// in-flight slots, taken and given back without the lock while nobody
-    /// waits (see `slots.rs`). `None`: the policy under the lock decides.
+    /// For a group without a window of starts whose rate (if any) fits
+    /// one atomic word: its in-flight slots, taken and given back without
+    /// the lock while nobody waits (see `slots.rs`). `None`: the policy
+    /// under the lock decides.
     slots: Option<Arc<Slots>>,
+    /// The token bucket of a group on slots with a rate (see `gcra.rs`).
+    bucket: Option<AtomicBucket>,
     /// Permits handed out without the policy (`GroupStats::acquired` is
     /// this plus the count kept under the lock).
     acquired: AtomicU64,
@@ -116,19 +120,26 @@ impl GroupInner {
     }
 
     /// A start without the lock, for a group on slots while nobody waits:
-    /// `None` when the lock is needed (a policy group, or waiters).
+    /// `None` when the lock is needed (a policy group, or waiters). The
+    /// in-flight slot is checked first, then the rate.
     #[inline]
     pub(crate) fn start_without_lock(&self) -> Option<Result<(), Refusal>> {
         let slots = self.slots.as_ref()?;
         if slots.anyone_waiting() {
             return None;
         }
-        Some(if slots.try_take_first() {
-            self.acquired.fetch_add(1, Ordering::Relaxed);
-            Ok(())
-        } else {
-            Err(Refusal::new(Reason::InFlight, None))
-        })
+        if !slots.try_take_first() {
+            return Some(Err(Refusal::new(Reason::InFlight, None)));
+        }
+        if let Some(bucket) = &self.bucket
+            && let Err(until) = bucket.try_start(self.runtime.now())
+        {
+            // The slot goes back (and to a waiter that queued meanwhile).
+            self.release();
+            return Some(Err(Refusal::new(Reason::Rate, Some(until))));
+        }
+        self.acquired.fetch_add(1, Ordering::Relaxed);
+        Some(Ok(()))
     }
 
     /// What the limits say about a start at `now`, without starting it
@@ -136,40 +147,75 @@ impl GroupInner {
     /// [`GroupPolicy::decide`]). Under the lock.
     pub(crate) fn decide(&self, state: &mut GroupState, now: Instant, promise: bool) -> Decision {
         match &self.slots {
-            Some(slots) if slots.free() => Decision::Proceed,
-            Some(_) => Decision::WaitUntil(Refusal::new(Reason::InFlight, None)),
+            Some(slots) if !slots.free() => {
+                Decision::WaitUntil(Refusal::new(Reason::InFlight, None))
+            }
+            Some(_) => match self
+                .bucket
+                .as_ref()
+                .and_then(|bucket| bucket.blocked_until(now, promise))
+            {
+                Some(at) => Decision::WaitUntil(Refusal::new(Reason::Rate, Some(at))),
+                None => Decision::Proceed,
+            },
             None if promise => state.policy.decide(now),
             None => state.policy.peek(now),
         }
     }
 
-    /// Starts a call that [`decide`](Self::decide) let through; `false`
-    /// when a slot was taken meanwhile without the lock (nothing is taken
-    /// then). Under the lock.
-    pub(crate) fn commit(&self, state: &mut GroupState, now: Instant) -> bool {
+    /// Starts a call that [`decide`](Self::decide) let through. Under the
+    /// lock.
+    ///
+    /// # Errors
+    /// For a group on slots: a slot or the bucket's last token was taken
+    /// without the lock since the look (nothing is taken then; with
+    /// `promise`, a caller refused by the rate is taken to wait for the
+    /// instant named).
+    pub(crate) fn commit(
+        &self,
+        state: &mut GroupState,
+        now: Instant,
+        promise: bool,
+    ) -> Result<Commit, Refusal> {
         match &self.slots {
             Some(slots) => {
-                let started = slots.try_take();
-                if started {
-                    self.acquired.fetch_add(1, Ordering::Relaxed);
+                if !slots.try_take() {
+                    return Err(Refusal::new(Reason::InFlight, None));
                 }
-                started
+                let step = match &self.bucket {
+                    Some(bucket) => match bucket.commit(now, promise) {
+                        Ok(step) => Some(step),
+                        Err(at) => {
+                            // Under the lock: whoever waits is woken by the
+                            // caller committing, who is first in line.
+                            slots.give_back();
+                            return Err(Refusal::new(Reason::Rate, Some(at)));
+                        }
+                    },
+                    None => None,
+                };
+                self.acquired.fetch_add(1, Ordering::Relaxed);
+                Ok(Commit(step))
             }
             None => {
                 state.policy.commit(now);
                 state.stats.acquired += 1;
-                true
+                Ok(Commit(None))
             }
         }
     }
 
     /// Undoes a [`commit`](Self::commit) of a slot group (an all-or-nothing
-    /// start that another group refused); a policy group is never undone
-    /// (its commits come last, and cannot fail).
-    pub(crate) fn uncommit(&self) {
+    /// start that another group refused): the slot, and the bucket's token
+    /// unless a start followed it; a policy group is never undone (its
+    /// commits come last, and cannot fail).
+    pub(crate) fn uncommit(&self, commit: Commit) {
         if let Some(slots) = &self.slots {
             slots.give_back();
             self.acquired.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let (Some(bucket), Commit(Some(step))) = (&self.bucket, commit) {
+            bucket.undo(step);
         }
     }
 
@@ -204,8 +250,10 @@ impl GroupInner {
                 }
                 let mut state = lock(&self.state);
                 // Taken back for the head (it fails only if another caller
-                // took the slot since: then the head looks for itself).
-                if state.waiters.head_takes_handoff() && slots.try_take() {
+                // took the slot since: then the head looks for itself). A
+                // group with a rate does not hand slots on: its head needs
+                // a token too.
+                if self.bucket.is_none() && state.waiters.head_takes_handoff() && slots.try_take() {
                     self.acquired.fetch_add(1, Ordering::Relaxed);
                     state.waiters.pop_head_for_grant().map(|(ticket, waker)| {
                         state.granted.push(ticket);
@@ -242,6 +290,11 @@ impl GroupInner {
         }
     }
 }
+
+/// What [`GroupInner::commit`] took beyond a slot: the bucket's step, to
+/// undo with the slot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Commit(Option<Step>);
 
 /// The right to run one call in one group, borrowing the group (see
 /// [`ConcurrentGroup::try_acquire_guard`]): its slot is given back when it
@@ -351,21 +404,30 @@ impl ConcurrentGroup {
         }
         limits.validate(&name)?;
         let policy = GroupPolicy::new(limits)?;
-        let slots = (!policy.timed())
-            .then(|| Arc::new(Slots::new(limits.in_flight_limit().unwrap_or(u32::MAX))));
+        let made_at = runtime.now();
+        // Without a window, a group whose rate fits one atomic word (or
+        // that has none) takes its starts without the lock.
+        let bucket = limits
+            .rate_limit()
+            .filter(|_| !policy.windowed())
+            .and_then(|(n, per, burst)| AtomicBucket::new(n, per, burst, made_at));
+        let on_slots = !policy.windowed() && (limits.rate_limit().is_none() || bucket.is_some());
+        let slots =
+            on_slots.then(|| Arc::new(Slots::new(limits.in_flight_limit().unwrap_or(u32::MAX))));
         let waiters = WaitQueue::new(slots.clone());
         Ok(ConcurrentGroup {
             inner: Arc::new(GroupInner {
                 name: name.into_boxed_str(),
                 runtime: runtime.clone(),
                 timed: policy.timed(),
-                made_at: runtime.now(),
+                made_at,
                 order: {
                     static NEXT: std::sync::atomic::AtomicU64 =
                         std::sync::atomic::AtomicU64::new(0);
                     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 },
                 slots,
+                bucket,
                 acquired: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
                 state: Mutex::new(GroupState {
@@ -473,10 +535,10 @@ impl ConcurrentGroup {
         let mut state = lock(&inner.state);
         let refused = if !state.anyone_waiting() {
             match inner.decide(&mut state, now, false) {
-                Decision::Proceed if inner.commit(&mut state, now) => {
-                    return Ok(());
-                }
-                Decision::Proceed => Refusal::new(Reason::InFlight, None),
+                Decision::Proceed => match inner.commit(&mut state, now, false) {
+                    Ok(_) => return Ok(()),
+                    Err(refused) => refused,
+                },
                 Decision::WaitUntil(refused) => refused,
                 Decision::GiveUp(reason) => Refusal::new(reason, None),
             }

@@ -1,9 +1,9 @@
 //! Loom models of a concurrent group's permit accounting and wait queue:
 //! acquire, release and cancel racing on real (loom) threads.
 //!
-//! The groups have only in-flight limits: no window, so nothing ever
-//! sleeps, and their runtime is a frozen clock that is read but never
-//! awaited. Loom explores the interleavings of the groups' locks and
+//! The groups have in-flight limits, and one of them a rate whose callers
+//! only try (never wait): no window, so nothing ever sleeps, and their
+//! runtime is a frozen clock that is read but never awaited. Loom explores the interleavings of the groups' locks and
 //! wake-ups, and reports a waiter that is never woken as a deadlock.
 //!
 //! ```text
@@ -283,5 +283,48 @@ fn two_releases_hand_two_slots_to_two_waiters() {
         assert_eq!(ran.load(Ordering::SeqCst), 2);
         assert_eq!((api.in_flight(), api.waiting()), (0, 0));
         assert_eq!(api.counted_waiters(), 0);
+    });
+}
+
+/// A group with a rate that fits one atomic word (two tokens on a frozen
+/// clock): two newcomers start without the lock while a caller of two
+/// groups starts under the locks (its decision, then its commit, can be
+/// overtaken by a newcomer's compare-and-swap). Whatever the order,
+/// exactly two of the three start, and a refused all-or-nothing start
+/// gives back the slot it took in the other group.
+#[test]
+fn newcomers_and_a_locked_start_never_spend_one_token_twice() {
+    check(|| {
+        let rt = runtime();
+        let api = ConcurrentGroup::new(
+            &rt,
+            "api",
+            Limits::rate(1, std::time::Duration::from_secs(3600)).burst(1),
+        )
+        .unwrap();
+        let db = one_slot(&rt, "db");
+        let started = Arc::new(AtomicUsize::new(0));
+        let newcomers: Vec<_> = (0..2)
+            .map(|_| {
+                let (api, started) = (api.clone(), started.clone());
+                thread::spawn(move || {
+                    if let Ok(permit) = api.try_acquire() {
+                        started.fetch_add(1, Ordering::SeqCst);
+                        drop(permit);
+                    }
+                })
+            })
+            .collect();
+        if let Ok(permit) = super::try_acquire_all(&[api.clone(), db.clone()]) {
+            started.fetch_add(1, Ordering::SeqCst);
+            assert_eq!(db.in_flight(), 1);
+            drop(permit);
+        }
+        for newcomer in newcomers {
+            newcomer.join().unwrap();
+        }
+        assert_eq!(started.load(Ordering::SeqCst), 2);
+        assert_eq!((api.in_flight(), db.in_flight()), (0, 0));
+        assert_eq!(api.stats().acquired, 2);
     });
 }

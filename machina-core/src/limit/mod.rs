@@ -6,7 +6,11 @@
 //!   decision core, fed `now`, usable without any executor.
 //! - [`ConcurrentGroup`] shares a policy between callers with a fair,
 //!   cancel-safe wait queue; [`acquire_all`] takes several groups
-//!   atomically.
+//!   atomically. A group without a window of starts takes a start without
+//!   a lock while nobody waits: its in-flight slots are one atomic word
+//!   (`slots.rs`), and a rate whose interval is a whole number of
+//!   nanoseconds another (`gcra.rs`); other rates keep the policy's exact
+//!   arithmetic under the group's lock.
 //! - [`Permit`] is the right to run one call; dropping it frees the slot.
 //! - [`Limiter`] is what a call stack needs from any group (try, wait,
 //!   give back); [`Group`] holds a local group or any other limiter.
@@ -57,6 +61,7 @@
 mod acquire;
 mod config;
 mod error;
+mod gcra;
 mod group;
 mod limiter;
 mod permit;

@@ -222,3 +222,135 @@ fn huge_windows_and_breaker_times_do_not_overflow() {
     assert!(breaker.enter().is_err());
     assert!(breaker.time_to_recovery() > Duration::from_secs(86_400 * 365));
 }
+
+#[test]
+fn a_rate_with_an_in_flight_limit_and_no_window_waits_for_both() {
+    // On the lock-free path (10 per second is 100 ms, a whole number of
+    // nanoseconds): one every 100 ms, at most 2 in flight for 250 ms each.
+    let (mock, rt, t0) = setup();
+    let api = group(
+        &rt,
+        "api",
+        Limits::rate(10, Duration::from_secs(1)).max_in_flight(2),
+    );
+    let starts = log();
+    let handles = calls(&rt, t0, &[&api], &[(0, 250); 6], &starts);
+    // 0, 100 (rate); 250 (a slot frees); 350 (the next slot, and the rate
+    // allows 350); 500, 600.
+    assert_eq!(join_all(&mock, handles), [0, 100, 250, 350, 500, 600]);
+    assert_eq!((api.in_flight(), api.waiting()), (0, 0));
+    assert_eq!(api.counted_waiters(), 0);
+    assert_eq!(api.stats().acquired, 6);
+}
+
+#[test]
+fn a_rate_waiter_that_gives_up_takes_no_token_and_a_newcomer_queues_behind_waiters() {
+    let (mock, rt, t0) = setup();
+    let api = group(&rt, "api", Limits::rate(10, Duration::from_secs(1)));
+    drop(api.try_acquire().unwrap());
+    mock.block_on(async {
+        // Due at 100 ms: it gives up at 50.
+        assert!(rt.timeout(ms(50), api.acquire()).await.is_err());
+    })
+    .unwrap();
+    assert_eq!((api.waiting(), api.counted_waiters()), (0, 0));
+    assert_eq!(api.next_start(), Some(t0 + ms(100)));
+    // A waiter queues for 100 ms; a try meanwhile is refused for the
+    // queue, not let through.
+    let starts = log();
+    let waiter = call(&rt, t0, &[&api], 0, (60, 0), &starts);
+    mock.advance(ms(20)).unwrap();
+    assert_eq!(api.waiting(), 1);
+    assert_eq!(api.try_acquire().unwrap_err().reason, Reason::Queue);
+    assert_eq!(join_all(&mock, vec![waiter]), [100]);
+    assert_eq!(api.stats().abandoned, 1);
+}
+
+#[test]
+fn a_caller_of_two_groups_waits_for_the_rate_of_one_and_the_slot_of_the_other() {
+    let (mock, rt, t0) = setup();
+    let rated = group(&rt, "rated", Limits::rate(10, Duration::from_secs(1)));
+    let db = group(&rt, "db", Limits::new().max_in_flight(1));
+    let starts = log();
+    let handles = calls(
+        &rt,
+        t0,
+        &[&rated, &db],
+        &[(0, 150), (0, 150), (0, 0)],
+        &starts,
+    );
+    // 0; the second waits for db's slot (150, the rate allows 100); the
+    // third for db again (300).
+    assert_eq!(join_all(&mock, handles), [0, 150, 300]);
+    assert_eq!(rated.stats().acquired, 3);
+    assert_eq!((rated.in_flight(), db.in_flight()), (0, 0));
+}
+
+/// One step of [`the_lock_free_bucket_decides_as_the_policy_does`].
+#[derive(Debug, Clone)]
+enum Step {
+    /// Move the clock on this many ms, then try a start.
+    Try(u64),
+    /// End the oldest call still running.
+    End,
+}
+
+use proptest::prelude::*;
+
+proptest! {
+    /// A group on the lock-free bucket and the pure policy (exact 128-bit
+    /// arithmetic), fed the same tries at the same instants, say the same:
+    /// the same starts, the same refusals, the same instants.
+    #[test]
+    fn the_lock_free_bucket_decides_as_the_policy_does(
+        n in 1u32..20,
+        burst in 0u32..4,
+        in_flight in proptest::option::of(1u32..4),
+        steps in proptest::collection::vec(
+            prop_oneof![
+                3 => (0u64..120).prop_map(Step::Try),
+                1 => Just(Step::End),
+            ],
+            1..80,
+        ),
+    ) {
+        // n per n × 100 ms: a whole number of nanoseconds, 100 ms apart.
+        let mut limits = Limits::rate(n, ms(100) * n).burst(burst);
+        if let Some(max) = in_flight {
+            limits = limits.max_in_flight(max);
+        }
+        let (mock, rt, t0) = setup();
+        let api = group(&rt, "api", limits);
+        let mut policy = GroupPolicy::new(limits).unwrap();
+        let mut running = std::collections::VecDeque::new();
+        for step in steps {
+            match step {
+                Step::Try(after) => {
+                    mock.advance(ms(after)).unwrap();
+                    let now = rt.now();
+                    let group_said = api.try_acquire();
+                    let policy_said = policy.try_acquire(now);
+                    prop_assert_eq!(group_said.as_ref().err(), policy_said.as_ref().err());
+                    if let Ok(permit) = group_said {
+                        running.push_back(permit);
+                    }
+                }
+                Step::End => {
+                    if let Some(permit) = running.pop_front() {
+                        drop(permit);
+                        policy.release();
+                    }
+                }
+            }
+            prop_assert_eq!(api.in_flight(), policy.in_flight());
+            let now = rt.now();
+            let expected = match policy.peek(now) {
+                Decision::Proceed => Some(now),
+                Decision::WaitUntil(refusal) => refusal.until,
+                Decision::GiveUp(_) => None,
+            };
+            prop_assert_eq!(api.next_start(), expected);
+        }
+        prop_assert!(rt.now() >= t0);
+    }
+}
