@@ -479,16 +479,7 @@ impl ConcurrentGroup {
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
     pub fn try_acquire(&self) -> Result<Permit, Refusal> {
-        match self.inner.start_without_lock() {
-            Some(Ok(())) => Ok(Permit::one(self.inner.clone())),
-            Some(Err(refused)) => {
-                self.inner.count_rejected();
-                Err(refused)
-            }
-            None => self
-                .try_start_locked()
-                .map(|()| Permit::one(self.inner.clone())),
-        }
+        self.try_start().map(|()| Permit::one(self.inner.clone()))
     }
 
     /// [`try_acquire`](Self::try_acquire) with a permit that borrows the
@@ -515,15 +506,21 @@ impl ConcurrentGroup {
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
     pub fn try_acquire_guard(&self) -> Result<GroupGuard<'_>, Refusal> {
+        self.try_start().map(|()| GroupGuard { group: &self.inner })
+    }
+
+    /// Starts a call now if the group admits it: without the lock when it
+    /// can, else under it (both `try_acquire` forms; inlined into each, so
+    /// that the lock-free start costs no call).
+    #[inline(always)]
+    fn try_start(&self) -> Result<(), Refusal> {
         match self.inner.start_without_lock() {
-            Some(Ok(())) => Ok(GroupGuard { group: &self.inner }),
+            Some(Ok(())) => Ok(()),
             Some(Err(refused)) => {
                 self.inner.count_rejected();
                 Err(refused)
             }
-            None => self
-                .try_start_locked()
-                .map(|()| GroupGuard { group: &self.inner }),
+            None => self.try_start_locked(),
         }
     }
 
