@@ -26,7 +26,7 @@ use std::sync::Arc;
 pub use machina_core;
 pub use machina_core::*;
 
-use machina_core::rt::{BlockingFn, BoxFuture, Spawn, SpawnError};
+use machina_core::rt::{BlockingFn, BoxFuture, Spawn, SpawnError, Task};
 
 /// A [`Runtime`] on async-std's global executor.
 pub fn runtime() -> Runtime {
@@ -56,6 +56,12 @@ impl AsyncStdSpawner {
 impl Spawn for AsyncStdSpawner {
     fn spawn_detached(&self, task: BoxFuture) -> Result<(), SpawnError> {
         // Dropping async-std's JoinHandle detaches the task.
+        drop(async_std::task::spawn(task));
+        Ok(())
+    }
+
+    fn spawn_task(&self, task: Task) -> Result<(), SpawnError> {
+        // The task as it is, inside async-std's own allocation.
         drop(async_std::task::spawn(task));
         Ok(())
     }

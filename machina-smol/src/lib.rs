@@ -26,6 +26,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::future::Future;
 use std::sync::{Arc, Weak};
 
 pub use machina_core;
@@ -33,7 +34,7 @@ pub use machina_core::*;
 
 use async_executor::Executor;
 
-use machina_core::rt::{BlockingFn, BoxFuture, Spawn, SpawnError};
+use machina_core::rt::{BlockingFn, BoxFuture, Spawn, SpawnError, Task};
 
 /// A [`Runtime`] on smol's global executor (`smol::spawn`), which runs on
 /// its own threads (`SMOL_THREADS`, one by default).
@@ -87,8 +88,12 @@ impl SmolSpawner {
     }
 }
 
-impl Spawn for SmolSpawner {
-    fn spawn_detached(&self, task: BoxFuture) -> Result<(), SpawnError> {
+impl SmolSpawner {
+    /// Spawns a concrete future (no box) on the target executor.
+    fn spawn_concrete<F>(&self, task: F) -> Result<(), SpawnError>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
         match &self.target {
             Target::Global => smol::spawn(task).detach(),
             Target::Executor(executor) => executor
@@ -98,6 +103,16 @@ impl Spawn for SmolSpawner {
                 .detach(),
         }
         Ok(())
+    }
+}
+
+impl Spawn for SmolSpawner {
+    fn spawn_detached(&self, task: BoxFuture) -> Result<(), SpawnError> {
+        self.spawn_concrete(task)
+    }
+
+    fn spawn_task(&self, task: Task) -> Result<(), SpawnError> {
+        self.spawn_concrete(task)
     }
 
     fn spawn_blocking(&self, f: BlockingFn) -> Result<(), SpawnError> {

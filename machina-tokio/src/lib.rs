@@ -38,7 +38,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use machina_core::rt::{
-    BlockingFn, BoxFuture, CoarseClock, Sleep, SleepFuture, Spawn, SpawnError, Timer,
+    BlockingFn, BoxFuture, CoarseClock, Sleep, SleepFuture, Spawn, SpawnError, Task, Timer,
 };
 use pin_project::pin_project;
 use tokio::runtime::Handle;
@@ -212,6 +212,12 @@ impl TokioSpawner {
 impl Spawn for TokioSpawner {
     fn spawn_detached(&self, task: BoxFuture) -> Result<(), SpawnError> {
         // Dropping tokio's JoinHandle detaches the task.
+        drop(self.handle.spawn(task));
+        Ok(())
+    }
+
+    fn spawn_task(&self, task: Task) -> Result<(), SpawnError> {
+        // The task as it is, inside tokio's own allocation.
         drop(self.handle.spawn(task));
         Ok(())
     }

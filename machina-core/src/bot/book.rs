@@ -85,7 +85,7 @@ mod tests {
     use super::*;
 
     fn abort() -> AbortHandle {
-        crate::rt::JoinState::<()>::abort_handle(&crate::rt::JoinState::new())
+        crate::rt::Task::new(async {}).1.abort_handle()
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::call::CallStack;
 use crate::error::BoxError;
 use crate::limit::{ConcurrentGroup, Group};
 use crate::retry::Retry;
-use crate::rt::{JoinError, JoinHandle, JoinState};
+use crate::rt::{JoinError, JoinHandle};
 use crate::timeline::{CallEnd, CallId, Timeline};
 
 type HandlerFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
@@ -280,17 +280,16 @@ where
         Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
     {
         let this = self.clone();
-        let core = self.core.clone();
-        let state = JoinState::new();
-        let id = core.begin_execute(self.inner.name.clone(), JoinState::abort_handle(&state));
-        let guard = super::core::ExecuteGuard::new(core.clone(), id);
-        let handle = core
-            .runtime
-            .spawn_named_into(&self.inner.name, state, async move {
+        let core = &self.core;
+        let handle = core.runtime.spawn_named_with(&self.inner.name, |abort| {
+            let id = core.begin_execute(self.inner.name.clone(), abort);
+            let guard = super::core::ExecuteGuard::new(core.clone(), id);
+            async move {
                 let outcome = this.call_with(args, attempt).await;
                 guard.finish(outcome.as_ref().err());
                 outcome
-            })?;
+            }
+        })?;
         Ok(ExecuteTask {
             handle,
             name: self.inner.name.clone(),

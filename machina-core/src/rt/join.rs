@@ -1,10 +1,11 @@
 //! Join handles: the one implementation of awaiting, aborting and detaching
 //! a spawned task, shared by every executor.
 //!
-//! [`Runtime::spawn`](super::Runtime::spawn) wraps each task in a
-//! [`TaskCell`] that catches panics, honours aborts and hands the outcome to
-//! the [`JoinHandle`] through one shared [`JoinState`]. Executors only ever
-//! see a detached `BoxFuture`, so the semantics cannot differ between them.
+//! [`Runtime::spawn`](super::Runtime::spawn) makes each task a
+//! [`Task`](super::Task) (`task.rs`) that catches panics, honours aborts and
+//! hands the outcome to the [`JoinHandle`] through one shared [`JoinState`].
+//! Executors only ever see a detached `Task`, so the semantics cannot
+//! differ between them.
 
 use std::any::Any;
 use std::fmt;
@@ -12,11 +13,10 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
 use futures::task::AtomicWaker;
-use pin_project::{pin_project, pinned_drop};
 
 /// Why a task produced no value.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +112,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The state one task shares with its join handle and abort handles.
+/// The state one task shares with its join handle and abort handles: on
+/// its own in an `Arc` for blocking work, beside the future in a spawned
+/// task's one allocation (`task.rs`).
 pub(crate) struct JoinState<T> {
     aborted: AtomicBool,
     finished: AtomicBool,
@@ -122,14 +124,20 @@ pub(crate) struct JoinState<T> {
 }
 
 impl<T> JoinState<T> {
+    /// A fresh state, shared on its own.
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(JoinState {
+        Arc::new(Self::new_inline())
+    }
+
+    /// A fresh state, to be placed inside another shared allocation.
+    pub(crate) fn new_inline() -> Self {
+        JoinState {
             aborted: AtomicBool::new(false),
             finished: AtomicBool::new(false),
             result: Mutex::new(None),
             join_waker: AtomicWaker::new(),
             task_waker: AtomicWaker::new(),
-        })
+        }
     }
 
     /// Records the outcome; only the first call counts.
@@ -148,127 +156,52 @@ impl<T> JoinState<T> {
     pub(crate) fn is_aborted(&self) -> bool {
         self.aborted.load(Ordering::Acquire)
     }
-}
 
-impl<T: Send + 'static> JoinState<T> {
-    /// An abort handle for the task behind `state`, before it is spawned.
-    pub(crate) fn abort_handle(state: &Arc<Self>) -> AbortHandle {
-        AbortHandle {
-            control: state.clone(),
-        }
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// Asks the task to stop, and wakes it to see that.
+    pub(crate) fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        self.task_waker.wake();
+    }
+
+    /// The waker an abort wakes.
+    pub(crate) fn register_task_waker(&self, waker: &Waker) {
+        self.task_waker.register(waker);
     }
 }
 
 /// Type-erased control over a task, for [`AbortHandle`].
-trait TaskControl: Send + Sync {
+pub(crate) trait TaskControl: Send + Sync {
     fn abort(&self);
     fn is_finished(&self) -> bool;
 }
 
 impl<T: Send> TaskControl for JoinState<T> {
     fn abort(&self) {
-        self.aborted.store(true, Ordering::Release);
-        self.task_waker.wake();
+        JoinState::abort(self);
     }
 
     fn is_finished(&self) -> bool {
-        self.finished.load(Ordering::Acquire)
+        JoinState::is_finished(self)
     }
 }
 
-/// The future an executor actually runs: the user's future, with panics
-/// caught and aborts honoured.
-#[pin_project(PinnedDrop)]
-pub(crate) struct TaskCell<F: Future> {
-    /// The task's future, dropped (in place) as soon as the task ends, so
-    /// its destructors have run before the join handle reports the end.
-    #[pin]
-    future: Option<F>,
-    state: Arc<JoinState<F::Output>>,
-    /// Identity (data and vtable addresses) of the waker last given to
-    /// `state.task_waker`, so that a task polled again with the same waker
-    /// skips re-registering it. `task_waker` holds a clone of that waker,
-    /// which keeps the addresses from being reused by another waker.
-    registered: Option<(usize, usize)>,
-    done: bool,
+/// Whatever holds a task's [`JoinState`]: the state itself, or a spawned
+/// task's one allocation.
+pub(crate) trait Joinable<T>: TaskControl {
+    fn join_state(&self) -> &JoinState<T>;
 }
 
-impl<F: Future> TaskCell<F> {
-    pub(crate) fn new(future: F, state: Arc<JoinState<F::Output>>) -> Self {
-        TaskCell {
-            future: Some(future),
-            state,
-            registered: None,
-            done: false,
-        }
+impl<T: Send> Joinable<T> for JoinState<T> {
+    fn join_state(&self) -> &JoinState<T> {
+        self
     }
 }
 
-impl<F: Future> Future for TaskCell<F> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut this = self.project();
-        if *this.done {
-            return Poll::Ready(());
-        }
-        let identity = waker_identity(cx.waker());
-        if *this.registered != Some(identity) {
-            this.state.task_waker.register(cx.waker());
-            *this.registered = Some(identity);
-        }
-        // Checked after registering, so an abort racing with this poll
-        // either is seen here or wakes the task again.
-        let outcome = if this.state.is_aborted() {
-            Err(JoinError::Cancelled)
-        } else {
-            let Some(future) = this.future.as_mut().as_pin_mut() else {
-                return Poll::Ready(());
-            };
-            match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-                Ok(Poll::Pending) => return Poll::Pending,
-                Ok(Poll::Ready(value)) => Ok(value),
-                Err(payload) => Err(JoinError::Panicked(PanicPayload::new(payload))),
-            }
-        };
-        *this.done = true;
-        drop_in_place_quietly(this.future);
-        this.state.complete(outcome);
-        Poll::Ready(())
-    }
-}
-
-/// Drops the task's future where it is pinned; a panic in its destructor
-/// is contained (the task's outcome is already decided).
-fn drop_in_place_quietly<F>(future: Pin<&mut Option<F>>) {
-    let mut future = future;
-    if catch_unwind(AssertUnwindSafe(|| future.set(None))).is_err() {
-        tracing::error!("a task's future panicked while being dropped");
-    }
-}
-
-#[pinned_drop]
-impl<F: Future> PinnedDrop for TaskCell<F> {
-    fn drop(self: Pin<&mut Self>) {
-        let this = self.project();
-        if !*this.done {
-            drop_in_place_quietly(this.future);
-            // The executor dropped the task before it finished (shutdown, or
-            // it refused the task): the join handle must not hang.
-            this.state.complete(Err(JoinError::Cancelled));
-        }
-    }
-}
-
-/// What `Waker::will_wake` compares, as plain numbers.
-fn waker_identity(waker: &Waker) -> (usize, usize) {
-    (
-        waker.data() as usize,
-        std::ptr::from_ref(waker.vtable()) as usize,
-    )
-}
-
-/// Blocking work with the same outcome reporting as [`TaskCell`].
+/// Blocking work with the same outcome reporting as a spawned [`Task`](super::Task).
 pub(crate) struct BlockingCell<F, T> {
     work: Option<F>,
     state: Arc<JoinState<T>>,
@@ -324,14 +257,20 @@ impl<F, T> Drop for BlockingCell<F, T> {
 /// ```
 #[must_use = "dropping a JoinHandle detaches the task; call .detach() to say so"]
 pub struct JoinHandle<T> {
-    state: Arc<JoinState<T>>,
+    joined: Arc<dyn Joinable<T>>,
     abort_on_drop: bool,
 }
 
+impl<T> JoinHandle<T> {
+    fn state(&self) -> &JoinState<T> {
+        self.joined.join_state()
+    }
+}
+
 impl<T: Send + 'static> JoinHandle<T> {
-    pub(crate) fn new(state: Arc<JoinState<T>>) -> Self {
+    pub(crate) fn new(joined: Arc<dyn Joinable<T>>) -> Self {
         JoinHandle {
-            state,
+            joined,
             abort_on_drop: false,
         }
     }
@@ -341,13 +280,13 @@ impl<T: Send + 'static> JoinHandle<T> {
     /// unless the task had already finished. Blocking work that has already
     /// started runs to its end; its value is then delivered.
     pub fn abort(&self) {
-        TaskControl::abort(&*self.state);
+        self.state().abort();
     }
 
     /// Whether the task has finished (with a value, a panic or a
     /// cancellation).
     pub fn is_finished(&self) -> bool {
-        self.state.finished.load(Ordering::Acquire)
+        self.state().is_finished()
     }
 
     /// Makes dropping this handle abort the task, instead of detaching it.
@@ -358,7 +297,8 @@ impl<T: Send + 'static> JoinHandle<T> {
 
     /// A cloneable handle that can abort the task without owning its result.
     pub fn abort_handle(&self) -> AbortHandle {
-        JoinState::abort_handle(&self.state)
+        let control: Arc<dyn TaskControl> = self.joined.clone();
+        AbortHandle::new(Arc::downgrade(&control))
     }
 
     /// Lets the task run on without anyone awaiting it (the same as
@@ -372,7 +312,7 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let state = &self.state;
+        let state = self.state();
         if !state.finished.load(Ordering::Acquire) {
             state.join_waker.register(cx.waker());
             if !state.finished.load(Ordering::Acquire) {
@@ -389,8 +329,7 @@ impl<T> Future for JoinHandle<T> {
 impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         if self.abort_on_drop {
-            self.state.aborted.store(true, Ordering::Release);
-            self.state.task_waker.wake();
+            self.state().abort();
         }
     }
 }
@@ -398,27 +337,39 @@ impl<T> Drop for JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
-            .field("finished", &self.state.finished.load(Ordering::Acquire))
+            .field("finished", &self.state().is_finished())
             .field("abort_on_drop", &self.abort_on_drop)
             .finish()
     }
 }
 
 /// A cloneable handle that aborts a task; see [`JoinHandle::abort`].
+///
+/// It does not keep the task's state alive: once the task and its
+/// [`JoinHandle`] are gone, it reports the task finished and aborting is a
+/// no-op.
 #[derive(Clone)]
 pub struct AbortHandle {
-    control: Arc<dyn TaskControl>,
+    control: Weak<dyn TaskControl>,
 }
 
 impl AbortHandle {
+    pub(crate) fn new(control: Weak<dyn TaskControl>) -> Self {
+        AbortHandle { control }
+    }
+
     /// Asks the task to stop; see [`JoinHandle::abort`].
     pub fn abort(&self) {
-        self.control.abort();
+        if let Some(control) = self.control.upgrade() {
+            control.abort();
+        }
     }
 
     /// Whether the task has finished.
     pub fn is_finished(&self) -> bool {
-        self.control.is_finished()
+        self.control
+            .upgrade()
+            .is_none_or(|control| control.is_finished())
     }
 }
 

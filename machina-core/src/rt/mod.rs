@@ -30,6 +30,7 @@ mod select;
 mod sockets;
 mod spawn;
 mod system;
+mod task;
 mod threads;
 mod timeout;
 mod timer;
@@ -40,7 +41,6 @@ pub(crate) use interval::Grid;
 pub use interval::{Interval, IntervalError, MissedTick};
 #[cfg(feature = "io")]
 pub use io_sockets::IoSockets;
-pub(crate) use join::JoinState;
 pub(crate) use join::panic_message;
 pub use join::{AbortHandle, JoinError, JoinHandle, PanicPayload};
 pub use rng::RuntimeRng;
@@ -51,6 +51,7 @@ pub use spawn::{BlockingFn, BoxFuture, Spawn, SpawnError};
 #[cfg(feature = "io")]
 pub use system::IoTimer;
 pub use system::SystemTimer;
+pub use task::Task;
 pub use threads::{ThreadError, ThreadedStream, sync_wait};
 pub use timeout::{Elapsed, Timeout};
 pub(crate) use timer::instant_after;

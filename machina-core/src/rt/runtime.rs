@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::interval::{Interval, IntervalError, MissedTick};
-use super::join::{BlockingCell, JoinHandle, JoinState, TaskCell};
+use super::join::{AbortHandle, BlockingCell, JoinHandle, JoinState};
 use super::rng::RuntimeRng;
 use super::sockets::{NoSockets, Sockets};
 use super::spawn::{Spawn, SpawnError};
+use super::task::Task;
 use super::timeout::Timeout;
 use super::timer::{Sleep, Timer, instant_after};
 
@@ -198,11 +199,9 @@ impl Runtime {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let state = JoinState::new();
-        self.inner
-            .spawner
-            .spawn_detached(Box::pin(TaskCell::new(future, state.clone())))?;
-        Ok(JoinHandle::new(state))
+        let (task, handle) = Task::new(future);
+        self.inner.spawner.spawn_task(task)?;
+        Ok(handle)
     }
 
     /// Spawns `future` under a name shown in logs and deadlock reports.
@@ -214,26 +213,27 @@ impl Runtime {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.spawn_named_into(name, JoinState::new(), future)
+        let (task, handle) = Task::new(future);
+        self.inner.spawner.spawn_task_named(name, task)?;
+        Ok(handle)
     }
 
-    /// [`spawn_named`](Self::spawn_named) reporting to `state`, made
-    /// beforehand (so that the task's abort handle can be recorded before
-    /// it runs).
-    pub(crate) fn spawn_named_into<F>(
+    /// [`spawn_named`](Self::spawn_named) of the future `make` builds from
+    /// the task's own abort handle (so that the handle can be recorded
+    /// before the task runs).
+    pub(crate) fn spawn_named_with<F, M>(
         &self,
         name: &str,
-        state: Arc<JoinState<F::Output>>,
-        future: F,
+        make: M,
     ) -> Result<JoinHandle<F::Output>, SpawnError>
     where
+        M: FnOnce(AbortHandle) -> F,
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.inner
-            .spawner
-            .spawn_detached_named(name, Box::pin(TaskCell::new(future, state.clone())))?;
-        Ok(JoinHandle::new(state))
+        let (task, handle) = Task::new_with(make);
+        self.inner.spawner.spawn_task_named(name, task)?;
+        Ok(handle)
     }
 
     /// Runs blocking work off the async threads (on the mock runtime: as a

@@ -10,6 +10,8 @@ use std::pin::Pin;
 
 use tracing::Instrument;
 
+use super::task::Task;
+
 /// A boxed, type-erased task as an executor receives it.
 pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
@@ -84,6 +86,32 @@ pub trait Spawn: Send + Sync + 'static {
         let span = tracing::debug_span!("task", name = %name);
         if span.is_disabled() {
             return self.spawn_detached(task);
+        }
+        self.spawn_detached(Box::pin(task.instrument(span)))
+    }
+
+    /// Runs a spawned [`Task`] to completion in the background, like
+    /// [`spawn_detached`](Spawn::spawn_detached).
+    ///
+    /// [`Runtime::spawn`](super::Runtime::spawn) hands every task here. The
+    /// default boxes it for `spawn_detached`; an executor that can store a
+    /// concrete future in its own task (tokio's `spawn`, smol's, ...)
+    /// should override this to spawn `task` as it is: that saves an
+    /// allocation per task.
+    fn spawn_task(&self, task: Task) -> Result<(), SpawnError> {
+        self.spawn_detached(Box::pin(task))
+    }
+
+    /// [`spawn_task`](Spawn::spawn_task) under a name, like
+    /// [`spawn_detached_named`](Spawn::spawn_detached_named).
+    ///
+    /// The default wraps the task in a `tracing` span named `task` when a
+    /// subscriber wants that span (boxing it for `spawn_detached`), and
+    /// hands it to [`spawn_task`](Spawn::spawn_task) as it is otherwise.
+    fn spawn_task_named(&self, name: &str, task: Task) -> Result<(), SpawnError> {
+        let span = tracing::debug_span!("task", name = %name);
+        if span.is_disabled() {
+            return self.spawn_task(task);
         }
         self.spawn_detached(Box::pin(task.instrument(span)))
     }

@@ -125,6 +125,14 @@ impl Spawn for MockSpawner {
         self.spawn_task(Some(name), task)
     }
 
+    fn spawn_task(&self, task: crate::rt::Task) -> Result<(), SpawnError> {
+        MockSpawner::spawn_task(self, None, Box::pin(task))
+    }
+
+    fn spawn_task_named(&self, name: &str, task: crate::rt::Task) -> Result<(), SpawnError> {
+        MockSpawner::spawn_task(self, Some(name), Box::pin(task))
+    }
+
     fn spawn_blocking(&self, f: BlockingFn) -> Result<(), SpawnError> {
         self.spawn_task(Some("blocking"), Box::pin(async move { f() }))
     }
