@@ -3,7 +3,9 @@
 //! function doubles its arguments — then the same workload through
 //! aiomisc's `aggregate` (`benches/peers/aiomisc_aggregate.py`), in the
 //! same run, rounds interleaved: Machina, aiomisc, Machina, aiomisc, …
-//! The target is 100× aiomisc.
+//! The target is 100× aiomisc. A third row, `tokio_minimal_batcher_floor`,
+//! runs the same callers through a minimal hand-written batcher (no
+//! leeway timer): the floor that tokio's wake-ups set for any aggregator.
 //!
 //! The peer needs a Python with aiomisc: `python3 -m venv /tmp/aiomisc &&
 //! /tmp/aiomisc/bin/pip install aiomisc`, then `MACHINA_PYTHON=/tmp/aiomisc/bin/python`
@@ -54,6 +56,63 @@ fn machina_round(tokio_rt: &tokio::runtime::Runtime, agg: &Doubler) -> Duration 
                     for i in 0..CALLS_PER_CALLER {
                         let v = agg.call(c * CALLS_PER_CALLER + i).await.expect("ok");
                         std::hint::black_box(v);
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.expect("caller");
+        }
+        start.elapsed()
+    })
+}
+
+/// The floor of this workload on tokio: a minimal batcher with no leeway
+/// timer, no errors and no configuration — a mutex-guarded list of
+/// `(argument, oneshot sender)`, closed by the call that fills it, which
+/// spawns the batch (doubling each argument) as Machina does. Not a peer
+/// library: it shows how much of a call's cost is tokio waking 64 callers
+/// per batch, which no aggregator on tokio avoids.
+#[derive(Clone, Default)]
+struct MinimalBatcher {
+    open: std::sync::Arc<std::sync::Mutex<Vec<Waiting>>>,
+}
+
+/// A call in the minimal batcher's open batch.
+type Waiting = (u64, futures::channel::oneshot::Sender<u64>);
+
+impl MinimalBatcher {
+    async fn call(&self, arg: u64) -> u64 {
+        let (sender, receiver) = futures::channel::oneshot::channel();
+        let full = {
+            let mut open = self.open.lock().expect("lock");
+            if open.capacity() == 0 {
+                open.reserve(CALLERS as usize);
+            }
+            open.push((arg, sender));
+            (open.len() >= CALLERS as usize).then(|| std::mem::take(&mut *open))
+        };
+        if let Some(batch) = full {
+            drop(tokio::spawn(async move {
+                for (arg, reply) in batch {
+                    let _ = reply.send(arg * 2);
+                }
+            }));
+        }
+        receiver.await.expect("reply")
+    }
+}
+
+fn floor_round(tokio_rt: &tokio::runtime::Runtime, batcher: &MinimalBatcher) -> Duration {
+    let batcher = batcher.clone();
+    tokio_rt.block_on(async move {
+        let start = Instant::now();
+        let callers: Vec<_> = (0..CALLERS)
+            .map(|c| {
+                let batcher = batcher.clone();
+                tokio::spawn(async move {
+                    for i in 0..CALLS_PER_CALLER {
+                        std::hint::black_box(batcher.call(c * CALLS_PER_CALLER + i).await);
                     }
                 })
             })
@@ -127,6 +186,10 @@ fn aggregation(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("machina_aggregator", |b| {
         b.iter_custom(|iters| (0..iters).map(|_| machina_round(&tokio_rt, &agg)).sum())
+    });
+    let batcher = MinimalBatcher::default();
+    group.bench_function("tokio_minimal_batcher_floor", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| floor_round(&tokio_rt, &batcher)).sum())
     });
     group.finish();
 }

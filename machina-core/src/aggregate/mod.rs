@@ -15,18 +15,27 @@
 //!
 //! A failed batch gives every caller in it the same error (shared, so it
 //! need not be `Clone`).
+//!
+//! One timer task per aggregator closes batches at the end of their
+//! leeway: spawned with the first batch, it sleeps until the open batch's
+//! deadline, or parks while no batch is open, and ends with the
+//! aggregator. A batch that fills up is closed by its last call and does
+//! not wake it, so a busy aggregator spawns one task per batch and wakes
+//! its timer at most once per leeway. An aggregator dropped while a batch
+//! is open runs that batch at once.
 
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 
 use crate::error::BoxError;
-use crate::rt::{Runtime, SpawnError};
+use crate::rt::{Runtime, Sleep, SpawnError, instant_after};
 
 /// An error shared by every caller of a failed batch.
 pub type SharedBatchError = Arc<dyn Error + Send + Sync + 'static>;
@@ -114,12 +123,23 @@ type BatchFn<A, T> = Arc<dyn Fn(Vec<(A, Reply<T>)>) -> BatchFuture + Send + Sync
 
 struct Open<A, T> {
     id: u64,
+    /// When the leeway of its first call ends.
+    deadline: Instant,
     calls: Vec<(A, Reply<T>)>,
+}
+
+/// The aggregator's timer task, as the callers see it.
+enum Timer {
+    /// Not spawned (yet, or its spawn was refused).
+    Absent,
+    /// Spawned; parked with this waker while no batch is open.
+    Spawned(Option<Waker>),
 }
 
 struct State<A, T> {
     open: Option<Open<A, T>>,
     next_id: u64,
+    timer: Timer,
 }
 
 struct Inner<A, T> {
@@ -249,13 +269,14 @@ impl<A: Send + 'static, T: Send + 'static> Aggregator<A, T> {
                 state: Mutex::new(State {
                     open: None,
                     next_id: 0,
+                    timer: Timer::Absent,
                 }),
             }),
         })
     }
 
     fn state(&self) -> MutexGuard<'_, State<A, T>> {
-        self.inner.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.state()
     }
 
     /// Adds `arg` to the open batch (opening one if needed) and waits for
@@ -281,8 +302,21 @@ impl<A: Send + 'static, T: Send + 'static> Aggregator<A, T> {
                     let mut calls =
                         Vec::with_capacity(self.inner.max_count.map_or(16, |max| max.min(1024)));
                     calls.push((arg, reply));
-                    state.open = Some(Open { id, calls });
-                    Some(id)
+                    let deadline = instant_after(self.inner.runtime.now(), self.inner.leeway);
+                    state.open = Some(Open {
+                        id,
+                        deadline,
+                        calls,
+                    });
+                    // The timer: spawned for the first batch, woken if it
+                    // is parked.
+                    Some(match &mut state.timer {
+                        Timer::Absent => {
+                            state.timer = Timer::Spawned(None);
+                            TimerCall::Spawn
+                        }
+                        Timer::Spawned(parked) => TimerCall::Wake(parked.take()),
+                    })
                 }
             };
             let reached = state.open.as_ref().is_some_and(|open| {
@@ -293,38 +327,34 @@ impl<A: Send + 'static, T: Send + 'static> Aggregator<A, T> {
             let full = if reached { state.open.take() } else { None };
             (opened, full)
         };
+        match opened {
+            Some(TimerCall::Spawn) => self.spawn_timer(),
+            Some(TimerCall::Wake(Some(waker))) => waker.wake(),
+            Some(TimerCall::Wake(None)) | None => {}
+        }
         if let Some(open) = full {
             // The call that fills the batch closes it and runs it at once.
-            self.spawn_batch(open.calls);
-        } else if let Some(id) = opened {
-            self.spawn_timer(id);
+            self.inner.spawn_batch(open.calls);
         }
         receiver.await.unwrap_or(Err(AggregateError::NoReply))
     }
 
-    /// Closes batch `id` after the leeway, unless it filled up first.
-    fn spawn_timer(&self, id: u64) {
-        let this = self.clone();
-        let timer = self
-            .inner
-            .runtime
-            .spawn_named("aggregate-leeway", async move {
-                this.inner.runtime.sleep(this.inner.leeway).await;
-                let closing = {
-                    let mut state = this.state();
-                    match &state.open {
-                        Some(open) if open.id == id => state.open.take(),
-                        _ => None,
-                    }
-                };
-                if let Some(open) = closing {
-                    (this.inner.batch)(open.calls).await;
-                }
-            });
+    /// Spawns the timer task that closes batches when their leeway ends.
+    /// If the executor refuses it, the open batch's callers hear why, and
+    /// the next batch tries again.
+    fn spawn_timer(&self) {
+        let timer = self.inner.runtime.spawn_named(
+            "aggregate-leeway",
+            close_on_time(Arc::downgrade(&self.inner), self.inner.runtime.clone()),
+        );
         match timer {
             Ok(handle) => handle.detach(),
             Err(error) => {
-                let failed = self.state().open.take();
+                let failed = {
+                    let mut state = self.state();
+                    state.timer = Timer::Absent;
+                    state.open.take()
+                };
                 for (_, reply) in failed.into_iter().flat_map(|o| o.calls) {
                     reply.error(AggregateError::Spawn(error.clone()));
                 }
@@ -332,19 +362,96 @@ impl<A: Send + 'static, T: Send + 'static> Aggregator<A, T> {
         }
     }
 
+    /// Calls waiting in the open batch.
+    pub fn pending(&self) -> usize {
+        self.state().open.as_ref().map_or(0, |o| o.calls.len())
+    }
+}
+
+/// What the call that opened a batch does about the timer task.
+enum TimerCall {
+    Spawn,
+    Wake(Option<Waker>),
+}
+
+impl<A, T> Inner<A, T> {
+    fn state(&self) -> MutexGuard<'_, State<A, T>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn spawn_batch(&self, calls: Vec<(A, Reply<T>)>) {
-        let run = (self.inner.batch)(calls);
+        let run = (self.batch)(calls);
         // If the executor refuses the task, dropping it drops every reply,
         // and each caller hears `NoReply`.
-        match self.inner.runtime.spawn_named("aggregate-batch", run) {
+        match self.runtime.spawn_named("aggregate-batch", run) {
             Ok(handle) => handle.detach(),
             Err(error) => tracing::error!(%error, "an aggregated batch could not be run"),
         }
     }
+}
 
-    /// Calls waiting in the open batch.
-    pub fn pending(&self) -> usize {
-        self.state().open.as_ref().map_or(0, |o| o.calls.len())
+impl<A, T> Drop for Inner<A, T> {
+    fn drop(&mut self) {
+        let (open, parked) = {
+            let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+            let parked = match &mut state.timer {
+                Timer::Spawned(parked) => parked.take(),
+                Timer::Absent => None,
+            };
+            (state.open.take(), parked)
+        };
+        // Calls made are run, if early: nobody is left to wait a leeway.
+        if let Some(open) = open {
+            self.spawn_batch(open.calls);
+        }
+        // The parked timer task sees the aggregator gone, and ends.
+        if let Some(waker) = parked {
+            waker.wake();
+        }
+    }
+}
+
+/// The timer task: closes the open batch when its leeway ends, parks
+/// while no batch is open, and ends once the aggregator is gone. It holds
+/// the aggregator only between its waits.
+async fn close_on_time<A, T>(aggregator: Weak<Inner<A, T>>, runtime: Runtime) {
+    let mut sleep: Option<Sleep> = None;
+    loop {
+        let due = std::future::poll_fn(|cx| {
+            let Some(inner) = aggregator.upgrade() else {
+                return Poll::Ready(None);
+            };
+            let mut state = inner.state();
+            match &state.open {
+                Some(open) => Poll::Ready(Some((open.id, open.deadline))),
+                None => {
+                    state.timer = Timer::Spawned(Some(cx.waker().clone()));
+                    Poll::Pending
+                }
+            }
+        })
+        .await;
+        let Some((id, deadline)) = due else { return };
+        match sleep.as_mut() {
+            Some(sleep) => {
+                sleep.reset(deadline);
+                sleep.await;
+            }
+            None => sleep.insert(runtime.sleep_until(deadline)).await,
+        }
+        let Some(inner) = aggregator.upgrade() else {
+            return;
+        };
+        let closing = {
+            let mut state = inner.state();
+            match &state.open {
+                Some(open) if open.id == id => state.open.take(),
+                _ => None,
+            }
+        };
+        if let Some(open) = closing {
+            inner.spawn_batch(open.calls);
+        }
     }
 }
 

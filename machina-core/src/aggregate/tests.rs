@@ -203,3 +203,125 @@ fn configurations_that_could_never_batch_are_refused() {
     assert_eq!(err, AggregatorConfigError::ZeroMaxCount);
     assert!(err.to_string().contains("max_count is 0"));
 }
+
+#[test]
+fn one_timer_task_serves_every_batch_and_full_batches_leave_no_timer_behind() {
+    let mock = MockRuntime::new();
+    let (agg, batches) = doubler(&mock, 10, Some(2));
+    // Ten full batches, one after another, then one closed by its leeway.
+    let values = mock
+        .block_on(async {
+            let mut values = Vec::new();
+            for pair in 0..10u32 {
+                let both = join_all([agg.call(2 * pair), agg.call(2 * pair + 1)]).await;
+                values.extend(both.into_iter().map(Result::unwrap));
+            }
+            values.push(agg.call(100).await.unwrap());
+            values
+        })
+        .unwrap();
+    assert_eq!(values.len(), 21);
+    assert_eq!(values[..4], [0, 2, 4, 6]);
+    assert_eq!(values[20], 200);
+    let batches = batches.lock().unwrap().clone();
+    assert_eq!(batches.len(), 11);
+    assert!(
+        batches[..10]
+            .iter()
+            .all(|(at, args)| *at == 0 && args.len() == 2)
+    );
+    assert_eq!(
+        batches[10],
+        (10, vec![100]),
+        "closed by its leeway, on time"
+    );
+    // Only the timer is left: parked, with no timer of its own.
+    let live = mock.live_tasks();
+    assert!(
+        live.len() == 1 && live[0].starts_with("aggregate-leeway"),
+        "{live:?}"
+    );
+    assert_eq!(mock.pending_timers(), 0);
+}
+
+#[test]
+fn a_batch_opened_after_a_full_one_still_gets_its_whole_leeway() {
+    let mock = MockRuntime::new();
+    let rt = mock.runtime();
+    let (agg, batches) = doubler(&mock, 10, Some(2));
+    mock.block_on({
+        let (rt, agg) = (rt.clone(), agg.clone());
+        async move {
+            // Batch 1 opens at 0 and fills at 6; batch 2 opens at 6.
+            let first = agg.call(1);
+            let late = async {
+                rt.sleep(ms(6)).await;
+                join_all([agg.call(2), agg.call(3)]).await
+            };
+            let (first, late) = futures::join!(first, late);
+            assert_eq!(first.unwrap(), 2);
+            assert_eq!(
+                late.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+                [4, 6]
+            );
+        }
+    })
+    .unwrap();
+    assert_eq!(
+        *batches.lock().unwrap(),
+        [(6, vec![1, 2]), (16, vec![3])],
+        "the timer, asleep for batch 1's deadline (10), sleeps on to batch 2's (16)"
+    );
+}
+
+#[test]
+fn dropping_the_aggregator_runs_its_open_batch_and_ends_its_timer() {
+    let mock = MockRuntime::new();
+    let (agg, batches) = doubler(&mock, 10, None);
+    let wanted = Arc::new(Mutex::new(Vec::new()));
+    let seen = wanted.clone();
+    let replying = Aggregator::with_replies(
+        &mock.runtime(),
+        ms(1000),
+        None,
+        move |calls: Vec<(u32, Reply<u32>)>| {
+            seen.lock()
+                .unwrap()
+                .extend(calls.iter().map(|(arg, _)| *arg));
+            async {}
+        },
+    )
+    .unwrap();
+    mock.block_on(async {
+        // A caller that gives up leaves its call in the open batch.
+        let gave_up = futures::future::select(Box::pin(replying.call(7)), Box::pin(async {}));
+        drop(gave_up.await);
+        assert_eq!(agg.call(1).await.unwrap(), 2);
+    })
+    .unwrap();
+    assert_eq!(replying.pending(), 1);
+    assert_eq!(
+        mock.live_tasks().len(),
+        2,
+        "two timers, one parked, one asleep"
+    );
+    drop(replying);
+    mock.run_until_stalled().unwrap();
+    assert_eq!(
+        *wanted.lock().unwrap(),
+        [7],
+        "run at once, not after its leeway"
+    );
+    assert_eq!(mock.elapsed(), ms(10));
+    drop(agg);
+    mock.run_until_stalled().unwrap();
+    let live = mock.live_tasks();
+    assert!(
+        live.len() == 1 && live[0].starts_with("aggregate-leeway"),
+        "the parked timer ended, the sleeping one not yet: {live:?}"
+    );
+    // The sleeping one ends when it wakes, holding nothing meanwhile.
+    mock.advance(ms(1000)).unwrap();
+    assert_eq!(mock.live_tasks(), Vec::<String>::new(), "both timers ended");
+    assert_eq!(batches.lock().unwrap().len(), 1);
+}
