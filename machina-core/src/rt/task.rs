@@ -346,6 +346,13 @@ mod tests {
         Context::from_waker(Waker::noop())
     }
 
+    /// Whether awaiting `handle` reports a cancellation.
+    fn ends_cancelled<T: std::fmt::Debug>(handle: JoinHandle<T>) -> bool {
+        futures::executor::block_on(handle)
+            .unwrap_err()
+            .is_cancelled()
+    }
+
     #[test]
     fn a_polled_task_reports_its_value_and_drops_its_future_before_the_end() {
         let drops = Arc::new(AtomicUsize::new(0));
@@ -386,8 +393,7 @@ mod tests {
         drop(task);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
         assert!(abort.is_finished());
-        let outcome = futures::executor::block_on(handle);
-        assert!(outcome.unwrap_err().is_cancelled());
+        assert!(ends_cancelled(handle));
         assert_eq!(drops.load(Ordering::SeqCst), 1);
     }
 
@@ -407,11 +413,7 @@ mod tests {
         handle.abort();
         assert_eq!(woken.load(Ordering::SeqCst), 1, "the task is woken");
         assert!(Pin::new(&mut task).poll(&mut cx).is_ready());
-        assert!(
-            futures::executor::block_on(handle)
-                .unwrap_err()
-                .is_cancelled()
-        );
+        assert!(ends_cancelled(handle));
     }
 
     #[test]
@@ -433,11 +435,7 @@ mod tests {
         let mut cx = noop_cx();
         assert!(Pin::new(&mut task).poll(&mut cx).is_pending());
         assert!(Pin::new(&mut task).poll(&mut cx).is_ready());
-        assert!(
-            futures::executor::block_on(handle)
-                .unwrap_err()
-                .is_cancelled()
-        );
+        assert!(ends_cancelled(handle));
     }
 
     #[test]
