@@ -38,7 +38,7 @@
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use super::join::{
@@ -73,27 +73,29 @@ struct Stage<F> {
     future: Option<F>,
     /// Identity (data and vtable addresses) of the waker last given to
     /// the state's task waker, so that a task polled again with the same
-    /// waker skips registering it. The state holds a clone of that waker,
-    /// which keeps the addresses from being reused by another waker.
+    /// waker skips registering it. The state holds a clone of that waker
+    /// (which keeps the addresses from being reused by another waker) until
+    /// an abort takes and wakes it; the abort flag never clears, so the
+    /// next poll ends the task without needing the waker again.
     registered: Option<(usize, usize)>,
 }
 
 /// The one allocation: the join state, and the stage only the `Task` uses.
 struct Shared<F: Future> {
     state: JoinState<F::Output>,
-    stage: UnsafeCell<Stage<F>>,
+    stage: StageCell<F>,
 }
 
-// SAFETY: `stage` is the only field that is not `Sync`, and it is reached
-// only through `Run`, whose methods only the one `Task` of the allocation
-// calls, with exclusive access to that `Task` (see the module comment).
-// What the other handles reach — `state` — is `Sync` for `F::Output: Send`.
-unsafe impl<F> Sync for Shared<F>
-where
-    F: Future + Send,
-    F::Output: Send,
-{
-}
+/// The stage's cell: `Sync` so that the allocation can be shared, although
+/// only the one `Task` ever reaches into it.
+struct StageCell<F>(UnsafeCell<Stage<F>>);
+
+// SAFETY: the cell is reached only through `Run`, whose methods only the
+// one `Task` of the allocation calls, with exclusive access to that `Task`
+// (see the module comment); the other handles never touch it. `F: Send`
+// because the `Task` moves between threads. Everything else in `Shared`
+// gets `Sync` the ordinary way.
+unsafe impl<F: Send> Sync for StageCell<F> {}
 
 impl<F: Future> Joinable<F::Output> for Shared<F>
 where
@@ -141,7 +143,7 @@ where
 {
     unsafe fn poll_run(&self, cx: &mut Context<'_>) -> Poll<()> {
         // SAFETY: the caller is the only one with access to the stage.
-        self.stage.with_mut(|stage| {
+        self.stage.0.with_mut(|stage| {
             let stage = unsafe { &mut *stage };
             if stage.future.is_none() {
                 return Poll::Ready(());
@@ -177,7 +179,7 @@ where
 
     unsafe fn cancel_run(&self) {
         // SAFETY: the caller is the only one with access to the stage.
-        self.stage.with_mut(|stage| {
+        self.stage.0.with_mut(|stage| {
             let stage = unsafe { &mut *stage };
             if stage.future.is_some() {
                 drop_in_place_quietly(&mut stage.future);
@@ -266,31 +268,40 @@ impl Task {
     {
         Self::from_shared(Arc::new(Shared {
             state: JoinState::new_inline(),
-            stage: UnsafeCell::new(Stage {
+            stage: StageCell(UnsafeCell::new(Stage {
                 future: Some(future),
                 registered: None,
-            }),
+            })),
         }))
     }
 
     /// A task running the future `make` builds from the task's own abort
     /// handle (for a caller that records the handle before the task runs).
+    /// The handle works from the start: an abort made while `make` runs is
+    /// seen at the task's first poll.
     pub(crate) fn new_with<F, M>(make: M) -> (Task, JoinHandle<F::Output>)
     where
         M: FnOnce(AbortHandle) -> F,
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        Self::from_shared(Arc::new_cyclic(|weak: &Weak<Shared<F>>| {
-            let control: Weak<dyn TaskControl> = weak.clone();
-            Shared {
-                state: JoinState::new_inline(),
-                stage: UnsafeCell::new(Stage {
-                    future: Some(make(AbortHandle::new(control))),
-                    registered: None,
-                }),
-            }
-        }))
+        let shared = Arc::new(Shared::<F> {
+            state: JoinState::new_inline(),
+            stage: StageCell(UnsafeCell::new(Stage {
+                future: None,
+                registered: None,
+            })),
+        });
+        let control: Arc<dyn TaskControl> = shared.clone();
+        let future = make(AbortHandle::new(Arc::downgrade(&control)));
+        drop(control);
+        // SAFETY: the allocation's `Task` does not exist yet, and nothing
+        // else reaches the stage: this is its only access.
+        shared
+            .stage
+            .0
+            .with_mut(|stage| unsafe { (*stage).future = Some(future) });
+        Self::from_shared(shared)
     }
 
     fn from_shared<F>(shared: Arc<Shared<F>>) -> (Task, JoinHandle<F::Output>)
@@ -439,6 +450,17 @@ mod tests {
     }
 
     #[test]
+    fn an_abort_made_while_the_future_is_built_ends_the_task_at_its_first_poll() {
+        let (mut task, handle) = Task::new_with(|abort: AbortHandle| {
+            assert!(!abort.is_finished(), "the task exists for its handle");
+            abort.abort();
+            std::future::pending::<()>()
+        });
+        assert!(Pin::new(&mut task).poll(&mut noop_cx()).is_ready());
+        assert!(ends_cancelled(handle));
+    }
+
+    #[test]
     fn an_abort_handle_outliving_everything_reports_finished() {
         let (task, handle) = Task::new(async {});
         let abort = handle.abort_handle();
@@ -458,41 +480,66 @@ mod tests {
 }
 
 /// Model check (`RUSTFLAGS="--cfg loom" cargo test --release --lib
-/// rt::task::loom_model`): a task polled on one thread and finished or
-/// dropped on another, while a third aborts it and the caller joins it,
-/// never touches its future's cell from two threads at once, ends exactly
-/// once, and always resolves the join.
+/// rt::task::loom_model`): a task polled on one thread and then finished
+/// or dropped on another, while a third thread aborts it and the caller
+/// joins it. loom's `UnsafeCell` fails the model if the stage is ever
+/// accessed from two threads without ordering between them (adding an
+/// access from `abort` makes it fail: "Concurrent write accesses to
+/// `UnsafeCell`"); the test checks that the join resolves and that the
+/// future is dropped exactly once. What it does not model: the join
+/// state's own atomics, mutex and `AtomicWaker` are std's and the
+/// futures crate's (safe code), so loom does not interleave or weaken
+/// them.
 #[cfg(all(test, loom))]
 mod loom_model {
     use super::*;
     use loom::thread;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Pending once (waking itself), then ready.
-    struct YieldOnce(bool);
+    /// Pending once (waking itself), then ready; counts its drops.
+    struct YieldOnce {
+        yielded: bool,
+        drops: Arc<AtomicUsize>,
+    }
 
     impl Future for YieldOnce {
         type Output = u32;
 
         fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
-            if self.0 {
+            if self.yielded {
                 return Poll::Ready(1);
             }
-            self.0 = true;
+            self.yielded = true;
             cx.waker().wake_by_ref();
             Poll::Pending
         }
     }
 
+    impl Drop for YieldOnce {
+        fn drop(&mut self) {
+            self.drops.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     fn run(finish_on_second_thread: bool) {
         loom::model(move || {
-            let (task, handle) = Task::new(YieldOnce(false));
-            let abort = handle.abort_handle();
+            let drops = Arc::new(AtomicUsize::new(0));
+            let future = YieldOnce {
+                yielded: false,
+                drops: drops.clone(),
+            };
+            let mut made = None;
+            let (task, handle) = Task::new_with(|abort| {
+                made = Some(abort);
+                future
+            });
+            let abort = made.expect("the handle was made");
+            let aborter = thread::spawn(move || abort.abort());
             let first = thread::spawn(move || {
                 let mut task = task;
                 let _ = Pin::new(&mut task).poll(&mut Context::from_waker(Waker::noop()));
                 task
             });
-            let aborter = thread::spawn(move || abort.abort());
             let mut task = first.join().expect("first poller");
             let second = thread::spawn(move || {
                 if finish_on_second_thread {
@@ -516,6 +563,7 @@ mod loom_model {
                 Ok(1) | Err(JoinError::Cancelled) => {}
                 other => panic!("unexpected outcome {other:?}"),
             }
+            assert_eq!(drops.load(Ordering::SeqCst), 1, "dropped exactly once");
         });
     }
 
