@@ -107,7 +107,10 @@ pub trait Spawn: Send + Sync + 'static {
     ///
     /// The default wraps the task in a `tracing` span named `task` when a
     /// subscriber wants that span (boxing it for `spawn_detached`), and
-    /// hands it to [`spawn_task`](Spawn::spawn_task) as it is otherwise.
+    /// hands it to [`spawn_task`](Spawn::spawn_task) as it is otherwise. An
+    /// executor that overrides `spawn_detached_named` to keep the names
+    /// (as the mock runtime does, for its deadlock reports) should
+    /// override this too: named tasks come here, not there.
     fn spawn_task_named(&self, name: &str, task: Task) -> Result<(), SpawnError> {
         let span = tracing::debug_span!("task", name = %name);
         if span.is_disabled() {
