@@ -14,6 +14,7 @@
 //!
 //! Run: `cargo bench --bench aggregate`
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
@@ -44,18 +45,29 @@ fn setup() -> (tokio::runtime::Runtime, Doubler) {
     (tokio_rt, agg)
 }
 
-/// One round of the workload: 64 callers × 1 000 calls; how long it took.
-fn machina_round(tokio_rt: &tokio::runtime::Runtime, agg: &Doubler) -> Duration {
-    let agg = agg.clone();
+/// What the callers call: Machina's aggregator, or the floor's batcher.
+trait Batching: Clone + Send + Sync + 'static {
+    fn call_one(&self, arg: u64) -> impl Future<Output = u64> + Send;
+}
+
+impl Batching for Doubler {
+    async fn call_one(&self, arg: u64) -> u64 {
+        self.call(arg).await.expect("ok")
+    }
+}
+
+/// One round of the workload: 64 callers × 1 000 calls through `batching`;
+/// how long it took.
+fn callers_round<B: Batching>(tokio_rt: &tokio::runtime::Runtime, batching: &B) -> Duration {
+    let batching = batching.clone();
     tokio_rt.block_on(async move {
         let start = Instant::now();
         let callers: Vec<_> = (0..CALLERS)
             .map(|c| {
-                let agg = agg.clone();
+                let batching = batching.clone();
                 tokio::spawn(async move {
                     for i in 0..CALLS_PER_CALLER {
-                        let v = agg.call(c * CALLS_PER_CALLER + i).await.expect("ok");
-                        std::hint::black_box(v);
+                        std::hint::black_box(batching.call_one(c * CALLS_PER_CALLER + i).await);
                     }
                 })
             })
@@ -81,8 +93,8 @@ struct MinimalBatcher {
 /// A call in the minimal batcher's open batch.
 type Waiting = (u64, futures::channel::oneshot::Sender<u64>);
 
-impl MinimalBatcher {
-    async fn call(&self, arg: u64) -> u64 {
+impl Batching for MinimalBatcher {
+    async fn call_one(&self, arg: u64) -> u64 {
         let (sender, receiver) = futures::channel::oneshot::channel();
         let full = {
             let mut open = self.open.lock().expect("lock");
@@ -101,27 +113,6 @@ impl MinimalBatcher {
         }
         receiver.await.expect("reply")
     }
-}
-
-fn floor_round(tokio_rt: &tokio::runtime::Runtime, batcher: &MinimalBatcher) -> Duration {
-    let batcher = batcher.clone();
-    tokio_rt.block_on(async move {
-        let start = Instant::now();
-        let callers: Vec<_> = (0..CALLERS)
-            .map(|c| {
-                let batcher = batcher.clone();
-                tokio::spawn(async move {
-                    for i in 0..CALLS_PER_CALLER {
-                        std::hint::black_box(batcher.call(c * CALLS_PER_CALLER + i).await);
-                    }
-                })
-            })
-            .collect();
-        for caller in callers {
-            caller.await.expect("caller");
-        }
-        start.elapsed()
-    })
 }
 
 /// One round of aiomisc's `aggregate` on the same workload, in calls per
@@ -156,7 +147,7 @@ fn same_run_peer() {
     println!("aggregate, 64 callers x 1 000 calls: Machina and aiomisc ({python}) in turn");
     let mut ratios = Vec::new();
     for round in 1..=3 {
-        let machina = calls / machina_round(&tokio_rt, &agg).as_secs_f64();
+        let machina = calls / callers_round(&tokio_rt, &agg).as_secs_f64();
         match aiomisc_round(&python) {
             Ok(peer) => {
                 println!(
@@ -185,11 +176,11 @@ fn aggregation(c: &mut Criterion) {
     group.throughput(Throughput::Elements(CALLERS * CALLS_PER_CALLER));
     group.sample_size(20);
     group.bench_function("machina_aggregator", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| machina_round(&tokio_rt, &agg)).sum())
+        b.iter_custom(|iters| (0..iters).map(|_| callers_round(&tokio_rt, &agg)).sum())
     });
     let batcher = MinimalBatcher::default();
     group.bench_function("tokio_minimal_batcher_floor", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| floor_round(&tokio_rt, &batcher)).sum())
+        b.iter_custom(|iters| (0..iters).map(|_| callers_round(&tokio_rt, &batcher)).sum())
     });
     group.finish();
 }

@@ -129,7 +129,7 @@ struct Open<A, T> {
 }
 
 /// The aggregator's timer task, as the callers see it.
-enum Timer {
+enum TimerTask {
     /// Not spawned (yet, or its spawn was refused).
     Absent,
     /// Spawned; parked with this waker while no batch is open.
@@ -139,7 +139,7 @@ enum Timer {
 struct State<A, T> {
     open: Option<Open<A, T>>,
     next_id: u64,
-    timer: Timer,
+    timer: TimerTask,
 }
 
 struct Inner<A, T> {
@@ -269,7 +269,7 @@ impl<A: Send + 'static, T: Send + 'static> Aggregator<A, T> {
                 state: Mutex::new(State {
                     open: None,
                     next_id: 0,
-                    timer: Timer::Absent,
+                    timer: TimerTask::Absent,
                 }),
             }),
         })
@@ -311,11 +311,11 @@ impl<A: Send + 'static, T: Send + 'static> Aggregator<A, T> {
                     // The timer: spawned for the first batch, woken if it
                     // is parked.
                     Some(match &mut state.timer {
-                        Timer::Absent => {
-                            state.timer = Timer::Spawned(None);
+                        TimerTask::Absent => {
+                            state.timer = TimerTask::Spawned(None);
                             TimerCall::Spawn
                         }
-                        Timer::Spawned(parked) => TimerCall::Wake(parked.take()),
+                        TimerTask::Spawned(parked) => TimerCall::Wake(parked.take()),
                     })
                 }
             };
@@ -352,7 +352,7 @@ impl<A: Send + 'static, T: Send + 'static> Aggregator<A, T> {
             Err(error) => {
                 let failed = {
                     let mut state = self.state();
-                    state.timer = Timer::Absent;
+                    state.timer = TimerTask::Absent;
                     state.open.take()
                 };
                 for (_, reply) in failed.into_iter().flat_map(|o| o.calls) {
@@ -395,8 +395,8 @@ impl<A, T> Drop for Inner<A, T> {
         let (open, parked) = {
             let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
             let parked = match &mut state.timer {
-                Timer::Spawned(parked) => parked.take(),
-                Timer::Absent => None,
+                TimerTask::Spawned(parked) => parked.take(),
+                TimerTask::Absent => None,
             };
             (state.open.take(), parked)
         };
@@ -425,7 +425,7 @@ async fn close_on_time<A, T>(aggregator: Weak<Inner<A, T>>, runtime: Runtime) {
             match &state.open {
                 Some(open) => Poll::Ready(Some((open.id, open.deadline))),
                 None => {
-                    state.timer = Timer::Spawned(Some(cx.waker().clone()));
+                    state.timer = TimerTask::Spawned(Some(cx.waker().clone()));
                     Poll::Pending
                 }
             }

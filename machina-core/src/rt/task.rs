@@ -86,6 +86,19 @@ struct Shared<F: Future> {
     stage: StageCell<F>,
 }
 
+impl<F: Future> Shared<F> {
+    /// A fresh allocation holding `future` (or none yet).
+    fn holding(future: Option<F>) -> Self {
+        Shared {
+            state: JoinState::new_inline(),
+            stage: StageCell(UnsafeCell::new(Stage {
+                future,
+                registered: None,
+            })),
+        }
+    }
+}
+
 /// The stage's cell: `Sync` so that the allocation can be shared, although
 /// only the one `Task` ever reaches into it.
 struct StageCell<F>(UnsafeCell<Stage<F>>);
@@ -266,13 +279,7 @@ impl Task {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        Self::from_shared(Arc::new(Shared {
-            state: JoinState::new_inline(),
-            stage: StageCell(UnsafeCell::new(Stage {
-                future: Some(future),
-                registered: None,
-            })),
-        }))
+        Self::from_shared(Arc::new(Shared::holding(Some(future))))
     }
 
     /// A task running the future `make` builds from the task's own abort
@@ -285,13 +292,7 @@ impl Task {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let shared = Arc::new(Shared::<F> {
-            state: JoinState::new_inline(),
-            stage: StageCell(UnsafeCell::new(Stage {
-                future: None,
-                registered: None,
-            })),
-        });
+        let shared = Arc::new(Shared::<F>::holding(None));
         let control: Arc<dyn TaskControl> = shared.clone();
         let future = make(AbortHandle::new(Arc::downgrade(&control)));
         drop(control);
