@@ -295,6 +295,23 @@ impl TokioTimer {
         }
     }
 
+    /// [`coarse_nanos`](Timer::coarse_nanos) at coarse time `at`, once a
+    /// check is due: whether tokio's clock was paused since the last one
+    /// (out of line: once a millisecond at most).
+    #[cold]
+    #[inline(never)]
+    fn check_paused(&self, at: u64) -> Option<u64> {
+        let coarse = &*self.coarse;
+        coarse
+            .next_check
+            .store(at.saturating_add(CHECK_PAUSED_EVERY), Ordering::Relaxed);
+        if self.clock_is_virtual() {
+            coarse.paused.store(true, Ordering::Relaxed);
+            return None;
+        }
+        Some(at)
+    }
+
     /// Whether tokio's clock has left the real one (paused, advanced).
     fn clock_is_virtual(&self) -> bool {
         self.virtual_elapsed().is_some()
@@ -324,13 +341,7 @@ impl Timer for TokioTimer {
         }
         let at = CoarseClock::global().elapsed_nanos();
         if at >= coarse.next_check.load(Ordering::Relaxed) {
-            coarse
-                .next_check
-                .store(at.saturating_add(CHECK_PAUSED_EVERY), Ordering::Relaxed);
-            if self.clock_is_virtual() {
-                coarse.paused.store(true, Ordering::Relaxed);
-                return None;
-            }
+            return self.check_paused(at);
         }
         Some(at)
     }

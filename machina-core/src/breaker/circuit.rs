@@ -423,8 +423,10 @@ impl CircuitBreaker {
     }
 
     /// The decision for one call. While the breaker is plainly passing it
-    /// costs one atomic load and one counter increment; otherwise it reads
-    /// the clock and asks the machine under the lock.
+    /// costs one atomic load and one counter increment, inline; otherwise
+    /// [`admit_slow`](Self::admit_slow) reads the clock and, if need be,
+    /// asks the machine under the lock.
+    #[inline]
     pub(crate) fn admit(&self) -> Result<Admission, CircuitOpen> {
         // The period first: if the machine moves on after this, the
         // outcome is of an earlier period and will be ignored.
@@ -434,6 +436,13 @@ impl CircuitBreaker {
             self.inner.fast_passing.fetch_add(1, Ordering::Relaxed);
             return Ok(Admission::new(CircuitState::Passing, period));
         }
+        self.admit_slow(period, pass_until)
+    }
+
+    /// [`admit`](Self::admit) when the window holds a failure or the
+    /// breaker is not plainly passing.
+    #[inline(never)]
+    fn admit_slow(&self, period: u64, pass_until: u64) -> Result<Admission, CircuitOpen> {
         let now = self.inner.runtime.now();
         if pass_until > self.inner.tally.elapsed(now) {
             self.inner.fast_passing.fetch_add(1, Ordering::Relaxed);
@@ -504,30 +513,50 @@ impl CircuitBreaker {
         shared.machine.add_successes(stamp, successes);
     }
 
+    /// Counts how an admitted call ended. A success of a call admitted in
+    /// this passing period, while the window holds no failure, cannot
+    /// trip the breaker: it is counted in the tally, inline and without
+    /// the lock, and reaches the window before anything reads it; every
+    /// other outcome goes to [`record`](Self::record).
+    #[inline]
     pub(crate) fn report(&self, admitted: Admission, failure: Option<&(dyn Error + 'static)>) {
-        let failed = failure.is_some_and(|e| self.counts(e));
-        let runtime = &self.inner.runtime;
-        // A success of a call admitted in this passing period, while the
-        // window holds no failure, cannot trip the breaker: it is counted
-        // in the tally, without the lock, and reaches the window before
-        // anything reads it. Where the runtime's coarse clock is fine
-        // enough for the window's buckets it is read instead of the
-        // precise one: a success counted a tick early is harmless.
-        if !failed
-            && admitted.state() == CircuitState::Passing
-            && admitted.period() == self.inner.period.load(Ordering::Acquire)
-        {
-            let counted = match (self.inner.coarse, runtime.coarse_nanos()) {
-                (Some(epoch), Some(nanos)) => {
-                    self.inner.tally.try_count_at(nanos.saturating_sub(epoch))
-                }
-                _ => self.inner.tally.try_count(runtime.now()),
-            };
-            if counted {
-                return;
-            }
+        if failure.is_none() && self.tally_takes(admitted) {
+            return;
         }
-        let now = runtime.now();
+        self.record(admitted, failure);
+    }
+
+    /// Counts a success in the tally if the call was admitted in this
+    /// passing period and now falls in the bucket counted. Where the
+    /// runtime's coarse clock is fine enough for the window's buckets it
+    /// is read instead of the precise one: a success counted a tick early
+    /// is harmless.
+    #[inline]
+    fn tally_takes(&self, admitted: Admission) -> bool {
+        if admitted.state() != CircuitState::Passing
+            || admitted.period() != self.inner.period.load(Ordering::Acquire)
+        {
+            return false;
+        }
+        let runtime = &self.inner.runtime;
+        match (self.inner.coarse, runtime.coarse_nanos()) {
+            (Some(epoch), Some(nanos)) => {
+                self.inner.tally.try_count_at(nanos.saturating_sub(epoch))
+            }
+            _ => self.inner.tally.try_count(runtime.now()),
+        }
+    }
+
+    /// An outcome the tally did not take: under the lock.
+    #[inline(never)]
+    fn record(&self, admitted: Admission, failure: Option<&(dyn Error + 'static)>) {
+        let failed = failure.is_some_and(|e| self.counts(e));
+        // An error the breaker does not count is a success, for the
+        // tally too.
+        if !failed && failure.is_some() && self.tally_takes(admitted) {
+            return;
+        }
+        let now = self.inner.runtime.now();
         let mut shared = self.shared();
         if failed && let Some(error) = failure {
             shared.last_failure = Some(error.to_string().into());

@@ -294,7 +294,6 @@ impl BreakerMachine {
         !(calls >= s.min_calls.max(1) && failures as f64 >= s.error_ratio * calls as f64)
     }
 
-    /// Counts calls admitted on the fast path as passing.
     /// The window's epoch and bucket length (ns), for a success tally
     /// kept outside the machine.
     pub(crate) fn window_geometry(&self) -> (Instant, u64) {
@@ -317,6 +316,7 @@ impl BreakerMachine {
         }
     }
 
+    /// Counts `calls` admitted on the fast path as passing.
     pub(crate) fn add_passing(&mut self, calls: u64) {
         self.stats.passing += calls;
     }
