@@ -16,7 +16,7 @@ use futures::future::{Either, select};
 
 use super::cadence::{Cadence, Next, RunOutcome};
 use super::kinds::ReconnectBackoff;
-use super::state::{Control, ControlWait, LoopState, Watch};
+use super::state::{CANCEL, Control, ControlWait, LoopState, Pulse, STOP, Watch};
 use super::{Loop, LoopEnd, LoopPanicked, SharedError};
 use crate::error::BoxError;
 use crate::rt::{Sleep, panic_message};
@@ -45,7 +45,7 @@ impl Drop for FinishGuard {
 impl Loop {
     fn control(&self, watch: Watch) -> ControlWait<'_> {
         ControlWait {
-            state: &self.shared.state,
+            pulse: &self.shared.pulse,
             watch,
         }
     }
@@ -135,11 +135,12 @@ async fn wait_until(
 
 /// Publishes that the next iteration is due `at`, unless a stop was asked
 /// for (then the run ends: `Break`).
-fn publish_next(state: &mut LoopState, at: Instant) -> ControlFlow<()> {
-    if state.stop_requested {
+fn publish_next(state: &mut LoopState, pulse: &Pulse, at: Instant) -> ControlFlow<()> {
+    let control = pulse.control();
+    if control & STOP != 0 {
         return ControlFlow::Break(());
     }
-    if !state.cancel_requested {
+    if control & CANCEL == 0 {
         state.next_iteration = Some(at);
     }
     ControlFlow::Continue(())
@@ -187,7 +188,9 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
         };
         // One look at the state: a stop ends the run; else publish when
         // the next iteration is due.
-        if !std::mem::take(&mut published) && publish_next(&mut lp.state(), at).is_break() {
+        if !std::mem::take(&mut published)
+            && publish_next(&mut lp.state(), &lp.shared.pulse, at).is_break()
+        {
             return Ok(LoopEnd::Stopped);
         }
         // A retry's wait ignores interval changes (they apply to the
@@ -218,14 +221,16 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
         // right after start): it wins over starting the body.
         {
             let mut state = lp.state();
-            if state.cancel_requested {
+            let pulse = &lp.shared.pulse;
+            let control = pulse.control();
+            if control & CANCEL != 0 {
                 return Ok(LoopEnd::Cancelled);
             }
-            if state.stop_requested {
+            if control & STOP != 0 {
                 return Ok(LoopEnd::Stopped);
             }
             state.next_iteration = cadence.next_due();
-            state.current_due = Some(due.scheduled);
+            pulse.set_current_due(due.scheduled);
             if let Some(late) = due.lateness {
                 state.stats.record_lateness(late);
             }
@@ -245,7 +250,7 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
             state.previous_execution_time = end - start;
             let (outcome, handled) = match result {
                 Ok(()) => {
-                    state.current_loop += 1;
+                    lp.shared.pulse.iteration_done();
                     state.stats.iterations += 1;
                     (RunOutcome::Succeeded, None)
                 }
@@ -257,7 +262,7 @@ async fn drive(lp: &Loop) -> Result<LoopEnd, SharedError> {
             };
             next = cadence.finish(outcome, end, || rt.calendar_now());
             if let Next::At(at) = next {
-                if publish_next(&mut state, at).is_break() {
+                if publish_next(&mut state, &lp.shared.pulse, at).is_break() {
                     return Ok(LoopEnd::Stopped);
                 }
                 published = true;

@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 
 pub use cadence::{Cadence, Due, Next, RunOutcome};
 pub use kinds::{ErrorKinds, ReconnectBackoff};
-use state::{Done, LoopState, lock};
+use state::{CANCEL, Done, INTERVAL, LoopState, Pulse, STOP, lock};
 
 use crate::error::BoxError;
 use crate::rt::{JoinHandle, Runtime, SpawnError};
@@ -57,21 +57,25 @@ type HookFn = Arc<dyn Fn(Loop) -> HookFuture + Send + Sync>;
 type ErrorHookFn = Arc<dyn Fn(Loop, SharedError) -> HookFuture + Send + Sync>;
 
 /// Counters of a loop over all its runs.
+///
+/// (`repr(C)`: the counters every tick writes come first, next to the
+/// loop's lock.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
+#[repr(C)]
 pub struct LoopStats {
-    /// Runs started.
-    pub runs: u64,
     /// Iterations that succeeded.
     pub iterations: u64,
-    /// Iterations that failed with a handled error and were retried.
-    pub retried_errors: u64,
-    /// Runs that ended with an error.
-    pub failed_runs: u64,
     /// Total lateness of iteration starts against their due times.
     pub lateness_total: Duration,
     /// The largest such lateness.
     pub lateness_max: Duration,
+    /// Runs started.
+    pub runs: u64,
+    /// Iterations that failed with a handled error and were retried.
+    pub retried_errors: u64,
+    /// Runs that ended with an error.
+    pub failed_runs: u64,
     /// How many starts were late by less than 1 µs, 2 µs, 4 µs, … 2³⁰ µs
     /// (about 18 minutes), and (last) by more: the distribution behind
     /// [`lateness_quantile`](Self::lateness_quantile).
@@ -207,14 +211,19 @@ impl<E: Into<BoxError>> IntoBodyResult for Result<(), E> {
     }
 }
 
+/// A loop's allocation. `repr(C)`: what every tick touches comes first,
+/// next to the reference counts — the pulse, the runtime, the body, then
+/// the lock (whose state keeps its per-tick fields first).
+#[repr(C)]
 pub(crate) struct LoopShared {
-    name: String,
+    pulse: Pulse,
     runtime: Runtime,
     body: BodyFn,
+    state: Mutex<LoopState>,
+    name: String,
     before_loop: Option<HookFn>,
     after_loop: Option<HookFn>,
     on_error: Option<ErrorHookFn>,
-    state: Mutex<LoopState>,
 }
 
 /// A background task that runs a body on a [`Schedule`], with a count,
@@ -307,12 +316,9 @@ impl Loop {
             state.running = true;
             state.stats.runs += 1;
             state.generation += 1;
-            state.current_loop = 0;
             state.next_iteration = Some(self.shared.runtime.now());
-            state.stop_requested = false;
-            state.cancel_requested = false;
-            state.interval_changed = false;
             state.failed = false;
+            self.shared.pulse.reset();
             state.generation
         };
         let task = engine::run(self.clone(), generation);
@@ -357,16 +363,12 @@ impl Loop {
     /// assert_eq!(lp.stats().iterations, 1);
     /// ```
     pub fn stop(&self) {
-        let waker = {
-            let mut state = self.state();
-            if !state.running {
-                return;
-            }
-            state.stop_requested = true;
-            state.next_iteration = None;
-            state.poke()
-        };
-        waker.into_iter().for_each(std::task::Waker::wake);
+        let mut state = self.state();
+        if !state.running {
+            return;
+        }
+        state.next_iteration = None;
+        self.shared.pulse.request(STOP);
     }
 
     /// Ends the loop now: a running body is dropped at its next await
@@ -398,16 +400,12 @@ impl Loop {
     /// assert_eq!(lp.stats().iterations, 0);
     /// ```
     pub fn cancel(&self) {
-        let waker = {
-            let mut state = self.state();
-            if !state.running {
-                return;
-            }
-            state.cancel_requested = true;
-            state.next_iteration = None;
-            state.poke()
-        };
-        waker.into_iter().for_each(std::task::Waker::wake);
+        let mut state = self.state();
+        if !state.running {
+            return;
+        }
+        state.next_iteration = None;
+        self.shared.pulse.request(CANCEL);
     }
 
     /// Cancels the loop if it is running, waits for that run to end, and
@@ -443,13 +441,13 @@ impl Loop {
     /// Whether the loop is being cancelled (true during `after_loop` after
     /// [`cancel`](Self::cancel)).
     pub fn is_being_cancelled(&self) -> bool {
-        self.state().cancel_requested
+        self.shared.pulse.requested(CANCEL)
     }
 
     /// The current iteration: 0 during the first body, one more after each
     /// successful iteration, back to 0 when the run ends.
     pub fn current_loop(&self) -> u64 {
-        self.state().current_loop
+        self.shared.pulse.current_loop()
     }
 
     /// When the next iteration is due: `None` before a start, after the
@@ -494,7 +492,7 @@ impl Loop {
     /// assert_eq!(*seen.lock().unwrap(), [secs(0), secs(1), secs(2)]);
     /// ```
     pub fn scheduled_at(&self) -> Option<Instant> {
-        self.state().current_due
+        self.shared.pulse.current_due()
     }
 
     /// How long the previous body took (zero before the first has ended).
@@ -510,7 +508,8 @@ impl Loop {
     /// Iterations left in this run (`None` if unbounded).
     pub fn remaining(&self) -> Option<u64> {
         let state = self.state();
-        state.count.map(|c| c.saturating_sub(state.current_loop))
+        let current_loop = self.shared.pulse.current_loop();
+        state.count.map(|c| c.saturating_sub(current_loop))
     }
 
     /// Counters over all runs.
@@ -568,13 +567,11 @@ impl Loop {
     /// ```
     pub fn change_interval(&self, interval: impl IntoInterval) -> Result<(), ScheduleError> {
         let interval = interval.into_interval()?;
-        let waker = {
-            let mut state = self.state();
-            state.schedule = state.schedule.with_interval(interval)?;
-            state.interval_changed = state.running;
-            state.poke()
-        };
-        waker.into_iter().for_each(std::task::Waker::wake);
+        let mut state = self.state();
+        state.schedule = state.schedule.with_interval(interval)?;
+        if state.running {
+            self.shared.pulse.request(INTERVAL);
+        }
         Ok(())
     }
 
@@ -603,12 +600,8 @@ impl Loop {
                 return;
             }
             state.running = false;
-            state.current_loop = 0;
             state.next_iteration = None;
-            state.stop_requested = false;
-            state.cancel_requested = false;
-            state.interval_changed = false;
-            state.task_waker = None;
+            self.shared.pulse.reset();
             std::mem::take(&mut state.done_wakers)
         };
         wakers.into_iter().for_each(std::task::Waker::wake);
@@ -623,7 +616,7 @@ impl fmt::Debug for Loop {
             .field("schedule", &state.schedule)
             .field("count", &state.count)
             .field("running", &state.running)
-            .field("current_loop", &state.current_loop)
+            .field("current_loop", &self.shared.pulse.current_loop())
             .finish_non_exhaustive()
     }
 }
@@ -789,13 +782,14 @@ impl LoopBuilder {
         });
         Loop {
             shared: Arc::new(LoopShared {
-                name: self.name,
+                pulse: Pulse::new(self.runtime.now()),
                 runtime: self.runtime,
                 body,
+                state: Mutex::new(self.state),
+                name: self.name,
                 before_loop: self.before_loop,
                 after_loop: self.after_loop,
                 on_error: self.on_error,
-                state: Mutex::new(self.state),
             }),
         }
     }

@@ -4,36 +4,132 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use futures::task::AtomicWaker;
+
 use super::kinds::ErrorKinds;
 use crate::schedule::Schedule;
 
+/// What the loop task and its readers touch on every tick, without the
+/// state's lock: the control requests (one atomic word), the task's
+/// waker, and the iteration and due time a body reads. Kept at the front
+/// of the loop's allocation, beside its reference counts.
+///
+/// The control bits and the counters are written under the state's lock
+/// (so a lock section sees them agree with the rest of the state) and
+/// read with or without it.
+#[derive(Debug)]
+pub(crate) struct Pulse {
+    /// [`STOP`], [`CANCEL`] and [`INTERVAL`] requests.
+    control: AtomicU8,
+    /// The loop task, while it waits for a control request.
+    waker: AtomicWaker,
+    /// The current iteration (see `Loop::current_loop`).
+    current_loop: AtomicU64,
+    /// When the iteration running now was due: nanoseconds after
+    /// `anchor`, plus one; 0 for none.
+    current_due: AtomicU64,
+    /// The instant `current_due` counts from: when the loop was built
+    /// (every due time is later).
+    anchor: Instant,
+}
+
+/// A stop was asked for.
+pub(crate) const STOP: u8 = 1;
+/// A cancel was asked for.
+pub(crate) const CANCEL: u8 = 2;
+/// The interval changed and the task has not yet seen it.
+pub(crate) const INTERVAL: u8 = 4;
+
+impl Pulse {
+    pub(crate) fn new(anchor: Instant) -> Self {
+        Pulse {
+            control: AtomicU8::new(0),
+            waker: AtomicWaker::new(),
+            current_loop: AtomicU64::new(0),
+            current_due: AtomicU64::new(0),
+            anchor,
+        }
+    }
+
+    /// The control requests pending.
+    #[inline]
+    pub(crate) fn control(&self) -> u8 {
+        self.control.load(Ordering::Acquire)
+    }
+
+    /// Whether `request` is pending.
+    #[inline]
+    pub(crate) fn requested(&self, request: u8) -> bool {
+        self.control() & request != 0
+    }
+
+    /// Adds `request` (under the state's lock) and wakes the loop task.
+    pub(crate) fn request(&self, request: u8) {
+        self.control.fetch_or(request, Ordering::AcqRel);
+        self.waker.wake();
+    }
+
+    /// A new run, or the end of one: no request pending, no iteration, no
+    /// task to wake (under the state's lock).
+    pub(crate) fn reset(&self) {
+        self.control.store(0, Ordering::Release);
+        self.current_loop.store(0, Ordering::Release);
+        drop(self.waker.take());
+    }
+
+    #[inline]
+    pub(crate) fn current_loop(&self) -> u64 {
+        self.current_loop.load(Ordering::Acquire)
+    }
+
+    /// One more iteration done (under the state's lock).
+    #[inline]
+    pub(crate) fn iteration_done(&self) {
+        self.current_loop
+            .store(self.current_loop() + 1, Ordering::Release);
+    }
+
+    #[inline]
+    pub(crate) fn current_due(&self) -> Option<Instant> {
+        match self.current_due.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(self.anchor + Duration::from_nanos(n - 1)),
+        }
+    }
+
+    /// The iteration starting now was due `at` (under the state's lock).
+    #[inline]
+    pub(crate) fn set_current_due(&self, at: Instant) {
+        let nanos = at.saturating_duration_since(self.anchor).as_nanos();
+        let stored = u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1;
+        self.current_due.store(stored, Ordering::Release);
+    }
+}
+
+/// The state behind the lock: what changes between ticks, then the
+/// configuration. `repr(C)` keeps the fields every tick writes next to the
+/// lock word, in the order given.
+#[repr(C)]
 pub(crate) struct LoopState {
+    pub(crate) running: bool,
+    pub(crate) failed: bool,
+    pub(crate) reconnect: bool,
+    pub(crate) next_iteration: Option<Instant>,
+    pub(crate) previous_execution_time: Duration,
+    pub(crate) stats: super::LoopStats,
+
     pub(crate) schedule: Schedule,
     pub(crate) count: Option<u64>,
-    pub(crate) reconnect: bool,
     pub(crate) reconnect_base: Duration,
     pub(crate) kinds: ErrorKinds,
-
-    pub(crate) running: bool,
     /// Increments with every start, so a finished run cannot touch the
     /// state of the next one.
     pub(crate) generation: u64,
-    pub(crate) current_loop: u64,
-    pub(crate) next_iteration: Option<Instant>,
-    /// When the iteration running now was due.
-    pub(crate) current_due: Option<Instant>,
-    pub(crate) stop_requested: bool,
-    pub(crate) cancel_requested: bool,
-    pub(crate) interval_changed: bool,
-    pub(crate) failed: bool,
-    pub(crate) previous_execution_time: Duration,
-    pub(crate) stats: super::LoopStats,
-    /// The loop task's waker, while it waits for a control request.
-    pub(crate) task_waker: Option<Waker>,
     /// Whoever waits for the current run to end.
     pub(crate) done_wakers: Vec<Waker>,
 }
@@ -41,30 +137,19 @@ pub(crate) struct LoopState {
 impl LoopState {
     pub(crate) fn new(schedule: Schedule, count: Option<u64>) -> Self {
         LoopState {
-            schedule,
-            count,
-            reconnect: true,
-            reconnect_base: Duration::from_secs(1),
-            kinds: ErrorKinds::default(),
             running: false,
-            generation: 0,
-            current_loop: 0,
-            next_iteration: None,
-            current_due: None,
-            stop_requested: false,
-            cancel_requested: false,
-            interval_changed: false,
             failed: false,
+            reconnect: true,
+            next_iteration: None,
             previous_execution_time: Duration::ZERO,
             stats: super::LoopStats::default(),
-            task_waker: None,
+            schedule,
+            count,
+            reconnect_base: Duration::from_secs(1),
+            kinds: ErrorKinds::default(),
+            generation: 0,
             done_wakers: Vec::new(),
         }
-    }
-
-    /// Wakes the loop task so it looks at the control flags again.
-    pub(crate) fn poke(&mut self) -> Option<Waker> {
-        self.task_waker.take()
     }
 }
 
@@ -90,32 +175,45 @@ pub(crate) struct Watch {
 }
 
 /// Completes with the first pending control request that `watch` covers
-/// (cancel always is). Consumes an interval change.
+/// (cancel always is). Consumes an interval change. Reads the control
+/// word without the state's lock.
 pub(crate) struct ControlWait<'a> {
-    pub(crate) state: &'a Mutex<LoopState>,
+    pub(crate) pulse: &'a Pulse,
     pub(crate) watch: Watch,
+}
+
+impl ControlWait<'_> {
+    fn pending(&self) -> Option<Control> {
+        let control = self.pulse.control();
+        if control & CANCEL != 0 {
+            return Some(Control::Cancel);
+        }
+        if self.watch.stop && control & STOP != 0 {
+            return Some(Control::Stop);
+        }
+        if self.watch.interval
+            && control & INTERVAL != 0
+            && self.pulse.control.fetch_and(!INTERVAL, Ordering::AcqRel) & INTERVAL != 0
+        {
+            return Some(Control::IntervalChanged);
+        }
+        None
+    }
 }
 
 impl Future for ControlWait<'_> {
     type Output = Control;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Control> {
-        let mut state = lock(self.state);
-        if state.cancel_requested {
-            return Poll::Ready(Control::Cancel);
+        if let Some(control) = self.pending() {
+            return Poll::Ready(control);
         }
-        if self.watch.stop && state.stop_requested {
-            return Poll::Ready(Control::Stop);
+        self.pulse.waker.register(cx.waker());
+        // A request made before the registration woke nobody: look again.
+        match self.pending() {
+            Some(control) => Poll::Ready(control),
+            None => Poll::Pending,
         }
-        if self.watch.interval && state.interval_changed {
-            state.interval_changed = false;
-            return Poll::Ready(Control::IntervalChanged);
-        }
-        match &state.task_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            _ => state.task_waker = Some(cx.waker().clone()),
-        }
-        Poll::Pending
     }
 }
 
@@ -136,5 +234,53 @@ impl Future for Done<'_> {
             state.done_wakers.push(cx.waker().clone());
         }
         Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_due_time_reads_back_exactly_and_a_request_is_seen_once() {
+        let anchor = Instant::now();
+        let pulse = Pulse::new(anchor);
+        assert_eq!(pulse.current_due(), None);
+        let at = anchor + Duration::new(3, 141_592_653);
+        pulse.set_current_due(at);
+        assert_eq!(pulse.current_due(), Some(at));
+        pulse.set_current_due(anchor);
+        assert_eq!(
+            pulse.current_due(),
+            Some(anchor),
+            "the anchor itself is a due time"
+        );
+
+        let watch = Watch {
+            stop: false,
+            interval: true,
+        };
+        let wait = ControlWait {
+            pulse: &pulse,
+            watch,
+        };
+        assert_eq!(wait.pending(), None);
+        pulse.request(INTERVAL);
+        assert_eq!(wait.pending(), Some(Control::IntervalChanged));
+        assert_eq!(wait.pending(), None, "an interval change is consumed");
+        pulse.request(STOP);
+        assert_eq!(wait.pending(), None, "this wait does not watch stops");
+        pulse.request(CANCEL);
+        assert_eq!(wait.pending(), Some(Control::Cancel));
+        assert!(pulse.requested(STOP) && pulse.requested(CANCEL));
+        pulse.iteration_done();
+        assert_eq!(pulse.current_loop(), 1);
+        pulse.reset();
+        assert_eq!((pulse.control(), pulse.current_loop()), (0, 0));
+        assert_eq!(
+            pulse.current_due(),
+            Some(anchor),
+            "a reset keeps the last due time"
+        );
     }
 }
