@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::core::BotCore;
 use super::emit::EmitBot;
 use super::error::BotError;
-use super::execute::{Execute, ExecuteInner, ExecuteTask, signature};
+use super::execute::{ExecuteBody, ExecuteTask, signature};
 use super::gate::Fence;
 use crate::loops::Loop;
 use crate::rt::Runtime;
@@ -151,18 +151,16 @@ impl Event {
     {
         let core = self.core()?;
         let erased = core.execute(name)?;
-        let Some(inner) = erased.handle.downcast_ref::<Arc<ExecuteInner<A, T>>>() else {
+        let Some(inner) = erased.handle.downcast_ref::<Arc<dyn ExecuteBody<A, T>>>() else {
             return Err(BotError::TypeMismatch {
                 name: name.to_owned(),
                 expected: erased.signature.clone(),
                 found: signature::<A, T>(),
             });
         };
-        let execute = Execute {
-            inner: inner.clone(),
-            core: core.clone(),
-        };
-        execute.spawn(args)
+        // The task takes its own reference to the execute and the bot:
+        // no `Execute` handle is made (and dropped) on the way.
+        inner.clone().spawn(&core, args)
     }
 }
 

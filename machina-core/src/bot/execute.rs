@@ -26,25 +26,41 @@ use crate::rt::{JoinError, JoinHandle};
 use crate::timeline::{CallEnd, CallId, Timeline};
 
 type HandlerFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
-pub(crate) type Handler<A, T> = Box<dyn ExecuteHandler<A, T>>;
 
-/// An execute's handler behind one vtable. A spawned call is built inside
-/// the implementation, where the handler's future type is known, so its
-/// attempts run unboxed in the task's own future; a call awaited in the
-/// caller's task ([`Execute::call`], whose future type cannot name the
-/// handler's) boxes each attempt.
-pub(crate) trait ExecuteHandler<A, T>: Send + Sync {
+/// What a registration makes of the handler once its call stack is known.
+pub(crate) type Handler<A, T> =
+    Box<dyn FnOnce(Arc<str>, CallStack) -> Arc<dyn ExecuteBody<A, T>> + Send>;
+
+/// A registered execute — its name, call stack and typed handler in one
+/// allocation — behind one vtable. A spawned call is built inside the
+/// implementation, where the handler's future type is known, so its
+/// attempts run unboxed in the task's own future, and the task holds this
+/// one allocation (one reference count for the handler, the stack and the
+/// name); a call awaited in the caller's task ([`Execute::call`], whose
+/// future type cannot name the handler's) boxes each attempt.
+pub(crate) trait ExecuteBody<A, T>: Send + Sync {
+    /// The execute's name.
+    fn name(&self) -> &Arc<str>;
+
+    /// The layers its calls run through.
+    fn stack(&self) -> &CallStack;
+
     /// One attempt, boxed.
     fn attempt_boxed(&self, args: A) -> HandlerFuture<T>;
 
-    /// Spawns a whole call of `execute` as a task of its bot.
-    fn spawn(&self, execute: &Execute<A, T>, args: A) -> Result<ExecuteTask<T>, BotError>;
+    /// Spawns a whole call as a task of the bot `core`.
+    fn spawn(self: Arc<Self>, core: &Arc<BotCore>, args: A) -> Result<ExecuteTask<T>, BotError>;
 }
 
-/// The handler a user registered, with its types.
-pub(crate) struct TypedHandler<F>(pub(crate) Arc<F>);
+/// The handler a user registered, with its types, beside its name and
+/// stack.
+pub(crate) struct TypedExecute<F> {
+    pub(crate) name: Arc<str>,
+    pub(crate) stack: CallStack,
+    pub(crate) handler: F,
+}
 
-impl<A, T, E, F, Fut> ExecuteHandler<A, T> for TypedHandler<F>
+impl<A, T, E, F, Fut> ExecuteBody<A, T> for TypedExecute<F>
 where
     A: Clone + Send + 'static,
     T: Send + 'static,
@@ -52,24 +68,37 @@ where
     F: Fn(A) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<T, E>> + Send + 'static,
 {
+    fn name(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    fn stack(&self) -> &CallStack {
+        &self.stack
+    }
+
     fn attempt_boxed(&self, args: A) -> HandlerFuture<T> {
-        let attempt = (self.0)(args);
+        let attempt = (self.handler)(args);
         Box::pin(async move { attempt.await.map_err(Into::into) })
     }
 
-    fn spawn(&self, execute: &Execute<A, T>, args: A) -> Result<ExecuteTask<T>, BotError> {
-        let handler = self.0.clone();
-        execute.spawn_with(args, move |args| {
-            let attempt = handler(args);
-            async move { attempt.await.map_err(Into::into) }
-        })
+    fn spawn(self: Arc<Self>, core: &Arc<BotCore>, args: A) -> Result<ExecuteTask<T>, BotError> {
+        let name = self.name.clone();
+        let handle = core.runtime.spawn_named_with(&name, |abort| {
+            let id = core.begin_execute(self.name.clone(), abort);
+            let guard = super::core::ExecuteGuard::new(core.clone(), id);
+            async move {
+                let this = self;
+                let attempt = |args| {
+                    let attempt = (this.handler)(args);
+                    async move { attempt.await.map_err(Into::into) }
+                };
+                let outcome = call_with(&this.name, &this.stack, &guard.core, args, attempt).await;
+                guard.finish(outcome.as_ref().err());
+                outcome
+            }
+        })?;
+        Ok(ExecuteTask { handle, name })
     }
-}
-
-pub(crate) struct ExecuteInner<A, T> {
-    pub(crate) name: Arc<str>,
-    handler: Handler<A, T>,
-    stack: CallStack,
 }
 
 /// A typed handle to a registered execute: a handler and the
@@ -85,7 +114,7 @@ pub(crate) struct ExecuteInner<A, T> {
 /// rules, and a panic in the handler becomes an [`ExecuteError`] for the
 /// caller, never a crash of the bot.
 pub struct Execute<A, T> {
-    pub(crate) inner: Arc<ExecuteInner<A, T>>,
+    pub(crate) inner: Arc<dyn ExecuteBody<A, T>>,
     pub(crate) core: Arc<BotCore>,
 }
 
@@ -115,23 +144,19 @@ where
         stack: CallStack,
     ) -> Self {
         Execute {
-            inner: Arc::new(ExecuteInner {
-                name: name.into(),
-                handler,
-                stack,
-            }),
+            inner: handler(name.into(), stack),
             core,
         }
     }
 
     /// The layers its calls run through.
     pub fn stack(&self) -> &CallStack {
-        &self.inner.stack
+        self.inner.stack()
     }
 
     /// The execute's name.
     pub fn name(&self) -> &str {
-        &self.inner.name
+        self.inner.name()
     }
 
     /// Runs the execute in the calling task and returns its value.
@@ -162,67 +187,9 @@ where
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
     pub fn call(&self, args: A) -> impl Future<Output = Result<T, ExecuteError>> + '_ {
-        let handler = &self.inner.handler;
-        self.call_with(args, move |args| handler.attempt_boxed(args))
-    }
-
-    /// [`call`](Self::call) with each attempt made by `attempt`.
-    fn call_with<'a, G, Fut>(
-        &'a self,
-        args: A,
-        mut attempt: G,
-    ) -> impl Future<Output = Result<T, ExecuteError>> + 'a
-    where
-        G: FnMut(A) -> Fut + 'a,
-        Fut: Future<Output = Result<T, BoxError>> + 'a,
-    {
-        // Not an `async fn`: the call stack's future is wrapped in place,
-        // not moved into another state machine.
         let inner = &*self.inner;
-        let recording = self.core.timeline.get().map(|timeline| {
-            let lane = match inner.stack.group_list().first() {
-                Some(group) => group.name().to_owned(),
-                None => inner.name.to_string(),
-            };
-            let rt = &self.core.runtime;
-            Recording {
-                id: timeline.call(&lane, rt.now()),
-                timeline: timeline.clone(),
-                runtime: rt.clone(),
-                ended: false,
-            }
-        });
-        let marks = recording
-            .as_ref()
-            .map(|r| (r.timeline.clone(), r.id, r.runtime.clone()));
-        let next = move || {
-            if let Some((timeline, id, rt)) = &marks {
-                timeline.attempt(*id, rt.now());
-            }
-            attempt(args.clone())
-        };
-        let call = inner.stack.run(&self.core.runtime, next);
-        AssertUnwindSafe(call).catch_unwind().map(move |outcome| {
-            if let Some(mut recording) = recording {
-                recording.end(match &outcome {
-                    Ok(Ok(_)) => CallEnd::Ok,
-                    Ok(Err(e)) if matches!(e.kind(), CallErrorKind::Refused { .. }) => {
-                        CallEnd::Refused
-                    }
-                    _ => CallEnd::Failed,
-                });
-            }
-            match outcome {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(source)) => Err(ExecuteError::Failed {
-                    name: inner.name.to_string(),
-                    source,
-                }),
-                Err(panic) => Err(ExecuteError::Panicked {
-                    name: inner.name.to_string(),
-                    message: crate::rt::panic_message(&*panic),
-                }),
-            }
+        call_with(inner.name(), inner.stack(), &self.core, args, move |args| {
+            inner.attempt_boxed(args)
         })
     }
 
@@ -270,41 +237,81 @@ where
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
     pub fn spawn(&self, args: A) -> Result<ExecuteTask<T>, BotError> {
-        self.inner.handler.spawn(self, args)
-    }
-
-    /// [`spawn`](Self::spawn) with each attempt made by `attempt`.
-    fn spawn_with<G, Fut>(&self, args: A, attempt: G) -> Result<ExecuteTask<T>, BotError>
-    where
-        G: FnMut(A) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
-    {
-        let this = self.clone();
-        let core = &self.core;
-        let handle = core.runtime.spawn_named_with(&self.inner.name, |abort| {
-            let id = core.begin_execute(self.inner.name.clone(), abort);
-            let guard = super::core::ExecuteGuard::new(core.clone(), id);
-            async move {
-                let outcome = this.call_with(args, attempt).await;
-                guard.finish(outcome.as_ref().err());
-                outcome
-            }
-        })?;
-        Ok(ExecuteTask {
-            handle,
-            name: self.inner.name.clone(),
-        })
+        self.inner.clone().spawn(&self.core, args)
     }
 }
 
 impl<A, T> fmt::Debug for Execute<A, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Execute")
-            .field("name", &self.inner.name)
-            .field("stack", &self.inner.stack)
+            .field("name", self.inner.name())
+            .field("stack", self.inner.stack())
             .field("signature", &signature::<A, T>())
             .finish()
     }
+}
+
+/// A whole call of the execute `name` through `stack`, each attempt made
+/// by `attempt`, recorded in `core`'s timeline if it has one: the value,
+/// or an [`ExecuteError`] (a panic included).
+fn call_with<'a, A, T, G, Fut>(
+    name: &'a Arc<str>,
+    stack: &'a CallStack,
+    core: &'a BotCore,
+    args: A,
+    mut attempt: G,
+) -> impl Future<Output = Result<T, ExecuteError>> + 'a
+where
+    A: Clone + 'a,
+    T: 'a,
+    G: FnMut(A) -> Fut + 'a,
+    Fut: Future<Output = Result<T, BoxError>> + 'a,
+{
+    // Not an `async fn`: the call stack's future is wrapped in place,
+    // not moved into another state machine.
+    let recording = core.timeline.get().map(|timeline| {
+        let lane = match stack.group_list().first() {
+            Some(group) => group.name().to_owned(),
+            None => name.to_string(),
+        };
+        let rt = &core.runtime;
+        Recording {
+            id: timeline.call(&lane, rt.now()),
+            timeline: timeline.clone(),
+            runtime: rt.clone(),
+            ended: false,
+        }
+    });
+    let marks = recording
+        .as_ref()
+        .map(|r| (r.timeline.clone(), r.id, r.runtime.clone()));
+    let next = move || {
+        if let Some((timeline, id, rt)) = &marks {
+            timeline.attempt(*id, rt.now());
+        }
+        attempt(args.clone())
+    };
+    let call = stack.run(&core.runtime, next);
+    AssertUnwindSafe(call).catch_unwind().map(move |outcome| {
+        if let Some(mut recording) = recording {
+            recording.end(match &outcome {
+                Ok(Ok(_)) => CallEnd::Ok,
+                Ok(Err(e)) if matches!(e.kind(), CallErrorKind::Refused { .. }) => CallEnd::Refused,
+                _ => CallEnd::Failed,
+            });
+        }
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(source)) => Err(ExecuteError::Failed {
+                name: name.to_string(),
+                source,
+            }),
+            Err(panic) => Err(ExecuteError::Panicked {
+                name: name.to_string(),
+                message: crate::rt::panic_message(&*panic),
+            }),
+        }
+    })
 }
 
 /// A running execute: awaiting it gives the value or an [`ExecuteError`];

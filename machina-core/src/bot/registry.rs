@@ -12,7 +12,9 @@ use std::sync::Arc;
 use super::core::BotCore;
 use super::emit::{Emit, EmitBuilder, IntoSchedule};
 use super::error::BotError;
-use super::execute::{Execute, ExecuteBuilder, GroupRef, Handler, TypedHandler, signature};
+use super::execute::{
+    Execute, ExecuteBody, ExecuteBuilder, GroupRef, Handler, TypedExecute, signature,
+};
 use super::machina::{Hook, Machina};
 use crate::call::CallStack;
 use crate::error::BoxError;
@@ -130,7 +132,13 @@ impl MachinaBuilder {
         ExecuteBuilder {
             builder: self,
             name: name.to_owned(),
-            handler: Box::new(TypedHandler(Arc::new(handler))),
+            handler: Box::new(move |name, stack| {
+                Arc::new(TypedExecute {
+                    name,
+                    stack,
+                    handler,
+                }) as Arc<dyn ExecuteBody<A, T>>
+            }),
             groups: Vec::new(),
             stack: CallStack::new(),
             _types: PhantomData,
