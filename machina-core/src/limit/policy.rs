@@ -185,10 +185,13 @@ impl GroupPolicy {
 
     /// Returns to the pool every token whose window has passed by `now`.
     fn expire(&mut self, now: Instant) {
-        while let Some(&oldest) = self.starts.front() {
-            if instant_after(oldest, self.window) > now {
-                break;
-            }
+        // A start leaves the window once `start + window <= now`: once it
+        // is at or before `now - window`, one subtraction for all of them
+        // (while that instant is before the clock's origin, none has).
+        let Some(cutoff) = now.checked_sub(self.window) else {
+            return;
+        };
+        while self.starts.front().is_some_and(|&oldest| oldest <= cutoff) {
             self.starts.pop_front();
         }
     }
