@@ -347,3 +347,45 @@ cross_runtime! {
         assert_eq!((api.in_flight(), remote.in_flight()), (0, 0));
     }
 }
+
+cross_runtime! {
+    /// A run ends once its last execute does, also when thousands end on
+    /// several worker threads at once (the book of running executes is
+    /// sharded; the removal that empties it must wake the run), and counts
+    /// every one of them. Repeated, so that a lost wake-up shows as a hang.
+    async fn a_run_ends_when_its_last_execute_does(rt: Runtime, env: Env) {
+        const CALLS: u32 = 2_000;
+        for round in 0..10 {
+            let mut bot = Machina::builder(&rt);
+            bot.group("pool", Limits::new().max_in_flight(64)).unwrap();
+            let rt2 = rt.clone();
+            bot.execute("work", move |n: u32| {
+                let rt = rt2.clone();
+                async move {
+                    if n.is_multiple_of(7) {
+                        rt.sleep(ms(1)).await;
+                    }
+                    if n % 100 == 99 {
+                        return Err(BoxError::from("every hundredth fails"));
+                    }
+                    Ok::<_, BoxError>(n)
+                }
+            })
+            .groups(["pool"])
+            .register()
+            .unwrap();
+            bot.emit("driver", "1s").unwrap().count(1).register(|event: Event| async move {
+                for n in 0..CALLS {
+                    event.execute::<u32, u32>("work", n).unwrap().detach();
+                }
+            }).unwrap();
+            let run = rt.timeout(Duration::from_secs(60), bot.build().run()).await;
+            let stats = run.expect("the run ended").unwrap().stats;
+            assert_eq!(
+                (stats.executes_ok, stats.executes_failed, stats.executes_cancelled),
+                (u64::from(CALLS - CALLS / 100), u64::from(CALLS / 100), 0),
+                "round {round}"
+            );
+        }
+    }
+}

@@ -1,82 +1,221 @@
-//! The bot's book of spawned executes that are still running: a slab of
-//! entries with generation-checked ids, so that adding and removing one is
-//! O(1) without hashing, and a late update for a finished execute can
-//! never touch the entry that reused its slot.
+//! The bot's book of spawned executes that are still running, and what
+//! those that ended came to: [`ExecuteBook`].
+//!
+//! Every spawned execute is booked when its task is made and struck off
+//! when it ends, usually on another worker thread than the one that
+//! booked it. The book is therefore split into shards, each a slab of
+//! entries under its own lock on its own cache line: a thread books into
+//! the shards in turn, so the thread spawning executes and the threads
+//! finishing them seldom wait for the same lock. Entries have
+//! generation-checked ids, so that adding and removing one is O(1)
+//! without hashing, and a late update for a finished execute can never
+//! touch the entry that reused its slot. An entry names its execute by
+//! the index the bot gave it at registration (no reference count to
+//! update per call).
 
-use std::sync::Arc;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::rt::AbortHandle;
 
+/// Shards of the book: a power of two, enough that two or three busy
+/// threads rarely meet on one lock.
+const SHARDS: usize = 16;
+
 struct Slot {
     generation: u32,
-    entry: Option<(Arc<str>, AbortHandle)>,
+    entry: Option<(u32, AbortHandle)>,
 }
 
+/// One shard's entries and the counts of those that ended.
 #[derive(Default)]
-pub(crate) struct ExecuteBook {
+struct Slab {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    live: usize,
+    ended: EndedCounts,
 }
 
-/// Identifies one entry: its slot and the slot's generation.
-pub(crate) type EntryId = u64;
+/// How the executes struck off the book ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct EndedCounts {
+    pub(crate) ok: u64,
+    pub(crate) failed: u64,
+    pub(crate) cancelled: u64,
+}
 
-fn split(id: EntryId) -> (usize, u32) {
-    ((id & 0xffff_ffff) as usize, (id >> 32) as u32)
+/// How one execute ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Ok,
+    Failed,
+    Cancelled,
+}
+
+/// A shard, alone on its cache line(s).
+#[repr(align(64))]
+#[derive(Default)]
+struct Shard {
+    slab: Mutex<Slab>,
+    /// Entries in the slab: written under its lock, read without it (see
+    /// [`ExecuteBook::is_empty`]).
+    live: AtomicUsize,
+}
+
+impl Shard {
+    fn lock(&self) -> MutexGuard<'_, Slab> {
+        self.slab.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Identifies one entry: its shard, its slot and the slot's generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct EntryId {
+    shard: u32,
+    slot: u32,
+    generation: u32,
+}
+
+/// The running executes, sharded (see the module docs).
+pub(crate) struct ExecuteBook {
+    shards: Box<[Shard]>,
+}
+
+impl Default for ExecuteBook {
+    fn default() -> Self {
+        ExecuteBook {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
+}
+
+/// The shard this thread books into next: each thread goes round the
+/// shards from a place of its own.
+fn next_shard() -> usize {
+    thread_local! {
+        static NEXT: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    NEXT.with(|next| {
+        let mut at = next.get();
+        if at == usize::MAX {
+            // A start that differs between threads: where this thread's
+            // counter lives.
+            at = std::ptr::from_ref(next).addr() >> 6;
+        }
+        next.set(at.wrapping_add(1));
+        at % SHARDS
+    })
 }
 
 impl ExecuteBook {
-    /// Adds a running execute named `name`, aborted through `abort`.
-    pub(crate) fn insert(&mut self, name: Arc<str>, abort: AbortHandle) -> EntryId {
-        self.live += 1;
-        let index = match self.free.pop() {
+    /// Adds a running execute (its registration index `name`), aborted
+    /// through `abort`.
+    pub(crate) fn insert(&self, name: u32, abort: AbortHandle) -> EntryId {
+        let shard_index = next_shard();
+        let shard = &self.shards[shard_index];
+        let mut slab = shard.lock();
+        let index = match slab.free.pop() {
             Some(index) => index as usize,
             None => {
-                self.slots.push(Slot {
+                slab.slots.push(Slot {
                     generation: 0,
                     entry: None,
                 });
-                self.slots.len() - 1
+                slab.slots.len() - 1
             }
         };
-        let slot = &mut self.slots[index];
+        let slot = &mut slab.slots[index];
         slot.entry = Some((name, abort));
-        (u64::from(slot.generation) << 32) | index as u64
+        let id = EntryId {
+            shard: shard_index as u32,
+            slot: index as u32,
+            generation: slot.generation,
+        };
+        // Release, not sequentially consistent: only a count's fall to
+        // zero pairs with the idle flag (see `remove`).
+        shard
+            .live
+            .store(shard.live.load(Ordering::Relaxed) + 1, Ordering::Release);
+        id
     }
 
-    fn slot_mut(&mut self, id: EntryId) -> Option<&mut Slot> {
-        let (index, generation) = split(id);
-        self.slots
-            .get_mut(index)
-            .filter(|s| s.generation == generation && s.entry.is_some())
-    }
-
-    /// Removes entry `id`; returns its name if it was running.
-    pub(crate) fn remove(&mut self, id: EntryId) -> Option<Arc<str>> {
-        let slot = self.slot_mut(id)?;
-        let (name, _) = slot.entry.take()?;
+    /// Strikes entry `id` off, counting how it `ended`. Returns its name
+    /// index if it was running, and whether its shard is now empty.
+    pub(crate) fn remove(&self, id: EntryId, ended: Ended) -> Option<(u32, bool)> {
+        let shard = self.shards.get(id.shard as usize)?;
+        let mut slab = shard.lock();
+        let slot = slab
+            .slots
+            .get_mut(id.slot as usize)
+            .filter(|s| s.generation == id.generation)?;
+        let (name, _abort) = slot.entry.take()?;
         slot.generation = slot.generation.wrapping_add(1);
-        self.free.push(split(id).0 as u32);
-        self.live -= 1;
-        Some(name)
+        slab.free.push(id.slot);
+        match ended {
+            Ended::Ok => slab.ended.ok += 1,
+            Ended::Failed => slab.ended.failed += 1,
+            Ended::Cancelled => slab.ended.cancelled += 1,
+        }
+        let live = shard.live.load(Ordering::Relaxed) - 1;
+        if live == 0 {
+            // Sequentially consistent with the bot's idle flag: a waiter
+            // that set the flag before this store sees the zero, or this
+            // remover sees the flag. (A count above zero is never what
+            // makes a waiter ready: a plain store will do, and a waiter
+            // that reads a stale one waits for the fall to zero.)
+            shard.live.store(0, Ordering::SeqCst);
+        } else {
+            shard.live.store(live, Ordering::Release);
+        }
+        Some((name, live == 0))
+    }
+
+    /// Whether no execute is running: every shard's count, read without
+    /// the locks (sequentially consistent with the removals).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.shards
+            .iter()
+            .all(|s| s.live.load(Ordering::SeqCst) == 0)
     }
 
     /// How many executes are running.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.live
+        self.shards
+            .iter()
+            .map(|s| s.live.load(Ordering::SeqCst))
+            .sum()
     }
 
-    /// The running executes: id, name and abort handle.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (EntryId, &Arc<str>, &AbortHandle)> {
-        self.slots.iter().enumerate().filter_map(|(index, slot)| {
-            let (name, abort) = slot.entry.as_ref()?;
-            Some((
-                (u64::from(slot.generation) << 32) | index as u64,
-                name,
-                abort,
-            ))
-        })
+    /// The running executes: id, name index and abort handle.
+    pub(crate) fn entries(&self) -> Vec<(EntryId, u32, AbortHandle)> {
+        let mut entries = Vec::new();
+        for (shard_index, shard) in self.shards.iter().enumerate() {
+            let slab = shard.lock();
+            for (index, slot) in slab.slots.iter().enumerate() {
+                if let Some((name, abort)) = &slot.entry {
+                    let id = EntryId {
+                        shard: shard_index as u32,
+                        slot: index as u32,
+                        generation: slot.generation,
+                    };
+                    entries.push((id, *name, abort.clone()));
+                }
+            }
+        }
+        entries
+    }
+
+    /// How the executes struck off so far ended.
+    pub(crate) fn ended(&self) -> EndedCounts {
+        let mut total = EndedCounts::default();
+        for shard in self.shards.iter() {
+            let ended = shard.lock().ended;
+            total.ok += ended.ok;
+            total.failed += ended.failed;
+            total.cancelled += ended.cancelled;
+        }
+        total
     }
 }
 
@@ -90,19 +229,86 @@ mod tests {
 
     #[test]
     fn a_reused_slot_ignores_updates_for_its_former_entry() {
-        let mut book = ExecuteBook::default();
-        let a = book.insert("a".into(), abort());
-        let b = book.insert("b".into(), abort());
-        assert_eq!(book.len(), 2);
-        assert_eq!(book.remove(a).as_deref(), Some("a"));
-        assert_eq!(book.remove(a), None, "removed once");
-        let c = book.insert("c".into(), abort());
-        assert_ne!(a, c, "same slot, new generation");
-        assert_eq!(book.remove(a), None, "a stale id does not remove c");
-        let names: Vec<_> = book.iter().map(|(_, n, _)| n.to_string()).collect();
-        assert_eq!(names, ["c", "b"]);
-        assert_eq!(book.remove(b).as_deref(), Some("b"));
-        assert_eq!(book.remove(c).as_deref(), Some("c"));
-        assert_eq!(book.len(), 0);
+        let book = ExecuteBook::default();
+        // Sixteen more entries than shards: every shard is used, and some
+        // slot of each is reused below.
+        let ids: Vec<EntryId> = (0..SHARDS as u32 + 16)
+            .map(|n| book.insert(n, abort()))
+            .collect();
+        assert_eq!(book.len(), SHARDS + 16);
+        let a = ids[0];
+        assert_eq!(book.remove(a, Ended::Ok).map(|(n, _)| n), Some(0));
+        assert_eq!(book.remove(a, Ended::Ok), None, "removed once");
+        let fresh: Vec<EntryId> = (0..SHARDS as u32)
+            .map(|n| book.insert(100 + n, abort()))
+            .collect();
+        let reused = fresh
+            .iter()
+            .find(|id| id.shard == a.shard && id.slot == a.slot)
+            .expect("the freed slot is reused by the next entry of its shard");
+        assert_ne!(*reused, a, "same slot, new generation");
+        assert_eq!(
+            book.remove(a, Ended::Failed),
+            None,
+            "a stale id removes nothing"
+        );
+        let names: Vec<u32> = book.entries().iter().map(|(_, n, _)| *n).collect();
+        assert_eq!(names.len(), 2 * SHARDS + 15);
+        assert!(!names.contains(&0));
+        for id in ids.iter().skip(1).chain(&fresh) {
+            assert!(book.remove(*id, Ended::Cancelled).is_some());
+        }
+        assert!(book.is_empty());
+        assert_eq!(
+            book.ended(),
+            EndedCounts {
+                ok: 1,
+                failed: 0,
+                cancelled: 2 * SHARDS as u64 + 15,
+            }
+        );
+    }
+
+    #[test]
+    fn a_removal_says_when_its_shard_empties() {
+        let book = ExecuteBook::default();
+        let ids: Vec<EntryId> = (0..2 * SHARDS as u32)
+            .map(|n| book.insert(n, abort()))
+            .collect();
+        // Each shard holds two entries: the first removal leaves one.
+        let first = ids[0];
+        let twin = ids
+            .iter()
+            .skip(1)
+            .find(|id| id.shard == first.shard)
+            .copied()
+            .expect("two entries per shard");
+        assert_eq!(book.remove(first, Ended::Ok).map(|(_, e)| e), Some(false));
+        assert_eq!(book.remove(twin, Ended::Ok).map(|(_, e)| e), Some(true));
+        assert!(!book.is_empty(), "other shards still hold entries");
+    }
+
+    #[test]
+    fn threads_book_and_strike_off_concurrently() {
+        let book = std::sync::Arc::new(ExecuteBook::default());
+        let (tx, rx) = std::sync::mpsc::channel::<EntryId>();
+        let remover = {
+            let book = book.clone();
+            std::thread::spawn(move || {
+                let mut removed = 0;
+                for id in rx {
+                    assert!(book.remove(id, Ended::Ok).is_some());
+                    removed += 1;
+                }
+                removed
+            })
+        };
+        for n in 0..10_000 {
+            tx.send(book.insert(n, abort())).expect("remover");
+        }
+        drop(tx);
+        assert_eq!(remover.join().expect("remover"), 10_000);
+        assert!(book.is_empty());
+        assert_eq!(book.ended().ok, 10_000);
     }
 }

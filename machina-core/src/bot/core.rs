@@ -5,20 +5,21 @@
 //! emits, executes and events call into it.
 
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Poll, Waker};
 
-use super::book::{EntryId, ExecuteBook};
+use super::book::{Ended, EntryId, ExecuteBook};
 use super::emit::Emit;
 use super::error::{BotError, ExecuteError};
 use super::registry::{ErasedExecute, Registry};
 use crate::loops::{LoopEnd, SharedError};
 use crate::rt::{AbortHandle, Runtime};
 
-/// What is running now, and what has happened.
+/// What is running now, and what has happened (the executes apart: see
+/// [`BotCore::executes`]).
 #[derive(Default)]
 pub(super) struct Activity {
-    pub(super) executes: ExecuteBook,
     pub(super) emits_running: usize,
     pub(super) emit_errors: Vec<(String, SharedError)>,
     pub(super) stats: RunStats,
@@ -52,6 +53,17 @@ pub(crate) struct BotCore {
     pub(crate) timeline: Arc<OnceLock<crate::timeline::Timeline>>,
     pub(super) registry: OnceLock<Registry>,
     pub(super) activity: Mutex<Activity>,
+    /// The spawned executes still running, and how those that ended did:
+    /// sharded locks of their own, off the activity's lock (one is taken
+    /// twice per spawned execute, on different threads).
+    pub(super) executes: ExecuteBook,
+    /// The executes' names, by the index each got at registration (what
+    /// the book keeps of a running execute).
+    pub(super) execute_names: Mutex<Vec<Arc<str>>>,
+    /// Set while someone waits for the bot to go idle: then the removal
+    /// that empties a shard of the book looks whether the whole bot is
+    /// idle.
+    pub(super) idle_waiting: AtomicBool,
 }
 
 impl BotCore {
@@ -135,50 +147,68 @@ impl BotCore {
                 Ok(Err(error)) => activity.emit_errors.push((name, error)),
                 Err(join) => activity.emit_errors.push((name, Arc::new(join))),
             }
-            activity.take_idle_wakers()
+            self.take_idle_wakers(&mut activity)
         };
         wakers.into_iter().for_each(Waker::wake);
     }
 
-    /// Books a spawned execute named `name`, aborted through `abort`
-    /// (one lock section: the task's join state is made before it is
-    /// spawned, so its abort handle is known here).
-    pub(crate) fn begin_execute(&self, name: Arc<str>, abort: AbortHandle) -> EntryId {
-        self.activity().executes.insert(name, abort)
+    /// Gives the execute `name` its index in the book.
+    pub(super) fn add_execute_name(&self, name: Arc<str>) -> u32 {
+        let mut names = self.execute_names.lock().unwrap_or_else(|p| p.into_inner());
+        names.push(name);
+        u32::try_from(names.len() - 1).unwrap_or(u32::MAX)
+    }
+
+    /// The name of the execute with book index `index`.
+    pub(super) fn execute_name(&self, index: u32) -> Arc<str> {
+        let names = self.execute_names.lock().unwrap_or_else(|p| p.into_inner());
+        names
+            .get(index as usize)
+            .cloned()
+            .unwrap_or_else(|| Arc::from("(unregistered execute)"))
+    }
+
+    /// Books a spawned execute (its name index `name`), aborted through
+    /// `abort` (the task's allocation is made before it is spawned, so
+    /// its abort handle is known here).
+    pub(crate) fn begin_execute(&self, name: u32, abort: AbortHandle) -> EntryId {
+        self.executes.insert(name, abort)
     }
 
     pub(super) fn end_execute(&self, id: EntryId, outcome: Option<Result<(), &ExecuteError>>) {
-        let (name, wakers) = {
-            let mut activity = self.activity();
-            let Some(name) = activity.executes.remove(id) else {
-                return;
-            };
-            match outcome {
-                Some(Ok(())) => activity.stats.executes_ok += 1,
-                Some(Err(ExecuteError::Cancelled { .. })) | None => {
-                    activity.stats.executes_cancelled += 1;
-                }
-                Some(Err(_)) => activity.stats.executes_failed += 1,
-            }
-            (name, activity.take_idle_wakers())
+        let ended = match outcome {
+            Some(Ok(())) => Ended::Ok,
+            Some(Err(ExecuteError::Cancelled { .. })) | None => Ended::Cancelled,
+            Some(Err(_)) => Ended::Failed,
         };
-        // Logged outside the lock: a subscriber (Sentry's, say) may take
+        let Some((name, shard_emptied)) = self.executes.remove(id, ended) else {
+            return;
+        };
+        // Logged outside any lock: a subscriber (Sentry's, say) may take
         // its time.
         match outcome {
             Some(Ok(())) => {}
             Some(Err(ExecuteError::Cancelled { .. })) | None => {
-                tracing::debug!(execute = %name, "execute cancelled");
+                tracing::debug!(execute = %self.execute_name(name), "execute cancelled");
             }
-            Some(Err(error)) => tracing::warn!(execute = %name, %error, "execute failed"),
+            Some(Err(error)) => {
+                tracing::warn!(execute = %self.execute_name(name), %error, "execute failed");
+            }
         }
-        wakers.into_iter().for_each(Waker::wake);
+        // Sequentially consistent with `idle`, which sets the flag before
+        // it reads the book: one of the two sees the other.
+        if shard_emptied && self.idle_waiting.load(Ordering::SeqCst) {
+            let wakers = self.take_idle_wakers(&mut self.activity());
+            wakers.into_iter().for_each(Waker::wake);
+        }
     }
 
     /// Completes when no emit runs and no spawned execute is in flight.
     pub(super) async fn idle(&self) {
         poll_fn(|cx| {
             let mut activity = self.activity();
-            if activity.is_idle() {
+            self.idle_waiting.store(true, Ordering::SeqCst);
+            if self.is_idle(&activity) {
                 return Poll::Ready(());
             }
             if !activity.idle_wakers.iter().any(|w| w.will_wake(cx.waker())) {
@@ -188,18 +218,29 @@ impl BotCore {
         })
         .await;
     }
-}
 
-impl Activity {
-    pub(super) fn is_idle(&self) -> bool {
-        self.emits_running == 0 && self.executes.len() == 0
+    /// Whether no emit runs and no spawned execute is in flight.
+    pub(super) fn is_idle(&self, activity: &Activity) -> bool {
+        activity.emits_running == 0 && self.executes.is_empty()
     }
 
-    pub(super) fn take_idle_wakers(&mut self) -> Vec<Waker> {
-        if self.is_idle() {
-            std::mem::take(&mut self.idle_wakers)
+    /// The idle waiters to wake, if the bot is idle.
+    pub(super) fn take_idle_wakers(&self, activity: &mut Activity) -> Vec<Waker> {
+        if self.is_idle(activity) {
+            std::mem::take(&mut activity.idle_wakers)
         } else {
             Vec::new()
+        }
+    }
+
+    /// The counters so far.
+    pub(super) fn stats(&self, activity: &Activity) -> RunStats {
+        let ended = self.executes.ended();
+        RunStats {
+            executes_ok: ended.ok,
+            executes_failed: ended.failed,
+            executes_cancelled: ended.cancelled,
+            ..activity.stats
         }
     }
 }

@@ -27,9 +27,10 @@ use crate::timeline::{CallEnd, CallId, Timeline};
 
 type HandlerFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
 
-/// What a registration makes of the handler once its call stack is known.
+/// What a registration makes of the handler once its call stack and its
+/// index in the bot's book are known.
 pub(crate) type Handler<A, T> =
-    Box<dyn FnOnce(Arc<str>, CallStack) -> Arc<dyn ExecuteBody<A, T>> + Send>;
+    Box<dyn FnOnce(Arc<str>, u32, CallStack) -> Arc<dyn ExecuteBody<A, T>> + Send>;
 
 /// A registered execute — its name, call stack and typed handler in one
 /// allocation — behind one vtable. A spawned call is built inside the
@@ -56,6 +57,8 @@ pub(crate) trait ExecuteBody<A, T>: Send + Sync {
 /// stack.
 pub(crate) struct TypedExecute<F> {
     pub(crate) name: Arc<str>,
+    /// The execute's index in its bot's book of running executes.
+    pub(crate) index: u32,
     pub(crate) stack: CallStack,
     pub(crate) handler: F,
 }
@@ -84,7 +87,7 @@ where
     fn spawn(self: Arc<Self>, core: &Arc<BotCore>, args: A) -> Result<ExecuteTask<T>, BotError> {
         let name = self.name.clone();
         let handle = core.runtime.spawn_named_with(&name, |abort| {
-            let id = core.begin_execute(self.name.clone(), abort);
+            let id = core.begin_execute(self.index, abort);
             let guard = super::core::ExecuteGuard::new(core.clone(), id);
             async move {
                 let this = self;
@@ -143,8 +146,10 @@ where
         handler: Handler<A, T>,
         stack: CallStack,
     ) -> Self {
+        let name: Arc<str> = name.into();
+        let index = core.add_execute_name(name.clone());
         Execute {
-            inner: handler(name.into(), stack),
+            inner: handler(name, index, stack),
             core,
         }
     }

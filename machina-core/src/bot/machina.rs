@@ -9,10 +9,11 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use super::book::EntryId;
+use super::book::{EntryId, ExecuteBook};
 use super::core::{Activity, BotCore, RunStats};
 use super::emit::Emit;
 use super::error::BotError;
@@ -100,6 +101,9 @@ impl Machina {
                 timeline: Arc::default(),
                 registry: OnceLock::new(),
                 activity: Mutex::new(Activity::default()),
+                executes: ExecuteBook::default(),
+                execute_names: Mutex::default(),
+                idle_waiting: AtomicBool::new(false),
             }),
             registry: Registry::default(),
             startup: Vec::new(),
@@ -146,7 +150,7 @@ impl Machina {
 
     /// The counters so far.
     pub fn stats(&self) -> RunStats {
-        self.core.activity().stats
+        self.core.stats(&self.core.activity())
     }
 
     /// Runs the startup hooks in order, starts every `alive` emit, and
@@ -213,7 +217,7 @@ impl Machina {
         let errors = std::mem::take(&mut activity.emit_errors);
         if errors.is_empty() {
             Ok(RunReport {
-                stats: activity.stats,
+                stats: self.core.stats(&activity),
             })
         } else {
             Err(BotError::EmitsFailed(errors))
@@ -284,10 +288,10 @@ impl Machina {
             .collect();
         let executes: Vec<(EntryId, String)> = self
             .core
-            .activity()
             .executes
-            .iter()
-            .map(|(id, name, _)| (id, name.to_string()))
+            .entries()
+            .into_iter()
+            .map(|(id, name, _)| (id, self.core.execute_name(name).to_string()))
             .collect();
         emits.iter().for_each(|e| e.lp.stop());
         let in_time = self
@@ -300,10 +304,10 @@ impl Machina {
         if !in_time {
             let still: Vec<(EntryId, String, AbortHandle)> = self
                 .core
-                .activity()
                 .executes
-                .iter()
-                .map(|(id, name, abort)| (id, name.to_string(), abort.clone()))
+                .entries()
+                .into_iter()
+                .map(|(id, name, abort)| (id, self.core.execute_name(name).to_string(), abort))
                 .collect();
             for (_, name, abort) in &still {
                 abort.abort();

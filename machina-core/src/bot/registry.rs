@@ -132,9 +132,10 @@ impl MachinaBuilder {
         ExecuteBuilder {
             builder: self,
             name: name.to_owned(),
-            handler: Box::new(move |name, stack| {
+            handler: Box::new(move |name, index, stack| {
                 Arc::new(TypedExecute {
                     name,
+                    index,
                     stack,
                     handler,
                 }) as Arc<dyn ExecuteBody<A, T>>
