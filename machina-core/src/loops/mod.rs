@@ -363,12 +363,15 @@ impl Loop {
     /// assert_eq!(lp.stats().iterations, 1);
     /// ```
     pub fn stop(&self) {
-        let mut state = self.state();
-        if !state.running {
-            return;
+        {
+            let mut state = self.state();
+            if !state.running {
+                return;
+            }
+            state.next_iteration = None;
+            self.shared.pulse.request(STOP);
         }
-        state.next_iteration = None;
-        self.shared.pulse.request(STOP);
+        self.shared.pulse.wake();
     }
 
     /// Ends the loop now: a running body is dropped at its next await
@@ -400,12 +403,15 @@ impl Loop {
     /// assert_eq!(lp.stats().iterations, 0);
     /// ```
     pub fn cancel(&self) {
-        let mut state = self.state();
-        if !state.running {
-            return;
+        {
+            let mut state = self.state();
+            if !state.running {
+                return;
+            }
+            state.next_iteration = None;
+            self.shared.pulse.request(CANCEL);
         }
-        state.next_iteration = None;
-        self.shared.pulse.request(CANCEL);
+        self.shared.pulse.wake();
     }
 
     /// Cancels the loop if it is running, waits for that run to end, and
@@ -567,11 +573,15 @@ impl Loop {
     /// ```
     pub fn change_interval(&self, interval: impl IntoInterval) -> Result<(), ScheduleError> {
         let interval = interval.into_interval()?;
-        let mut state = self.state();
-        state.schedule = state.schedule.with_interval(interval)?;
-        if state.running {
+        {
+            let mut state = self.state();
+            state.schedule = state.schedule.with_interval(interval)?;
+            if !state.running {
+                return Ok(());
+            }
             self.shared.pulse.request(INTERVAL);
         }
+        self.shared.pulse.wake();
         Ok(())
     }
 

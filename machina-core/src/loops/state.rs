@@ -68,9 +68,14 @@ impl Pulse {
         self.control() & request != 0
     }
 
-    /// Adds `request` (under the state's lock) and wakes the loop task.
+    /// Adds `request` (under the state's lock); then [`wake`](Self::wake)
+    /// the loop task, once the lock is dropped.
     pub(crate) fn request(&self, request: u8) {
         self.control.fetch_or(request, Ordering::AcqRel);
+    }
+
+    /// Wakes the loop task, if it waits for a control request.
+    pub(crate) fn wake(&self) {
         self.waker.wake();
     }
 
@@ -266,6 +271,7 @@ mod tests {
         };
         assert_eq!(wait.pending(), None);
         pulse.request(INTERVAL);
+        pulse.wake();
         assert_eq!(wait.pending(), Some(Control::IntervalChanged));
         assert_eq!(wait.pending(), None, "an interval change is consumed");
         pulse.request(STOP);
