@@ -346,20 +346,6 @@ impl Timer for TokioTimer {
         Some(at)
     }
 
-    fn now_nanos(&self) -> Option<u64> {
-        let coarse = &*self.coarse;
-        if coarse.paused.load(Ordering::Relaxed) {
-            return None;
-        }
-        // Counted from the same anchor as the coarse clock, so the same
-        // check schedule serves both.
-        let at = CoarseClock::global().precise_nanos();
-        if at >= coarse.next_check.load(Ordering::Relaxed) {
-            return self.check_paused(at);
-        }
-        Some(at)
-    }
-
     fn sleep_until(&self, deadline: Instant) -> Sleep {
         // Entering binds the sleep to this runtime's time driver, so it can
         // be made (and polled) from any thread.
@@ -458,37 +444,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn precise_nanos_read_the_real_clock_until_it_is_paused() {
+    async fn a_rate_follows_a_clock_paused_after_the_group_was_made() {
+        use machina_core::limit::{ConcurrentGroup, Limits};
         let rt = runtime().unwrap();
-        let anchor = CoarseClock::global().anchor();
-        let nanos = rt.now_nanos().expect("the real clock");
-        let after = rt.now();
-        let read = anchor + Duration::from_nanos(nanos);
-        assert!(read <= after, "ahead of now()");
-        assert!(
-            after - read < Duration::from_millis(50),
-            "{:?} behind",
-            after - read
-        );
+        let group = ConcurrentGroup::new(
+            &rt,
+            "once a second",
+            Limits::rate(1, Duration::from_secs(1)),
+        )
+        .unwrap();
         tokio::time::pause();
-        tokio::time::advance(Duration::from_secs(3600)).await;
-        let mut noticed = false;
-        for _ in 0..200 {
-            if rt.now_nanos().is_none() {
-                noticed = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        drop(group.try_acquire().expect("the first start"));
         assert!(
-            noticed,
-            "precise nanoseconds never gave way to the paused clock"
+            group.try_acquire().is_err(),
+            "a second start within the second"
         );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn no_precise_nanos_on_a_clock_paused_from_the_start() {
-        assert_eq!(runtime().unwrap().now_nanos(), None);
+        // Microseconds of real time later, a second on tokio's clock.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        drop(group.try_acquire().expect("a second on, on tokio's clock"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -14,7 +14,7 @@
 //! update per call).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use crate::rt::AbortHandle;
@@ -57,10 +57,16 @@ pub(crate) enum Ended {
 #[derive(Default)]
 struct Shard {
     slab: Mutex<Slab>,
-    /// Entries in the slab: written under its lock, read without it (see
-    /// [`ExecuteBook::is_empty`]).
-    live: AtomicUsize,
+    /// The slab's entries (low 32 bits) and how many it has ever booked
+    /// (high 32 bits, wrapping): written under its lock, read without it
+    /// (see [`ExecuteBook::is_empty`]).
+    count: AtomicU64,
 }
+
+/// One more booking in a shard's count word.
+const BOOKED: u64 = 1 << 32;
+/// The running entries in a shard's count word.
+const LIVE: u64 = BOOKED - 1;
 
 impl Shard {
     fn lock(&self) -> MutexGuard<'_, Slab> {
@@ -92,15 +98,15 @@ impl Default for ExecuteBook {
 /// The shard this thread books into next: each thread goes round the
 /// shards from a place of its own.
 fn next_shard() -> usize {
+    /// Where the next thread to book starts (threads start spread out).
+    static STARTS: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static NEXT: Cell<usize> = const { Cell::new(usize::MAX) };
     }
     NEXT.with(|next| {
         let mut at = next.get();
         if at == usize::MAX {
-            // A start that differs between threads: where this thread's
-            // counter lives.
-            at = std::ptr::from_ref(next).addr() >> 6;
+            at = STARTS.fetch_add(SHARDS / 4 + 1, Ordering::Relaxed);
         }
         next.set(at.wrapping_add(1));
         at % SHARDS
@@ -131,11 +137,13 @@ impl ExecuteBook {
             slot: index as u32,
             generation: slot.generation,
         };
-        // Release, not sequentially consistent: only a count's fall to
-        // zero pairs with the idle flag (see `remove`).
+        // Sequentially consistent: a booking must be seen by an idle
+        // check's second look if it came after the first (see
+        // `is_empty`).
+        let count = shard.count.load(Ordering::Relaxed);
         shard
-            .live
-            .store(shard.live.load(Ordering::Relaxed) + 1, Ordering::Release);
+            .count
+            .store(count.wrapping_add(BOOKED) + 1, Ordering::SeqCst);
         id
     }
 
@@ -156,26 +164,42 @@ impl ExecuteBook {
             Ended::Failed => slab.ended.failed += 1,
             Ended::Cancelled => slab.ended.cancelled += 1,
         }
-        let live = shard.live.load(Ordering::Relaxed) - 1;
-        if live == 0 {
+        let count = shard.count.load(Ordering::Relaxed) - 1;
+        let emptied = count & LIVE == 0;
+        if emptied {
             // Sequentially consistent with the bot's idle flag: a waiter
             // that set the flag before this store sees the zero, or this
             // remover sees the flag. (A count above zero is never what
             // makes a waiter ready: a plain store will do, and a waiter
             // that reads a stale one waits for the fall to zero.)
-            shard.live.store(0, Ordering::SeqCst);
+            shard.count.store(count, Ordering::SeqCst);
         } else {
-            shard.live.store(live, Ordering::Release);
+            shard.count.store(count, Ordering::Release);
         }
-        Some((name, live == 0))
+        Some((name, emptied))
     }
 
-    /// Whether no execute is running: every shard's count, read without
-    /// the locks (sequentially consistent with the removals).
+    /// Whether no execute is running, read without the locks.
+    ///
+    /// The shards are read one after another, so one look is no snapshot:
+    /// an execute running in a shard already read could book another
+    /// into it and end before its own shard is read. So every shard is
+    /// looked at twice: empty both times, and with no booking between the
+    /// two looks, means every shard was empty at once (between the looks
+    /// counts can only fall). Any change between the looks answers "not
+    /// empty"; the removal that later empties a shard looks again.
     pub(crate) fn is_empty(&self) -> bool {
-        self.shards
+        let mut first = [0u64; SHARDS];
+        for (seen, shard) in first.iter_mut().zip(self.shards.iter()) {
+            *seen = shard.count.load(Ordering::SeqCst);
+            if *seen & LIVE != 0 {
+                return false;
+            }
+        }
+        first
             .iter()
-            .all(|s| s.live.load(Ordering::SeqCst) == 0)
+            .zip(self.shards.iter())
+            .all(|(seen, shard)| shard.count.load(Ordering::SeqCst) == *seen)
     }
 
     /// How many executes are running.
@@ -183,7 +207,7 @@ impl ExecuteBook {
     pub(crate) fn len(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| s.live.load(Ordering::SeqCst))
+            .map(|s| (s.count.load(Ordering::SeqCst) & LIVE) as usize)
             .sum()
     }
 
@@ -286,6 +310,39 @@ mod tests {
         assert_eq!(book.remove(first, Ended::Ok).map(|(_, e)| e), Some(false));
         assert_eq!(book.remove(twin, Ended::Ok).map(|(_, e)| e), Some(true));
         assert!(!book.is_empty(), "other shards still hold entries");
+    }
+
+    #[test]
+    fn a_chain_of_executes_never_looks_empty() {
+        // Each execute books the next before it ends, so one is always
+        // running, moving from shard to shard: a look that reads the
+        // shards one after another must still never find them all empty.
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let book = Arc::new(ExecuteBook::default());
+        let done = Arc::new(AtomicBool::new(false));
+        let looker = {
+            let (book, done) = (book.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut looks = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    assert!(!book.is_empty(), "empty while an execute runs");
+                    looks += 1;
+                }
+                looks
+            })
+        };
+        let handle = abort();
+        let mut running = book.insert(0, handle.clone());
+        for n in 1..300_000 {
+            let next = book.insert(n, handle.clone());
+            assert!(book.remove(running, Ended::Ok).is_some());
+            running = next;
+        }
+        done.store(true, Ordering::Relaxed);
+        assert!(looker.join().expect("looker") > 0);
+        assert!(book.remove(running, Ended::Ok).is_some());
+        assert!(book.is_empty());
     }
 
     #[test]

@@ -60,9 +60,10 @@ pub(crate) struct BotCore {
     /// The executes' names, by the index each got at registration (what
     /// the book keeps of a running execute).
     pub(super) execute_names: Mutex<Vec<Arc<str>>>,
-    /// Set while someone waits for the bot to go idle: then the removal
-    /// that empties a shard of the book looks whether the whole bot is
-    /// idle.
+    /// Set while someone waits for the bot to go idle (from a waiter's
+    /// poll to the wake-up that finds the bot idle; under the activity
+    /// lock): then the removal that empties a shard of the book looks
+    /// whether the whole bot is idle.
     pub(super) idle_waiting: AtomicBool,
 }
 
@@ -209,6 +210,9 @@ impl BotCore {
             let mut activity = self.activity();
             self.idle_waiting.store(true, Ordering::SeqCst);
             if self.is_idle(&activity) {
+                if activity.idle_wakers.is_empty() {
+                    self.idle_waiting.store(false, Ordering::SeqCst);
+                }
                 return Poll::Ready(());
             }
             if !activity.idle_wakers.iter().any(|w| w.will_wake(cx.waker())) {
@@ -224,9 +228,11 @@ impl BotCore {
         activity.emits_running == 0 && self.executes.is_empty()
     }
 
-    /// The idle waiters to wake, if the bot is idle.
+    /// The idle waiters to wake, if the bot is idle (then nobody waits
+    /// any more: a waiter polled again sets the flag again).
     pub(super) fn take_idle_wakers(&self, activity: &mut Activity) -> Vec<Waker> {
         if self.is_idle(activity) {
+            self.idle_waiting.store(false, Ordering::SeqCst);
             std::mem::take(&mut activity.idle_wakers)
         } else {
             Vec::new()

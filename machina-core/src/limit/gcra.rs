@@ -104,16 +104,7 @@ impl AtomicBucket {
     /// nothing promised.
     #[inline]
     pub(crate) fn try_start(&self, now: Instant) -> Result<(), Instant> {
-        self.try_start_at(self.nanos(now))
-    }
-
-    /// [`try_start`](Self::try_start) at `now` nanoseconds since the
-    /// epoch: for a clock read as a plain number from the same origin.
-    ///
-    /// # Errors
-    /// As for [`try_start`](Self::try_start).
-    #[inline]
-    pub(crate) fn try_start_at(&self, now: u64) -> Result<(), Instant> {
+        let now = self.nanos(now);
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
             let allowed_from = tat.saturating_sub(self.tolerance);
@@ -200,21 +191,6 @@ mod tests {
 
     fn t0() -> Instant {
         crate::rt::Timer::now(&crate::rt::SystemTimer::new())
-    }
-
-    #[test]
-    fn a_start_at_nanoseconds_is_a_start_at_the_instant_they_name() {
-        let t0 = t0();
-        let by_instant = AtomicBucket::new(50, Duration::from_secs(1), 1, t0).unwrap();
-        let by_nanos = AtomicBucket::new(50, Duration::from_secs(1), 1, t0).unwrap();
-        for at in [0, 0, 0, 5, 19, 20, 39, 40, 41, 100, 100, 100] {
-            let nanos = at * 1_000_000;
-            assert_eq!(
-                by_nanos.try_start_at(nanos),
-                by_instant.try_start(t0 + ms(at)),
-                "at {at} ms"
-            );
-        }
     }
 
     #[test]

@@ -93,11 +93,6 @@ pub(crate) struct GroupInner {
     slots: Option<Arc<Slots>>,
     /// The token bucket of a group on slots with a rate (see `gcra.rs`).
     bucket: Option<AtomicBucket>,
-    /// Whether the bucket counts from the global clock's anchor (a
-    /// runtime on the real clock): then a newcomer's start reads
-    /// [`Runtime::now_nanos`], a plain number from the same origin, with
-    /// no `Instant` arithmetic.
-    bucket_on_anchor: bool,
     /// Permits handed out without the policy (`GroupStats::acquired` is
     /// this plus the count kept under the lock).
     acquired: AtomicU64,
@@ -137,7 +132,7 @@ impl GroupInner {
             return Some(Err(Refusal::new(Reason::InFlight, None)));
         }
         if let Some(bucket) = &self.bucket
-            && let Err(until) = self.take_token(bucket)
+            && let Err(until) = bucket.try_start(self.runtime.now())
         {
             // The slot goes back (and to a waiter that queued meanwhile).
             self.release();
@@ -145,19 +140,6 @@ impl GroupInner {
         }
         self.acquired.fetch_add(1, Ordering::Relaxed);
         Some(Ok(()))
-    }
-
-    /// Takes a token from the group's bucket now (out of line: a group
-    /// without a rate keeps the inline path short).
-    ///
-    /// # Errors
-    /// The earliest instant a start is allowed.
-    #[inline(never)]
-    fn take_token(&self, bucket: &AtomicBucket) -> Result<(), Instant> {
-        match self.runtime.now_nanos() {
-            Some(nanos) if self.bucket_on_anchor => bucket.try_start_at(nanos),
-            _ => bucket.try_start(self.runtime.now()),
-        }
     }
 
     /// What the limits say about a start at `now`, without starting it
@@ -423,21 +405,12 @@ impl ConcurrentGroup {
         limits.validate(&name)?;
         let policy = GroupPolicy::new(limits)?;
         let made_at = runtime.now();
-        // On the real clock the bucket counts from the global anchor (made
-        // before `made_at`), so that a plain nanosecond reading of the
-        // clock is its time; on a virtual one, from the group's creation.
-        let bucket_on_anchor = runtime.now_nanos().is_some();
-        let epoch = if bucket_on_anchor {
-            crate::rt::CoarseClock::global().anchor()
-        } else {
-            made_at
-        };
         // Without a window, a group whose rate fits one atomic word (or
         // that has none) takes its starts without the lock.
         let bucket = limits
             .rate_limit()
             .filter(|_| !policy.windowed())
-            .and_then(|(n, per, burst)| AtomicBucket::new(n, per, burst, epoch));
+            .and_then(|(n, per, burst)| AtomicBucket::new(n, per, burst, made_at));
         let on_slots = !policy.windowed() && (limits.rate_limit().is_none() || bucket.is_some());
         let slots =
             on_slots.then(|| Arc::new(Slots::new(limits.in_flight_limit().unwrap_or(u32::MAX))));
@@ -455,7 +428,6 @@ impl ConcurrentGroup {
                 },
                 slots,
                 bucket,
-                bucket_on_anchor,
                 acquired: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
                 state: Mutex::new(GroupState {

@@ -57,25 +57,21 @@ type HookFn = Arc<dyn Fn(Loop) -> HookFuture + Send + Sync>;
 type ErrorHookFn = Arc<dyn Fn(Loop, SharedError) -> HookFuture + Send + Sync>;
 
 /// Counters of a loop over all its runs.
-///
-/// (`repr(C)`: the counters every tick writes come first, next to the
-/// loop's lock.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
-#[repr(C)]
 pub struct LoopStats {
-    /// Iterations that succeeded.
-    pub iterations: u64,
-    /// Total lateness of iteration starts against their due times.
-    pub lateness_total: Duration,
-    /// The largest such lateness.
-    pub lateness_max: Duration,
     /// Runs started.
     pub runs: u64,
+    /// Iterations that succeeded.
+    pub iterations: u64,
     /// Iterations that failed with a handled error and were retried.
     pub retried_errors: u64,
     /// Runs that ended with an error.
     pub failed_runs: u64,
+    /// Total lateness of iteration starts against their due times.
+    pub lateness_total: Duration,
+    /// The largest such lateness.
+    pub lateness_max: Duration,
     /// How many starts were late by less than 1 µs, 2 µs, 4 µs, … 2³⁰ µs
     /// (about 18 minutes), and (last) by more: the distribution behind
     /// [`lateness_quantile`](Self::lateness_quantile).

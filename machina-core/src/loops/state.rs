@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -19,9 +19,10 @@ use crate::schedule::Schedule;
 /// waker, and the iteration and due time a body reads. Kept at the front
 /// of the loop's allocation, beside its reference counts.
 ///
-/// The control bits and the counters are written under the state's lock
-/// (so a lock section sees them agree with the rest of the state) and
-/// read with or without it.
+/// The requests and the counters are written under the state's lock (so
+/// a lock section sees them agree with the rest of the state) and read
+/// with or without it; the one exception is the task taking an interval
+/// change it has seen ([`ControlWait`]), without the lock.
 #[derive(Debug)]
 pub(crate) struct Pulse {
     /// [`STOP`], [`CANCEL`] and [`INTERVAL`] requests.
@@ -30,13 +31,18 @@ pub(crate) struct Pulse {
     waker: AtomicWaker,
     /// The current iteration (see `Loop::current_loop`).
     current_loop: AtomicU64,
-    /// When the iteration running now was due: nanoseconds after
-    /// `anchor`, plus one; 0 for none.
-    current_due: AtomicU64,
-    /// The instant `current_due` counts from: when the loop was built
-    /// (every due time is later).
+    /// When the iteration running now was due: nanoseconds from `anchor`
+    /// (before it if negative); [`NO_DUE`] for none.
+    current_due: AtomicI64,
+    /// The instant `current_due` counts from: when the loop was built.
+    /// Due times are usually later, but need not be (a runtime whose clock
+    /// read differently when the loop was built, such as tokio's outside
+    /// its context).
     anchor: Instant,
 }
+
+/// No iteration has been due yet.
+const NO_DUE: i64 = i64::MIN;
 
 /// A stop was asked for.
 pub(crate) const STOP: u8 = 1;
@@ -51,7 +57,7 @@ impl Pulse {
             control: AtomicU8::new(0),
             waker: AtomicWaker::new(),
             current_loop: AtomicU64::new(0),
-            current_due: AtomicU64::new(0),
+            current_due: AtomicI64::new(NO_DUE),
             anchor,
         }
     }
@@ -102,17 +108,22 @@ impl Pulse {
     #[inline]
     pub(crate) fn current_due(&self) -> Option<Instant> {
         match self.current_due.load(Ordering::Acquire) {
-            0 => None,
-            n => Some(self.anchor + Duration::from_nanos(n - 1)),
+            NO_DUE => None,
+            n if n >= 0 => Some(self.anchor + Duration::from_nanos(n.unsigned_abs())),
+            n => Some(self.anchor - Duration::from_nanos(n.unsigned_abs())),
         }
     }
 
     /// The iteration starting now was due `at` (under the state's lock).
+    /// Exact within 292 years of the anchor, either side.
     #[inline]
     pub(crate) fn set_current_due(&self, at: Instant) {
-        let nanos = at.saturating_duration_since(self.anchor).as_nanos();
-        let stored = u64::try_from(nanos).unwrap_or(u64::MAX - 1) + 1;
-        self.current_due.store(stored, Ordering::Release);
+        let offset = if at >= self.anchor {
+            i64::try_from((at - self.anchor).as_nanos()).unwrap_or(i64::MAX)
+        } else {
+            i64::try_from((self.anchor - at).as_nanos()).map_or(NO_DUE + 1, |n| -n)
+        };
+        self.current_due.store(offset, Ordering::Release);
     }
 }
 
@@ -260,6 +271,15 @@ mod tests {
             Some(anchor),
             "the anchor itself is a due time"
         );
+        if let Some(before) = anchor.checked_sub(Duration::new(2, 718_281_828)) {
+            pulse.set_current_due(before);
+            assert_eq!(
+                pulse.current_due(),
+                Some(before),
+                "a due time before the anchor"
+            );
+            pulse.set_current_due(anchor);
+        }
 
         let watch = Watch {
             stop: false,

@@ -132,24 +132,6 @@ impl CoarseClock {
         }
     }
 
-    /// Nanoseconds from [`anchor`](Self::anchor) to a *precise* reading
-    /// now: the monotonic clock `Instant` reads, as a plain number — no
-    /// `Instant` arithmetic. `anchor() + Duration::from_nanos(..)` is never
-    /// later than an `Instant` read just after (the anchor's own two reads
-    /// are a few tens of nanoseconds apart, and the count starts at the
-    /// second).
-    #[inline]
-    pub fn precise_nanos(&self) -> u64 {
-        #[cfg(target_os = "linux")]
-        {
-            monotonic_nanos(rustix::time::ClockId::Monotonic).saturating_sub(self.base_nanos)
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
-        }
-    }
-
     /// The process's coarse clock, anchored on first use: the one
     /// [`Timer::coarse_nanos`](super::Timer::coarse_nanos) counts from.
     #[inline]

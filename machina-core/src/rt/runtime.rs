@@ -307,29 +307,6 @@ impl Runtime {
         self.inner.timer.coarse_nanos()
     }
 
-    /// The precise clock in nanoseconds since
-    /// [`CoarseClock::global`](super::CoarseClock::global)'s anchor, or
-    /// `None` when this runtime's clock is not the process's monotonic
-    /// clock (see [`Timer::now_nanos`]). `None` on the mock runtime.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use machina_core::rt::{CoarseClock, SystemTimer, Timer};
-    /// use machina_core::testing::MockRuntime;
-    /// use std::time::Duration;
-    ///
-    /// assert_eq!(MockRuntime::new().runtime().now_nanos(), None);
-    /// // An adapter on the real clock (here the plain system timer):
-    /// let timer = SystemTimer::new();
-    /// let nanos = timer.now_nanos().expect("the real clock");
-    /// assert!(CoarseClock::global().anchor() + Duration::from_nanos(nanos) <= timer.now());
-    /// ```
-    #[inline]
-    pub fn now_nanos(&self) -> Option<u64> {
-        self.inner.timer.now_nanos()
-    }
-
     /// How far [`coarse_now`](Self::coarse_now) may lag behind
     /// [`now`](Self::now).
     pub fn coarse_resolution(&self) -> Duration {

@@ -66,10 +66,6 @@ impl Timer for SystemTimer {
         Some(CoarseClock::global().elapsed_nanos())
     }
 
-    fn now_nanos(&self) -> Option<u64> {
-        Some(CoarseClock::global().precise_nanos())
-    }
-
     fn sleep_until(&self, deadline: Instant) -> Sleep {
         let wait = deadline.saturating_duration_since(Instant::now());
         Sleep::new(SystemSleep(futures_timer::Delay::new(wait)))
@@ -137,10 +133,6 @@ impl Timer for IoTimer {
 
     fn coarse_nanos(&self) -> Option<u64> {
         Some(CoarseClock::global().elapsed_nanos())
-    }
-
-    fn now_nanos(&self) -> Option<u64> {
-        Some(CoarseClock::global().precise_nanos())
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {

@@ -129,19 +129,6 @@ pub trait Timer: Send + Sync + 'static {
         None
     }
 
-    /// The precise clock as a plain number: nanoseconds since
-    /// [`CoarseClock::global`]'s anchor, the same instant
-    /// [`now`](Timer::now) reads (never later than it) — or `None` when
-    /// this timer's clock is not the process's monotonic clock (the mock
-    /// runtime's, a paused tokio clock), and callers must read
-    /// [`now`](Timer::now). The default is `None`; adapters on the real
-    /// clock return `Some(CoarseClock::global().precise_nanos())`. For hot
-    /// paths that count in nanoseconds (a token bucket): it skips the
-    /// `Instant` arithmetic and, on tokio, the runtime-context lookup.
-    fn now_nanos(&self) -> Option<u64> {
-        None
-    }
-
     /// How far [`coarse_now`](Timer::coarse_now) may lag behind
     /// [`now`](Timer::now): the global coarse clock's resolution while
     /// [`coarse_nanos`](Timer::coarse_nanos) reads it, zero otherwise.
