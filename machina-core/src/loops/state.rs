@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn a_due_time_reads_back_exactly_and_a_request_is_seen_once() {
-        let anchor = Instant::now();
+        let anchor = crate::rt::Timer::now(&crate::rt::SystemTimer::new());
         let pulse = Pulse::new(anchor);
         assert_eq!(pulse.current_due(), None);
         let at = anchor + Duration::new(3, 141_592_653);
