@@ -156,7 +156,7 @@ impl ExecuteBook {
             .slots
             .get_mut(id.slot as usize)
             .filter(|s| s.generation == id.generation)?;
-        let (name, _abort) = slot.entry.take()?;
+        let (name, abort) = slot.entry.take()?;
         slot.generation = slot.generation.wrapping_add(1);
         slab.free.push(id.slot);
         match ended {
@@ -176,6 +176,10 @@ impl ExecuteBook {
         } else {
             shard.count.store(count, Ordering::Release);
         }
+        // The abort handle's count is the task's, on another cache line:
+        // given back once the shard's lock is free.
+        drop(slab);
+        drop(abort);
         Some((name, emptied))
     }
 

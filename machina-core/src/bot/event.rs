@@ -158,9 +158,11 @@ impl Event {
                 found: signature::<A, T>(),
             });
         };
-        // The task takes its own reference to the execute and the bot:
-        // no `Execute` handle is made (and dropped) on the way.
-        inner.clone().spawn(&core, args)
+        // The task takes its own reference to the execute, and the bot's
+        // reference upgraded here: no `Execute` handle is made (and
+        // dropped) on the way, and no count of the bot's is taken twice.
+        let inner = inner.clone();
+        inner.spawn(self.runtime(), core, args)
     }
 }
 

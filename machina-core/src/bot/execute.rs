@@ -22,7 +22,7 @@ use crate::call::CallStack;
 use crate::error::BoxError;
 use crate::limit::{ConcurrentGroup, Group};
 use crate::retry::Retry;
-use crate::rt::{JoinError, JoinHandle};
+use crate::rt::{JoinError, JoinHandle, Runtime};
 use crate::timeline::{CallEnd, CallId, Timeline};
 
 type HandlerFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
@@ -49,8 +49,15 @@ pub(crate) trait ExecuteBody<A, T>: Send + Sync {
     /// One attempt, boxed.
     fn attempt_boxed(&self, args: A) -> HandlerFuture<T>;
 
-    /// Spawns a whole call as a task of the bot `core`.
-    fn spawn(self: Arc<Self>, core: &Arc<BotCore>, args: A) -> Result<ExecuteTask<T>, BotError>;
+    /// Spawns a whole call as a task of the bot `core` on `runtime` (the
+    /// bot's): the task keeps `core`, so a caller hands over the
+    /// reference it holds rather than a clone of it.
+    fn spawn(
+        self: Arc<Self>,
+        runtime: &Runtime,
+        core: Arc<BotCore>,
+        args: A,
+    ) -> Result<ExecuteTask<T>, BotError>;
 }
 
 /// The handler a user registered, with its types, beside its name and
@@ -84,11 +91,16 @@ where
         Box::pin(async move { attempt.await.map_err(Into::into) })
     }
 
-    fn spawn(self: Arc<Self>, core: &Arc<BotCore>, args: A) -> Result<ExecuteTask<T>, BotError> {
+    fn spawn(
+        self: Arc<Self>,
+        runtime: &Runtime,
+        core: Arc<BotCore>,
+        args: A,
+    ) -> Result<ExecuteTask<T>, BotError> {
         let name = self.name.clone();
-        let handle = core.runtime.spawn_named_with(&name, |abort| {
+        let handle = runtime.spawn_named_with(&name, |abort| {
             let id = core.begin_execute(self.index, abort);
-            let guard = super::core::ExecuteGuard::new(core.clone(), id);
+            let guard = super::core::ExecuteGuard::new(core, id);
             async move {
                 let this = self;
                 let attempt = |args| {
@@ -242,7 +254,9 @@ where
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
     pub fn spawn(&self, args: A) -> Result<ExecuteTask<T>, BotError> {
-        self.inner.clone().spawn(&self.core, args)
+        self.inner
+            .clone()
+            .spawn(&self.core.runtime, self.core.clone(), args)
     }
 }
 
