@@ -62,6 +62,11 @@ pub(crate) trait ExecuteBody<A, T>: Send + Sync {
 
 /// The handler a user registered, with its types, beside its name and
 /// stack.
+///
+/// Aligned to a cache line: its reference count (written by each spawned
+/// call as it starts and ends, on any worker) sits alone on the line
+/// before the fields, which every call reads.
+#[repr(align(64))]
 pub(crate) struct TypedExecute<F> {
     pub(crate) name: Arc<str>,
     /// The execute's index in its bot's book of running executes.
