@@ -23,17 +23,39 @@ use crate::rt::AbortHandle;
 /// threads rarely meet on one lock.
 const SHARDS: usize = 16;
 
+/// No slot: the end of a shard's list of free slots.
+const NO_SLOT: u32 = u32::MAX;
+
+/// One entry of a slab (24 bytes): a running execute, or a free slot
+/// linked to the next free one (so a booking touches no list of its own).
 struct Slot {
     generation: u32,
-    entry: Option<(u32, AbortHandle)>,
+    /// Booked: the execute's name index. Free: the next free slot, or
+    /// [`NO_SLOT`].
+    link: u32,
+    /// Booked: how to abort the execute's task. Free: `None`.
+    abort: Option<AbortHandle>,
 }
 
-/// One shard's entries and the counts of those that ended.
-#[derive(Default)]
+/// One shard's entries and the counts of those that ended: the slots'
+/// vector and the head of the free list first, on the shard's first cache
+/// line with its lock and count.
+#[repr(C)]
 struct Slab {
     slots: Vec<Slot>,
-    free: Vec<u32>,
+    /// The first free slot, or [`NO_SLOT`].
+    free: u32,
     ended: EndedCounts,
+}
+
+impl Default for Slab {
+    fn default() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: NO_SLOT,
+            ended: EndedCounts::default(),
+        }
+    }
 }
 
 /// How the executes struck off the book ended.
@@ -52,15 +74,17 @@ pub(crate) enum Ended {
     Cancelled,
 }
 
-/// A shard, alone on its cache line(s).
-#[repr(align(64))]
+/// A shard, alone on its cache lines: its count, lock, slots' vector and
+/// free list on the first (what a booking touches), the ended counts
+/// after.
+#[repr(C, align(64))]
 #[derive(Default)]
 struct Shard {
-    slab: Mutex<Slab>,
     /// The slab's entries (low 32 bits) and how many it has ever booked
     /// (high 32 bits, wrapping): written under its lock, read without it
     /// (see [`ExecuteBook::is_empty`]).
     count: AtomicU64,
+    slab: Mutex<Slab>,
 }
 
 /// One more booking in a shard's count word.
@@ -120,18 +144,25 @@ impl ExecuteBook {
         let shard_index = next_shard();
         let shard = &self.shards[shard_index];
         let mut slab = shard.lock();
-        let index = match slab.free.pop() {
-            Some(index) => index as usize,
+        let slab = &mut *slab;
+        let index = match slab.slots.get_mut(slab.free as usize) {
+            Some(free) => {
+                let index = slab.free as usize;
+                slab.free = free.link;
+                index
+            }
             None => {
                 slab.slots.push(Slot {
                     generation: 0,
-                    entry: None,
+                    link: NO_SLOT,
+                    abort: None,
                 });
                 slab.slots.len() - 1
             }
         };
         let slot = &mut slab.slots[index];
-        slot.entry = Some((name, abort));
+        slot.link = name;
+        slot.abort = Some(abort);
         let id = EntryId {
             shard: shard_index as u32,
             slot: index as u32,
@@ -152,13 +183,16 @@ impl ExecuteBook {
     pub(crate) fn remove(&self, id: EntryId, ended: Ended) -> Option<(u32, bool)> {
         let shard = self.shards.get(id.shard as usize)?;
         let mut slab = shard.lock();
-        let slot = slab
+        let slab_ref = &mut *slab;
+        let slot = slab_ref
             .slots
             .get_mut(id.slot as usize)
             .filter(|s| s.generation == id.generation)?;
-        let (name, abort) = slot.entry.take()?;
+        let abort = slot.abort.take()?;
+        let name = slot.link;
         slot.generation = slot.generation.wrapping_add(1);
-        slab.free.push(id.slot);
+        slot.link = slab_ref.free;
+        slab_ref.free = id.slot;
         match ended {
             Ended::Ok => slab.ended.ok += 1,
             Ended::Failed => slab.ended.failed += 1,
@@ -221,13 +255,13 @@ impl ExecuteBook {
         for (shard_index, shard) in self.shards.iter().enumerate() {
             let slab = shard.lock();
             for (index, slot) in slab.slots.iter().enumerate() {
-                if let Some((name, abort)) = &slot.entry {
+                if let Some(abort) = &slot.abort {
                     let id = EntryId {
                         shard: shard_index as u32,
                         slot: index as u32,
                         generation: slot.generation,
                     };
-                    entries.push((id, *name, abort.clone()));
+                    entries.push((id, slot.link, abort.clone()));
                 }
             }
         }
