@@ -16,7 +16,7 @@ use super::permit::Permit;
 use super::policy::GroupPolicy;
 use super::queue::{Grants, WaitQueue};
 use super::slots::Slots;
-use super::sync::{Arc, AtomicU64, Mutex, Ordering, lock};
+use super::sync::{Arc, AtomicU64, CacheLine, Mutex, Ordering, lock};
 use crate::decision::{Decision, Reason, Refusal};
 use crate::rt::Runtime;
 
@@ -73,10 +73,15 @@ impl GroupState {
     }
 }
 
+/// A group's shared state. What every call writes (the lock and its
+/// state, the token bucket) is on cache lines of its own, apart from what
+/// every call only reads and from the reference count (see
+/// [`CacheLine`]).
+#[repr(align(64))]
 pub(crate) struct GroupInner {
     pub(crate) name: Box<str>,
     pub(crate) runtime: Runtime,
-    pub(crate) state: Mutex<GroupState>,
+    pub(crate) state: CacheLine<Mutex<GroupState>>,
     /// Whether decisions depend on the clock: a start window or a rate
     /// (fixed at creation).
     timed: bool,
@@ -92,10 +97,7 @@ pub(crate) struct GroupInner {
     /// under the lock decides.
     slots: Option<Arc<Slots>>,
     /// The token bucket of a group on slots with a rate (see `gcra.rs`).
-    bucket: Option<AtomicBucket>,
-    /// Permits handed out without the policy (`GroupStats::acquired` is
-    /// this plus the count kept under the lock).
-    acquired: AtomicU64,
+    bucket: Option<CacheLine<AtomicBucket>>,
     /// `try_acquire` refusals (`GroupStats::rejected`).
     rejected: AtomicU64,
 }
@@ -138,7 +140,7 @@ impl GroupInner {
             self.release();
             return Some(Err(Refusal::new(Reason::Rate, Some(until))));
         }
-        self.acquired.fetch_add(1, Ordering::Relaxed);
+        slots.count_start();
         Some(Ok(()))
     }
 
@@ -194,7 +196,7 @@ impl GroupInner {
                     },
                     None => None,
                 };
-                self.acquired.fetch_add(1, Ordering::Relaxed);
+                slots.count_start();
                 Ok(Commit(step))
             }
             None => {
@@ -212,7 +214,7 @@ impl GroupInner {
     pub(crate) fn uncommit(&self, commit: Commit) {
         if let Some(slots) = &self.slots {
             slots.give_back();
-            self.acquired.fetch_sub(1, Ordering::Relaxed);
+            slots.uncount_start();
         }
         if let (Some(bucket), Commit(Some(step))) = (&self.bucket, commit) {
             bucket.undo(step);
@@ -254,7 +256,7 @@ impl GroupInner {
                 // group with a rate does not hand slots on: its head needs
                 // a token too.
                 if self.bucket.is_none() && state.waiters.head_takes_handoff() && slots.try_take() {
-                    self.acquired.fetch_add(1, Ordering::Relaxed);
+                    slots.count_start();
                     state.waiters.pop_head_for_grant().map(|(ticket, waker)| {
                         state.granted.push(ticket);
                         waker
@@ -277,7 +279,9 @@ impl GroupInner {
     /// Gives back a slot handed to a waiter that left without collecting
     /// it (its wait was cancelled).
     pub(crate) fn return_grant(&self) {
-        self.acquired.fetch_sub(1, Ordering::Relaxed);
+        if let Some(slots) = &self.slots {
+            slots.uncount_start();
+        }
         self.release();
     }
 
@@ -410,7 +414,8 @@ impl ConcurrentGroup {
         let bucket = limits
             .rate_limit()
             .filter(|_| !policy.windowed())
-            .and_then(|(n, per, burst)| AtomicBucket::new(n, per, burst, made_at));
+            .and_then(|(n, per, burst)| AtomicBucket::new(n, per, burst, made_at))
+            .map(CacheLine);
         let on_slots = !policy.windowed() && (limits.rate_limit().is_none() || bucket.is_some());
         let slots =
             on_slots.then(|| Arc::new(Slots::new(limits.in_flight_limit().unwrap_or(u32::MAX))));
@@ -428,14 +433,13 @@ impl ConcurrentGroup {
                 },
                 slots,
                 bucket,
-                acquired: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
-                state: Mutex::new(GroupState {
+                state: CacheLine(Mutex::new(GroupState {
                     policy,
                     waiters,
                     stats: GroupStats::default(),
                     granted: Grants::default(),
-                }),
+                })),
             }),
         })
     }
@@ -729,7 +733,7 @@ impl ConcurrentGroup {
     /// ```
     pub fn stats(&self) -> GroupStats {
         let mut stats = lock(&self.inner.state).stats;
-        stats.acquired += self.inner.acquired.load(Ordering::Relaxed);
+        stats.acquired += self.inner.slots.as_ref().map_or(0, |slots| slots.started());
         stats.rejected = self.inner.rejected.load(Ordering::Relaxed);
         stats
     }

@@ -24,11 +24,18 @@ const WAITER: u64 = 1 << 32;
 /// The slots taken, in the word's low half.
 const TAKEN: u64 = WAITER - 1;
 
-/// In-flight slots: at most `max` taken at once, and the waiters counted.
+/// In-flight slots: at most `max` taken at once, and the waiters counted;
+/// beside them, the starts made (on the same cache line as the word: a
+/// start writes both).
 #[derive(Debug)]
+#[repr(align(64))]
 pub(crate) struct Slots {
     word: AtomicU64,
     max: u64,
+    /// Starts made on a slot (a slot handed to a waiter counts when it is
+    /// handed; [`uncount_start`](Slots::uncount_start) takes back one
+    /// that was not used).
+    started: AtomicU64,
 }
 
 impl Slots {
@@ -37,7 +44,25 @@ impl Slots {
         Slots {
             word: AtomicU64::new(0),
             max: u64::from(max),
+            started: AtomicU64::new(0),
         }
+    }
+
+    /// Counts a start made on a slot.
+    #[inline]
+    pub(crate) fn count_start(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Takes back a counted start that did not happen (its slot was
+    /// given back unused).
+    pub(crate) fn uncount_start(&self) {
+        self.started.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Starts made on slots so far.
+    pub(crate) fn started(&self) -> u64 {
+        self.started.load(Ordering::Relaxed)
     }
 
     /// Takes a slot if one is free and nobody waits (a newcomer without the

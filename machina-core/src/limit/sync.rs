@@ -1,5 +1,7 @@
 //! The synchronisation primitives of the limiter: std's, or loom's when the
-//! crate is built with `--cfg loom` for model checking.
+//! crate is built with `--cfg loom` for model checking; and [`CacheLine`],
+//! which keeps a value written by every call off the lines of the values
+//! only read.
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicU64, Ordering};
@@ -16,4 +18,18 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `T` alone on its cache line(s): what one thread writes there does not
+/// evict what the others only read nearby.
+#[derive(Debug)]
+#[repr(align(64))]
+pub(crate) struct CacheLine<T>(pub(crate) T);
+
+impl<T> std::ops::Deref for CacheLine<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
 }
