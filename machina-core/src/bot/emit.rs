@@ -1,6 +1,7 @@
 //! [`Emit`]: a periodic driver of a bot — a [`Loop`] registered in a
 //! [`Machina`](super::Machina) whose body receives an [`Event`].
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,13 +13,6 @@ use super::event::Event;
 use super::gate::{Admission, TickGate};
 use crate::loops::{IntoBodyResult, Loop};
 use crate::schedule::Schedule;
-
-/// An emit's own handle to its bot: weak, because the bot holds the emit
-/// (through its registry) and a strong handle would keep a dropped bot
-/// alive forever.
-pub(crate) struct EmitBot {
-    pub(crate) core: Weak<BotCore>,
-}
 
 /// A registered emit: its loop, and whether it starts with the bot.
 #[derive(Clone)]
@@ -113,20 +107,21 @@ impl EmitBuilder<'_> {
             alive,
             gate,
         } = self;
-        // Each emit holds the bot through a handle of its own, so that
-        // making an Event per run touches a reference count no other emit
-        // shares (10 000 emits on two threads would otherwise fight over
-        // one cache line).
-        let bot = Arc::new(EmitBot {
-            core: Arc::downgrade(&builder.core),
-        });
+        // The loop holds the bot, weakly: the bot holds the emit (through
+        // its registry), and a strong handle would keep a dropped bot alive
+        // forever. An Event reaches the bot through its loop, so making
+        // one per run takes no count of its own (nor one that other emits
+        // share: 10 000 emits on two threads would fight over that line).
+        let core: Weak<BotCore> = Arc::downgrade(&builder.core);
+        let owner: Weak<dyn Any + Send + Sync> = core;
+        let lp = lp.owner(owner);
         let timeline = builder.core.timeline.clone();
         let lp = match gate {
             None => lp.build(move |lp: Loop| {
                 if let Some(timeline) = timeline.get() {
                     timeline.tick(lp.name(), lp.runtime().now());
                 }
-                handler(Event::new(bot.clone(), lp, None))
+                handler(Event::new(lp, None))
             }),
             Some(gate) => {
                 let handler = Arc::new(handler);
@@ -134,7 +129,7 @@ impl EmitBuilder<'_> {
                 // per tick.
                 let failing = Arc::new(AtomicBool::new(false));
                 lp.build(move |lp: Loop| {
-                    let (gate, handler, bot) = (gate.clone(), handler.clone(), bot.clone());
+                    let (gate, handler) = (gate.clone(), handler.clone());
                     let (timeline, failing) = (timeline.clone(), failing.clone());
                     async move {
                         let admission = gate.admit(lp.name()).await;
@@ -156,7 +151,7 @@ impl EmitBuilder<'_> {
                         if let Some(timeline) = timeline.get() {
                             timeline.tick(lp.name(), lp.runtime().now());
                         }
-                        handler(Event::new(bot, lp, Some(fence)))
+                        handler(Event::new(lp, Some(fence)))
                             .await
                             .into_body_result()
                     }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::core::BotCore;
-use super::emit::EmitBot;
 use super::error::BotError;
 use super::execute::{ExecuteBody, ExecuteTask, signature};
 use super::gate::Fence;
@@ -15,14 +14,13 @@ use crate::rt::Runtime;
 
 /// The context of one run of an emit's body (exmachina `Event`).
 pub struct Event {
-    bot: Arc<EmitBot>,
     lp: Loop,
     fence: Option<Fence>,
 }
 
 impl Event {
-    pub(crate) fn new(bot: Arc<EmitBot>, lp: Loop, fence: Option<Fence>) -> Self {
-        Event { bot, lp, fence }
+    pub(crate) fn new(lp: Loop, fence: Option<Fence>) -> Self {
+        Event { lp, fence }
     }
 
     /// When this tick was due on the emit's schedule (so `now -
@@ -44,7 +42,7 @@ impl Event {
     /// The bot, while it exists (an emit's loop holds it only weakly, so
     /// that a dropped bot is freed).
     fn core(&self) -> Result<Arc<BotCore>, BotError> {
-        self.bot.core.upgrade().ok_or_else(|| BotError::Dropped {
+        self.lp.owner::<BotCore>().ok_or_else(|| BotError::Dropped {
             emit: self.lp.name().to_owned(),
         })
     }

@@ -31,11 +31,12 @@ mod state;
 #[cfg(all(test, feature = "test-util"))]
 mod tests;
 
+use std::any::Any;
 use std::error::Error;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 pub use cadence::{Cadence, Due, Next, RunOutcome};
@@ -215,6 +216,10 @@ pub(crate) struct LoopShared {
     pulse: Pulse,
     runtime: Runtime,
     body: BodyFn,
+    /// What the loop belongs to, held weakly (a bot, for an emit's loop):
+    /// a body reaches it through its `Loop`, with no handle of its own to
+    /// count per tick.
+    owner: Option<Weak<dyn Any + Send + Sync>>,
     state: Mutex<LoopState>,
     name: String,
     before_loop: Option<HookFn>,
@@ -262,6 +267,7 @@ pub type LoopRun = JoinHandle<Result<LoopEnd, SharedError>>;
 pub struct LoopBuilder {
     name: String,
     runtime: Runtime,
+    owner: Option<Weak<dyn Any + Send + Sync>>,
     state: LoopState,
     before_loop: Option<HookFn>,
     after_loop: Option<HookFn>,
@@ -275,6 +281,7 @@ impl Loop {
         LoopBuilder {
             name: name.into(),
             runtime: runtime.clone(),
+            owner: None,
             state: LoopState::new(schedule, None),
             before_loop: None,
             after_loop: None,
@@ -284,6 +291,13 @@ impl Loop {
 
     fn state(&self) -> std::sync::MutexGuard<'_, LoopState> {
         lock(&self.shared.state)
+    }
+
+    /// What the loop belongs to, while it exists and is a `T` (see
+    /// [`LoopBuilder::owner`]).
+    pub(crate) fn owner<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        let owner = self.shared.owner.as_ref()?.upgrade()?;
+        owner.downcast().ok()
     }
 
     /// The loop's name.
@@ -628,6 +642,12 @@ impl fmt::Debug for Loop {
 }
 
 impl LoopBuilder {
+    /// Makes the loop belong to `owner`, held weakly (see [`Loop::owner`]).
+    pub(crate) fn owner(mut self, owner: Weak<dyn Any + Send + Sync>) -> Self {
+        self.owner = Some(owner);
+        self
+    }
+
     /// Runs `count` iterations, then ends (0 = none at all).
     pub fn count(mut self, count: u64) -> Self {
         self.state.count = Some(count);
@@ -791,6 +811,7 @@ impl LoopBuilder {
                 pulse: Pulse::new(self.runtime.now()),
                 runtime: self.runtime,
                 body,
+                owner: self.owner,
                 state: Mutex::new(self.state),
                 name: self.name,
                 before_loop: self.before_loop,
