@@ -54,7 +54,7 @@ pub struct RunStats {
 pub(crate) struct BotCore {
     pub(crate) runtime: Runtime,
     /// Where the bot's ticks and calls are recorded, if anywhere (shared
-    /// with its emits, which hold no handle to the bot itself).
+    /// with its emits, whose loops hold the bot only weakly).
     pub(crate) timeline: Arc<OnceLock<crate::timeline::Timeline>>,
     pub(super) registry: OnceLock<Registry>,
     pub(super) activity: Mutex<Activity>,

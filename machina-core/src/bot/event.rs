@@ -160,7 +160,16 @@ impl Event {
         // reference upgraded here: no `Execute` handle is made (and
         // dropped) on the way, and no count of the bot's is taken twice.
         let inner = inner.clone();
-        inner.spawn(self.runtime(), core, args)
+        // The bot's executor, reached through the loop's runtime (the
+        // same one, unless the emit's loop was configured onto another):
+        // no count of the runtime's is taken either.
+        let runtime = self.runtime();
+        if runtime.shares_spawner(&core.runtime) {
+            inner.spawn(runtime, core, args)
+        } else {
+            let runtime = core.runtime.clone();
+            inner.spawn(&runtime, core, args)
+        }
     }
 }
 

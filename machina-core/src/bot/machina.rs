@@ -366,6 +366,70 @@ mod tests {
     use crate::bot::{BotError, Event, Machina};
     use crate::testing::MockRuntime;
 
+    /// An emit whose loop was configured onto another executor runs there,
+    /// but the executes its body spawns are the bot's tasks, on the bot's
+    /// executor (the Event reaches the executor through its loop when the
+    /// two are one).
+    #[test]
+    fn an_emit_on_another_executor_spawns_its_executes_on_the_bots() {
+        use crate::loops::Loop;
+        use crate::rt::{BlockingFn, BoxFuture, Runtime, Spawn, SpawnError};
+        use crate::schedule::Schedule;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        struct Counting {
+            inner: Arc<dyn Spawn>,
+            spawned: Arc<AtomicUsize>,
+        }
+        impl Spawn for Counting {
+            fn spawn_detached(&self, task: BoxFuture) -> Result<(), SpawnError> {
+                self.spawned.fetch_add(1, Ordering::SeqCst);
+                self.inner.spawn_detached(task)
+            }
+            fn spawn_blocking(&self, f: BlockingFn) -> Result<(), SpawnError> {
+                self.inner.spawn_blocking(f)
+            }
+        }
+
+        let mock = MockRuntime::new();
+        let rt = mock.runtime();
+        let spawned = Arc::new(AtomicUsize::new(0));
+        let other = Runtime::new(
+            "other",
+            Arc::new(Counting {
+                inner: rt.spawner().clone(),
+                spawned: spawned.clone(),
+            }),
+            rt.timer().clone(),
+        );
+        let mut bot = Machina::builder(&rt);
+        bot.execute(
+            "double",
+            |n: u32| async move { Ok::<_, std::io::Error>(n * 2) },
+        )
+        .register()
+        .unwrap();
+        bot.emit("ask", "1s")
+            .unwrap()
+            .configure(move |_| {
+                Loop::builder(&other, "ask", Schedule::after("1s").unwrap()).count(1)
+            })
+            .register(|event: Event| async move {
+                let doubled = event.execute::<u32, u32>("double", 21)?.await?;
+                assert_eq!(doubled, 42);
+                Ok::<(), crate::BoxError>(())
+            })
+            .unwrap();
+        let bot = bot.build();
+        let report = mock.block_on(bot.run()).unwrap().unwrap();
+        assert_eq!(report.stats.executes_ok, 1);
+        assert_eq!(
+            spawned.load(Ordering::SeqCst),
+            1,
+            "the other executor ran the loop's task alone"
+        );
+    }
+
     /// Found by valgrind on the soak test: the registry held each execute
     /// and emit with a strong handle to the bot that holds the registry, so
     /// a bot was never freed.

@@ -40,8 +40,9 @@ pub(crate) struct GroupState {
     pub(crate) policy: GroupPolicy,
     /// Waiters by ticket: the smallest ticket is served first.
     pub(crate) waiters: WaitQueue,
-    /// The counters kept under the lock; refusals, and the starts of a
-    /// group on slots, are atomics of the group.
+    /// The counters kept under the lock; refusals are an atomic of the
+    /// group, and the starts of a group on slots are counted beside its
+    /// slots (see [`Slots`]).
     pub(crate) stats: GroupStats,
     /// Tickets of waiters a release handed its slot to (taken out of the
     /// queue, the slot still taken), until they collect it (see
@@ -73,10 +74,13 @@ impl GroupState {
     }
 }
 
-/// A group's shared state. What every call writes (the lock and its
-/// state, the token bucket) is on cache lines of its own, apart from what
-/// every call only reads and from the reference count (see
-/// [`CacheLine`]).
+/// A group's shared state. What calls write — the lock and its state,
+/// the token bucket, the count of refusals — is on cache lines of its own
+/// (see [`CacheLine`]), apart from what every call only reads and from
+/// the reference count (the slots' word and the starts are in their own
+/// allocation, see [`Slots`]). The alignment, which the `CacheLine`
+/// fields would force anyway, keeps the reference count off the first
+/// field's line.
 #[repr(align(64))]
 pub(crate) struct GroupInner {
     pub(crate) name: Box<str>,
@@ -99,7 +103,7 @@ pub(crate) struct GroupInner {
     /// The token bucket of a group on slots with a rate (see `gcra.rs`).
     bucket: Option<CacheLine<AtomicBucket>>,
     /// `try_acquire` refusals (`GroupStats::rejected`).
-    rejected: AtomicU64,
+    rejected: CacheLine<AtomicU64>,
 }
 
 impl GroupInner {
@@ -433,7 +437,7 @@ impl ConcurrentGroup {
                 },
                 slots,
                 bucket,
-                rejected: AtomicU64::new(0),
+                rejected: CacheLine(AtomicU64::new(0)),
                 state: CacheLine(Mutex::new(GroupState {
                     policy,
                     waiters,

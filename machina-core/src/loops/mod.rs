@@ -216,11 +216,11 @@ pub(crate) struct LoopShared {
     pulse: Pulse,
     runtime: Runtime,
     body: BodyFn,
+    state: Mutex<LoopState>,
     /// What the loop belongs to, held weakly (a bot, for an emit's loop):
     /// a body reaches it through its `Loop`, with no handle of its own to
-    /// count per tick.
+    /// count per tick. After the lock: read only when a body asks.
     owner: Option<Weak<dyn Any + Send + Sync>>,
-    state: Mutex<LoopState>,
     name: String,
     before_loop: Option<HookFn>,
     after_loop: Option<HookFn>,

@@ -218,6 +218,12 @@ impl Runtime {
         Ok(handle)
     }
 
+    /// Whether `self` and `other` spawn onto the same executor (one made
+    /// from the other, say by [`with_rng_seed`](Self::with_rng_seed)).
+    pub(crate) fn shares_spawner(&self, other: &Runtime) -> bool {
+        Arc::ptr_eq(&self.inner.spawner, &other.inner.spawner)
+    }
+
     /// [`spawn_named`](Self::spawn_named) of the future `make` builds from
     /// the task's own abort handle (so that the handle can be recorded
     /// before the task runs).
