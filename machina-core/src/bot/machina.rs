@@ -363,8 +363,25 @@ impl fmt::Debug for Machina {
 mod tests {
     use std::sync::Arc;
 
-    use crate::bot::{BotError, Event, Machina};
+    use crate::bot::{BotError, Event, Execute, Machina, MachinaBuilder};
     use crate::testing::MockRuntime;
+
+    /// Registers the execute `double` on `bot`.
+    fn register_double(bot: &mut MachinaBuilder) -> Execute<u32, u32> {
+        bot.execute(
+            "double",
+            |n: u32| async move { Ok::<_, std::io::Error>(n * 2) },
+        )
+        .register()
+        .unwrap()
+    }
+
+    /// An emit's body: asks `double` to double 21.
+    async fn ask_double(event: Event) -> Result<(), crate::BoxError> {
+        let doubled = event.execute::<u32, u32>("double", 21)?.await?;
+        assert_eq!(doubled, 42);
+        Ok(())
+    }
 
     /// An emit whose loop was configured onto another executor runs there,
     /// but the executes its body spawns are the bot's tasks, on the bot's
@@ -403,22 +420,13 @@ mod tests {
             rt.timer().clone(),
         );
         let mut bot = Machina::builder(&rt);
-        bot.execute(
-            "double",
-            |n: u32| async move { Ok::<_, std::io::Error>(n * 2) },
-        )
-        .register()
-        .unwrap();
+        register_double(&mut bot);
         bot.emit("ask", "1s")
             .unwrap()
             .configure(move |_| {
                 Loop::builder(&other, "ask", Schedule::after("1s").unwrap()).count(1)
             })
-            .register(|event: Event| async move {
-                let doubled = event.execute::<u32, u32>("double", 21)?.await?;
-                assert_eq!(doubled, 42);
-                Ok::<(), crate::BoxError>(())
-            })
+            .register(ask_double)
             .unwrap();
         let bot = bot.build();
         let report = mock.block_on(bot.run()).unwrap().unwrap();
@@ -437,21 +445,11 @@ mod tests {
     fn a_dropped_bot_is_freed_and_its_orphan_emits_say_so() {
         let mock = MockRuntime::new();
         let mut bot = Machina::builder(&mock.runtime());
-        let double = bot
-            .execute(
-                "double",
-                |n: u32| async move { Ok::<_, std::io::Error>(n * 2) },
-            )
-            .register()
-            .unwrap();
+        let double = register_double(&mut bot);
         bot.emit("ask", "1s")
             .unwrap()
             .count(1)
-            .register(|event: Event| async move {
-                let doubled = event.execute::<u32, u32>("double", 21)?.await?;
-                assert_eq!(doubled, 42);
-                Ok::<(), crate::BoxError>(())
-            })
+            .register(ask_double)
             .unwrap();
         let bot = bot.build();
         let report = mock.block_on(bot.run()).unwrap().unwrap();
