@@ -41,7 +41,7 @@ use machina_core::rt::{
     BlockingFn, BoxFuture, CoarseClock, Sleep, SleepFuture, Spawn, SpawnError, Task, Timer,
 };
 use pin_project::pin_project;
-use tokio::runtime::Handle;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 mod sockets;
 pub use sockets::TokioSockets;
@@ -236,12 +236,18 @@ impl Spawn for TokioSpawner {
 ///
 /// [`coarse_now`](Timer::coarse_now) and
 /// [`coarse_nanos`](Timer::coarse_nanos) read the global [`CoarseClock`]
-/// (a few nanoseconds instead of a precise read's tens) while tokio's clock runs
-/// in real time, and tokio's clock once it is seen paused: at once for a
-/// runtime built with `start_paused`; for `tokio::time::pause()` called
+/// (a few nanoseconds instead of a precise read's tens) while tokio's clock
+/// runs in real time, and tokio's clock once it is seen paused: at once for
+/// a runtime built with `start_paused`; for `tokio::time::pause()` called
 /// later, within a few milliseconds of real time (the clocks are compared
 /// every millisecond of coarse time), during which coarse readings still
 /// follow the real clock.
+///
+/// [`now_nanos`](Timer::now_nanos) (the precise clock as a number, for a
+/// token bucket) must be exact at once, so it reads the real clock only
+/// where tokio's can never be paused: on a multi-thread runtime (tokio
+/// pauses only current-thread ones). On a current-thread runtime it is
+/// `None` and callers read [`now`](Timer::now).
 #[derive(Debug, Clone)]
 pub struct TokioTimer {
     handle: Handle,
@@ -249,6 +255,9 @@ pub struct TokioTimer {
     /// timer was made.
     base: Arc<(SystemTime, tokio::time::Instant, Instant)>,
     coarse: Arc<Coarse>,
+    /// Whether tokio's clock may be paused on this runtime (a
+    /// current-thread one): then [`now_nanos`](Timer::now_nanos) is `None`.
+    clock_can_pause: bool,
 }
 
 /// Whether a [`TokioTimer`] may read the coarse clock: not once tokio's
@@ -281,8 +290,10 @@ impl TokioTimer {
             // a paused clock gives the same instant twice.
             (first, tokio::time::Instant::now() == first)
         };
+        let clock_can_pause = handle.runtime_flavor() != RuntimeFlavor::MultiThread;
         TokioTimer {
             handle,
+            clock_can_pause,
             base: Arc::new((SystemTime::now(), tokio_now, Instant::now())),
             coarse: Arc::new(Coarse {
                 paused: AtomicBool::new(paused),
@@ -344,6 +355,13 @@ impl Timer for TokioTimer {
             return self.check_paused(at);
         }
         Some(at)
+    }
+
+    fn now_nanos(&self) -> Option<u64> {
+        if self.clock_can_pause {
+            return None;
+        }
+        Some(CoarseClock::global().precise_elapsed_nanos())
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {
@@ -441,6 +459,46 @@ mod tests {
         assert!(noticed, "coarse time never followed the paused clock");
         assert_eq!(rt.coarse_resolution(), Duration::ZERO);
         assert!(rt.coarse_now() - before >= Duration::from_secs(3600));
+    }
+
+    #[tokio::test]
+    async fn a_current_thread_runtime_reads_no_real_clock_as_a_number() {
+        // Its clock may be paused at any moment: a number from the real
+        // clock would be wrong at once.
+        let rt = runtime().unwrap();
+        assert_eq!(rt.now_nanos(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_multi_thread_runtime_reads_the_real_clock_as_a_number() {
+        let rt = runtime().unwrap();
+        let clock = CoarseClock::global();
+        let before = rt.now();
+        let nanos = rt.now_nanos().expect("a multi-thread clock never pauses");
+        let after = rt.now();
+        let at = |instant: Instant| clock.offset_nanos(instant);
+        let nanos = i64::try_from(nanos).unwrap();
+        // Never ahead of the instants; behind them by at most the gap
+        // between the anchor's two reads (and a descheduled thread:
+        // generous).
+        assert!(nanos <= at(after), "{nanos} ahead of {}", at(after));
+        assert!(
+            nanos + 50_000_000 >= at(before),
+            "{nanos} far behind {}",
+            at(before)
+        );
+        // And a token bucket on it spaces starts by real time.
+        use machina_core::limit::{ConcurrentGroup, Limits};
+        let group = ConcurrentGroup::new(
+            &rt,
+            "once in 50 ms",
+            Limits::rate(1, Duration::from_millis(50)),
+        )
+        .unwrap();
+        drop(group.try_acquire().expect("the first start"));
+        assert!(group.try_acquire().is_err(), "a second within 50 ms");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        drop(group.try_acquire().expect("a start once the window passed"));
     }
 
     #[tokio::test]

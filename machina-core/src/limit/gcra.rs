@@ -13,7 +13,7 @@
 //! policy under its lock.
 //!
 //! Who may change the word: a newcomer without the lock while nobody waits
-//! ([`try_start`](AtomicBucket::try_start)), and a caller under the
+//! ([`try_start_at`](AtomicBucket::try_start_at)), and a caller under the
 //! group's lock ([`commit`](AtomicBucket::commit)). Both check and move the
 //! arrival time in one compare-and-swap, so two starts never spend the
 //! same token; the waiter's promise is read and written under the lock
@@ -24,6 +24,7 @@
 use std::time::{Duration, Instant};
 
 use super::sync::{AtomicU64, Ordering};
+use crate::rt::{CoarseClock, Runtime};
 
 /// No promise outstanding.
 const NO_PROMISE: u64 = u64::MAX;
@@ -38,6 +39,11 @@ const MAX_SPAN: u64 = 1 << 62;
 pub(crate) struct AtomicBucket {
     /// The instant nanoseconds count from (the group's creation).
     epoch: Instant,
+    /// Where `epoch` lies on the scale of [`Runtime::now_nanos`] (ns from
+    /// the global clock's anchor, negative before it): a runtime on the
+    /// real clock gives `now` as nanoseconds since the epoch with one
+    /// subtraction, no `Instant` arithmetic.
+    epoch_offset: i64,
     /// The emission interval, ns.
     interval: u64,
     /// The burst tolerance, `burst × interval` ns.
@@ -75,6 +81,7 @@ impl AtomicBucket {
         }
         Some(AtomicBucket {
             epoch,
+            epoch_offset: CoarseClock::global().offset_nanos(epoch),
             interval,
             tolerance,
             tat: AtomicU64::new(0),
@@ -92,6 +99,21 @@ impl AtomicBucket {
             .saturating_add(u64::from(since.subsec_nanos()))
     }
 
+    /// Now on `runtime`'s clock, in nanoseconds since the epoch: from
+    /// [`Runtime::now_nanos`] where the runtime is on the real clock (never
+    /// ahead of the `Instant` reading, at most a few nanoseconds behind:
+    /// see [`CoarseClock::precise_elapsed_nanos`]), else from its `now()`.
+    #[inline]
+    pub(crate) fn now(&self, runtime: &Runtime) -> u64 {
+        match runtime.now_nanos() {
+            Some(at) => {
+                let at = i64::try_from(at).unwrap_or(i64::MAX);
+                u64::try_from(at.saturating_sub(self.epoch_offset)).unwrap_or(0)
+            }
+            None => self.nanos(runtime.now()),
+        }
+    }
+
     /// The instant `nanos` after the epoch.
     fn instant(&self, nanos: u64) -> Instant {
         self.epoch + Duration::from_nanos(nanos)
@@ -102,9 +124,15 @@ impl AtomicBucket {
     /// # Errors
     /// The earliest instant a start is allowed; nothing is taken then and
     /// nothing promised.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn try_start(&self, now: Instant) -> Result<(), Instant> {
-        let now = self.nanos(now);
+        self.try_start_at(self.nanos(now))
+    }
+
+    /// [`try_start`](Self::try_start) at `now` nanoseconds since the epoch
+    /// (see [`now`](Self::now)).
+    #[inline]
+    pub(crate) fn try_start_at(&self, now: u64) -> Result<(), Instant> {
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
             let allowed_from = tat.saturating_sub(self.tolerance);
@@ -258,6 +286,51 @@ mod tests {
             Some(t0 + ms(60)),
             "a later start keeps both tokens spent"
         );
+    }
+
+    /// A spawner for a runtime whose clock alone is under test.
+    #[derive(Debug)]
+    struct NoSpawn;
+
+    impl crate::rt::Spawn for NoSpawn {
+        fn spawn_detached(&self, _: crate::rt::BoxFuture) -> Result<(), crate::rt::SpawnError> {
+            unreachable!("nothing is spawned")
+        }
+        fn spawn_blocking(&self, _: crate::rt::BlockingFn) -> Result<(), crate::rt::SpawnError> {
+            unreachable!("nothing is spawned")
+        }
+    }
+
+    #[test]
+    fn the_real_clock_read_as_a_number_agrees_with_its_instants() {
+        let timer = std::sync::Arc::new(crate::rt::SystemTimer::new());
+        let rt = Runtime::new("system", std::sync::Arc::new(NoSpawn), timer);
+        // An epoch before the global clock's anchor, and one after it.
+        let anchor = CoarseClock::global().anchor();
+        for epoch in [anchor - ms(1500), rt.now()] {
+            let bucket = AtomicBucket::new(50, Duration::from_secs(1), 0, epoch).unwrap();
+            for _ in 0..1_000 {
+                let before = bucket.nanos(rt.now());
+                let fast = bucket.now(&rt);
+                let after = bucket.nanos(rt.now());
+                // Never ahead of the instants; behind them by at most the
+                // gap between the anchor's two reads (and a descheduled
+                // thread: generous).
+                assert!(fast <= after, "{fast} ahead of {after}");
+                assert!(fast + 50_000_000 >= before, "{fast} far behind {before}");
+            }
+        }
+    }
+
+    #[test]
+    fn virtual_time_is_read_as_instants() {
+        let mock = crate::testing::MockRuntime::new();
+        let rt = mock.runtime();
+        let bucket = AtomicBucket::new(50, Duration::from_secs(1), 0, rt.now()).unwrap();
+        assert_eq!(bucket.now(&rt), 0);
+        mock.advance(ms(20)).unwrap();
+        assert_eq!(bucket.now(&rt), 20_000_000, "exactly the virtual time");
+        assert_eq!(bucket.try_start_at(bucket.now(&rt)), Ok(()));
     }
 
     #[test]

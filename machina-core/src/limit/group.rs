@@ -138,7 +138,7 @@ impl GroupInner {
             return Some(Err(Refusal::new(Reason::InFlight, None)));
         }
         if let Some(bucket) = &self.bucket
-            && let Err(until) = bucket.try_start(self.runtime.now())
+            && let Err(until) = bucket.try_start_at(bucket.now(&self.runtime))
         {
             // The slot goes back (and to a waiter that queued meanwhile).
             self.release();

@@ -313,6 +313,28 @@ impl Runtime {
         self.inner.timer.coarse_nanos()
     }
 
+    /// The precise clock in nanoseconds since
+    /// [`CoarseClock::global`](super::CoarseClock::global)'s anchor, or
+    /// `None` when this runtime's clock is not the real one (see
+    /// [`Timer::now_nanos`]). `None` on the mock runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::rt::{CoarseClock, SystemTimer, Timer};
+    /// use machina_core::testing::MockRuntime;
+    ///
+    /// // Virtual time has no place on the real clock's scale.
+    /// assert_eq!(MockRuntime::new().runtime().now_nanos(), None);
+    /// // A timer on the real clock reads it.
+    /// let before = CoarseClock::global().precise_elapsed_nanos();
+    /// assert!(SystemTimer::new().now_nanos().is_some_and(|n| n >= before));
+    /// ```
+    #[inline]
+    pub fn now_nanos(&self) -> Option<u64> {
+        self.inner.timer.now_nanos()
+    }
+
     /// How far [`coarse_now`](Self::coarse_now) may lag behind
     /// [`now`](Self::now).
     pub fn coarse_resolution(&self) -> Duration {

@@ -66,6 +66,11 @@ impl Timer for SystemTimer {
         Some(CoarseClock::global().elapsed_nanos())
     }
 
+    #[inline]
+    fn now_nanos(&self) -> Option<u64> {
+        Some(CoarseClock::global().precise_elapsed_nanos())
+    }
+
     fn sleep_until(&self, deadline: Instant) -> Sleep {
         let wait = deadline.saturating_duration_since(Instant::now());
         Sleep::new(SystemSleep(futures_timer::Delay::new(wait)))
@@ -133,6 +138,11 @@ impl Timer for IoTimer {
 
     fn coarse_nanos(&self) -> Option<u64> {
         Some(CoarseClock::global().elapsed_nanos())
+    }
+
+    #[inline]
+    fn now_nanos(&self) -> Option<u64> {
+        Some(CoarseClock::global().precise_elapsed_nanos())
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {

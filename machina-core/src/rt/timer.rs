@@ -129,6 +129,19 @@ pub trait Timer: Send + Sync + 'static {
         None
     }
 
+    /// The precise clock as a plain number: nanoseconds since
+    /// [`CoarseClock::global`]'s anchor (see
+    /// [`CoarseClock::precise_elapsed_nanos`]), or `None` when this
+    /// timer's clock is not the real one (the mock runtime's, a paused
+    /// tokio clock) and callers must read [`now`](Timer::now). The default
+    /// is `None`; adapters on the real clock return
+    /// `Some(CoarseClock::global().precise_elapsed_nanos())`. For hot paths
+    /// that count in nanoseconds anyway (a token bucket): the same clock as
+    /// `now()`, without the `Instant` arithmetic a conversion costs.
+    fn now_nanos(&self) -> Option<u64> {
+        None
+    }
+
     /// How far [`coarse_now`](Timer::coarse_now) may lag behind
     /// [`now`](Timer::now): the global coarse clock's resolution while
     /// [`coarse_nanos`](Timer::coarse_nanos) reads it, zero otherwise.
