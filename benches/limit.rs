@@ -3,8 +3,9 @@
 //!   and of a token-bucket group (GCRA, the same quota as governor's),
 //!   each with an owned `Permit` and with a borrowed `GroupGuard`
 //!   (`try_acquire_guard`), versus `governor`'s `check()` and tokio's `Semaphore::try_acquire` +
-//!   drop; Machina is measured on a real clock (tokio's, one `Instant::now`
-//!   per decision) and on the mock runtime's virtual clock;
+//!   drop; Machina is measured on a real clock (a multi-thread tokio
+//!   runtime's, as `#[tokio::main]` makes: one clock read per decision) and
+//!   on the mock runtime's virtual clock;
 //! - the same with two threads hammering one limiter;
 //! - the success-path overhead of a `Retry`-wrapped call over the bare call.
 //!
@@ -15,14 +16,25 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-#[path = "support/mod.rs"]
-mod support;
-
 use criterion::{Criterion, criterion_group, criterion_main};
 use machina_core::limit::{ConcurrentGroup, Limits};
 use machina_core::retry::{Retry, Rule};
 use machina_core::testing::MockRuntime;
-use support::tokio_runtime;
+
+/// A multi-thread tokio runtime (one worker: the benches call from their
+/// own thread) and a Machina runtime on it: what `#[tokio::main]` gives a
+/// program. Its clock can never be paused, so the groups read the real
+/// clock directly (`Timer::now_nanos`); on a current-thread runtime they
+/// read tokio's (test-util) clock as an `Instant`.
+fn tokio_runtime() -> (tokio::runtime::Runtime, machina_core::rt::Runtime) {
+    let tokio_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_time()
+        .build()
+        .expect("tokio");
+    let rt = machina_tokio::runtime_from(tokio_rt.handle().clone()).expect("timer");
+    (tokio_rt, rt)
+}
 
 /// Both limits on, never binding: the window is short enough that its log
 /// of start times stays small at tens of millions of starts per second.

@@ -12,9 +12,18 @@
 //! another rate (3 per second), or with a window of starts, keeps the
 //! policy under its lock.
 //!
+//! Time: on a runtime with a fast counter
+//! ([`Runtime::now_nanos`]) every decision reads that counter, in
+//! nanoseconds since its reading when the group was made; elsewhere (the
+//! mock runtime's virtual clock) nanoseconds since the instant the group was
+//! made. One scale per bucket, so the lock-free and the locked paths never
+//! disagree; a refusal says how long to wait, which the group adds to a
+//! fresh `now()` (the counter is not on `Instant`'s scale: see
+//! [`FastClock`](crate::rt::FastClock)).
+//!
 //! Who may change the word: a newcomer without the lock while nobody waits
 //! ([`try_start_at`](AtomicBucket::try_start_at)), and a caller under the
-//! group's lock ([`commit`](AtomicBucket::commit)). Both check and move the
+//! group's lock ([`commit_at`](AtomicBucket::commit_at)). Both check and move the
 //! arrival time in one compare-and-swap, so two starts never spend the
 //! same token; the waiter's promise is read and written under the lock
 //! only.
@@ -24,7 +33,7 @@
 use std::time::{Duration, Instant};
 
 use super::sync::{AtomicU64, Ordering};
-use crate::rt::{CoarseClock, Runtime};
+use crate::rt::Runtime;
 
 /// No promise outstanding.
 const NO_PROMISE: u64 = u64::MAX;
@@ -37,13 +46,12 @@ const MAX_SPAN: u64 = 1 << 62;
 /// A GCRA token bucket in one atomic word (see the module docs).
 #[derive(Debug)]
 pub(crate) struct AtomicBucket {
-    /// The instant nanoseconds count from (the group's creation).
+    /// The instant nanoseconds count from (the group's creation), on a
+    /// runtime without a fast counter.
     epoch: Instant,
-    /// Where `epoch` lies on the scale of [`Runtime::now_nanos`] (ns from
-    /// the global clock's anchor, negative before it): a runtime on the
-    /// real clock gives `now` as nanoseconds since the epoch with one
-    /// subtraction, no `Instant` arithmetic.
-    epoch_offset: i64,
+    /// The runtime's fast counter ([`Runtime::now_nanos`]) at the epoch,
+    /// when it has one: nanoseconds count from it then.
+    epoch_nanos: Option<u64>,
     /// The emission interval, ns.
     interval: u64,
     /// The burst tolerance, `burst × interval` ns.
@@ -65,10 +73,17 @@ pub(crate) struct Step {
 
 impl AtomicBucket {
     /// The bucket for `n` starts per `per` with `burst` extra, counted from
-    /// `epoch`; `None` when the interval is not a whole number of
+    /// `epoch` (and `epoch_nanos`, the runtime's fast counter then, if it
+    /// has one); `None` when the interval is not a whole number of
     /// nanoseconds, or the tolerance too long (then the policy's exact
     /// arithmetic under the lock is needed).
-    pub(crate) fn new(n: u32, per: Duration, burst: u32, epoch: Instant) -> Option<Self> {
+    pub(crate) fn new(
+        n: u32,
+        per: Duration,
+        burst: u32,
+        epoch: Instant,
+        epoch_nanos: Option<u64>,
+    ) -> Option<Self> {
         let per = u64::try_from(per.as_nanos()).ok()?;
         let n = u64::from(n);
         if n == 0 || per % n != 0 {
@@ -81,7 +96,7 @@ impl AtomicBucket {
         }
         Some(AtomicBucket {
             epoch,
-            epoch_offset: CoarseClock::global().offset_nanos(epoch),
+            epoch_nanos,
             interval,
             tolerance,
             tat: AtomicU64::new(0),
@@ -99,45 +114,44 @@ impl AtomicBucket {
             .saturating_add(u64::from(since.subsec_nanos()))
     }
 
-    /// Now on `runtime`'s clock, in nanoseconds since the epoch: from
-    /// [`Runtime::now_nanos`] where the runtime is on the real clock (never
-    /// ahead of the `Instant` reading, at most a few nanoseconds behind:
-    /// see [`CoarseClock::precise_elapsed_nanos`]), else from its `now()`.
+    /// Now on `runtime`'s clock, in nanoseconds since the epoch: from its
+    /// fast counter if it has one, else from its `now()`.
     #[inline]
     pub(crate) fn now(&self, runtime: &Runtime) -> u64 {
-        match runtime.now_nanos() {
-            Some(at) => {
-                let at = i64::try_from(at).unwrap_or(i64::MAX);
-                u64::try_from(at.saturating_sub(self.epoch_offset)).unwrap_or(0)
-            }
-            None => self.nanos(runtime.now()),
+        match (self.epoch_nanos, runtime.now_nanos()) {
+            (Some(epoch), Some(now)) => now.saturating_sub(epoch),
+            _ => self.nanos(runtime.now()),
         }
     }
 
-    /// The instant `nanos` after the epoch.
-    fn instant(&self, nanos: u64) -> Instant {
-        self.epoch + Duration::from_nanos(nanos)
+    /// The reading for a decision at `now`, an instant just read from
+    /// `runtime`: the fast counter read afresh if the bucket counts on it,
+    /// else `now` itself.
+    pub(crate) fn at(&self, runtime: &Runtime, now: Instant) -> u64 {
+        match (self.epoch_nanos, runtime.now_nanos()) {
+            (Some(epoch), Some(at)) => at.saturating_sub(epoch),
+            _ => self.nanos(now),
+        }
     }
 
-    /// Takes a token for a newcomer at `now`, without the lock.
+    /// How long from `now` until `allowed_from` (ns since the epoch).
+    fn wait(now: u64, allowed_from: u64) -> Duration {
+        Duration::from_nanos(allowed_from.saturating_sub(now))
+    }
+
+    /// Takes a token for a newcomer at `now` (ns since the epoch, see
+    /// [`now`](Self::now)), without the lock.
     ///
     /// # Errors
-    /// The earliest instant a start is allowed; nothing is taken then and
-    /// nothing promised.
-    #[cfg(test)]
-    pub(crate) fn try_start(&self, now: Instant) -> Result<(), Instant> {
-        self.try_start_at(self.nanos(now))
-    }
-
-    /// [`try_start`](Self::try_start) at `now` nanoseconds since the epoch
-    /// (see [`now`](Self::now)).
+    /// How long from `now` until a start is allowed; nothing is taken then
+    /// and nothing promised.
     #[inline]
-    pub(crate) fn try_start_at(&self, now: u64) -> Result<(), Instant> {
+    pub(crate) fn try_start_at(&self, now: u64) -> Result<(), Duration> {
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
             let allowed_from = tat.saturating_sub(self.tolerance);
             if now < allowed_from {
-                return Err(self.instant(allowed_from));
+                return Err(Self::wait(now, allowed_from));
             }
             match self.tat.compare_exchange_weak(
                 tat,
@@ -151,11 +165,11 @@ impl AtomicBucket {
         }
     }
 
-    /// The earliest instant the bucket allows a start, if not `now`; with
-    /// `promise`, a refused caller is taken to wait for it (see
-    /// [`commit`](Self::commit)). Under the group's lock.
-    pub(crate) fn blocked_until(&self, now: Instant, promise: bool) -> Option<Instant> {
-        let now = self.nanos(now);
+    /// How long from `now` (ns since the epoch) until the bucket allows a
+    /// start, if it does not now; with `promise`, a refused caller is taken
+    /// to wait for it (see [`commit_at`](Self::commit_at)). Under the
+    /// group's lock.
+    pub(crate) fn blocked_for(&self, now: u64, promise: bool) -> Option<Duration> {
         let tat = self.tat.load(Ordering::Acquire);
         let allowed_from = tat.saturating_sub(self.tolerance);
         if now >= allowed_from {
@@ -164,19 +178,18 @@ impl AtomicBucket {
         if promise {
             self.promised.store(tat, Ordering::Relaxed);
         }
-        Some(self.instant(allowed_from))
+        Some(Self::wait(now, allowed_from))
     }
 
-    /// Takes a token at `now` under the group's lock, after
-    /// [`blocked_until`](Self::blocked_until) said none blocks. A caller
+    /// Takes a token at `now` (ns since the epoch) under the group's lock,
+    /// after [`blocked_for`](Self::blocked_for) said none blocks. A caller
     /// that was promised this arrival time and wakes less than an interval
     /// late keeps the grid (see [`GroupPolicy`](super::GroupPolicy)).
     ///
     /// # Errors
-    /// A newcomer took the last token without the lock since the look: the
-    /// earliest instant now, promised to the caller if `promise`.
-    pub(crate) fn commit(&self, now: Instant, promise: bool) -> Result<Step, Instant> {
-        let now = self.nanos(now);
+    /// A newcomer took the last token without the lock since the look: how
+    /// long until the next, promised to the caller if `promise`.
+    pub(crate) fn commit_at(&self, now: u64, promise: bool) -> Result<Step, Duration> {
         let promised = self.promised.swap(NO_PROMISE, Ordering::Relaxed);
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
@@ -185,7 +198,7 @@ impl AtomicBucket {
                 if promise {
                     self.promised.store(tat, Ordering::Relaxed);
                 }
-                return Err(self.instant(allowed_from));
+                return Err(Self::wait(now, allowed_from));
             }
             let awaited = promised == tat && now < tat.saturating_add(self.interval);
             let from = if awaited { tat } else { tat.max(now) };
@@ -209,6 +222,25 @@ impl AtomicBucket {
     }
 }
 
+/// The bucket read with instants (its epoch's scale), for tests.
+#[cfg(test)]
+impl AtomicBucket {
+    pub(crate) fn try_start(&self, now: Instant) -> Result<(), Instant> {
+        self.try_start_at(self.nanos(now))
+            .map_err(|wait| now + wait)
+    }
+
+    pub(crate) fn blocked_until(&self, now: Instant, promise: bool) -> Option<Instant> {
+        self.blocked_for(self.nanos(now), promise)
+            .map(|wait| now + wait)
+    }
+
+    pub(crate) fn commit(&self, now: Instant, promise: bool) -> Result<Step, Instant> {
+        self.commit_at(self.nanos(now), promise)
+            .map_err(|wait| now + wait)
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -224,18 +256,18 @@ mod tests {
     #[test]
     fn only_whole_nanosecond_intervals_fit_the_word() {
         let t0 = t0();
-        assert!(AtomicBucket::new(100, Duration::from_secs(1), 5, t0).is_some());
-        assert!(AtomicBucket::new(1_000_000_000, Duration::from_secs(1), 0, t0).is_some());
-        assert!(AtomicBucket::new(3, Duration::from_secs(1), 0, t0).is_none());
-        assert!(AtomicBucket::new(u32::MAX, Duration::from_secs(1), 0, t0).is_none());
+        assert!(AtomicBucket::new(100, Duration::from_secs(1), 5, t0, None).is_some());
+        assert!(AtomicBucket::new(1_000_000_000, Duration::from_secs(1), 0, t0, None).is_some());
+        assert!(AtomicBucket::new(3, Duration::from_secs(1), 0, t0, None).is_none());
+        assert!(AtomicBucket::new(u32::MAX, Duration::from_secs(1), 0, t0, None).is_none());
         // A tolerance of centuries: the exact arithmetic keeps it.
-        assert!(AtomicBucket::new(1, Duration::from_secs(86_400), u32::MAX, t0).is_none());
+        assert!(AtomicBucket::new(1, Duration::from_secs(86_400), u32::MAX, t0, None).is_none());
     }
 
     #[test]
     fn bursts_then_holds_the_grid() {
         let t0 = t0();
-        let bucket = AtomicBucket::new(50, Duration::from_secs(1), 2, t0).unwrap();
+        let bucket = AtomicBucket::new(50, Duration::from_secs(1), 2, t0, None).unwrap();
         for _ in 0..3 {
             assert_eq!(bucket.try_start(t0), Ok(()));
         }
@@ -248,7 +280,7 @@ mod tests {
     #[test]
     fn a_waiter_that_wakes_late_keeps_the_grid_and_a_newcomer_does_not() {
         let t0 = t0();
-        let bucket = AtomicBucket::new(50, Duration::from_secs(1), 0, t0).unwrap();
+        let bucket = AtomicBucket::new(50, Duration::from_secs(1), 0, t0, None).unwrap();
         bucket.commit(t0, false).unwrap();
         assert_eq!(bucket.blocked_until(t0 + ms(5), true), Some(t0 + ms(20)));
         // It wakes 3 ms late: the next start is still due at 40 ms.
@@ -262,7 +294,7 @@ mod tests {
     #[test]
     fn a_commit_that_lost_the_token_refuses_and_promises() {
         let t0 = t0();
-        let bucket = AtomicBucket::new(50, Duration::from_secs(1), 0, t0).unwrap();
+        let bucket = AtomicBucket::new(50, Duration::from_secs(1), 0, t0, None).unwrap();
         assert_eq!(bucket.blocked_until(t0, true), None);
         bucket.try_start(t0).unwrap(); // a newcomer without the lock
         assert_eq!(bucket.commit(t0 + ms(1), true).unwrap_err(), t0 + ms(20));
@@ -274,7 +306,7 @@ mod tests {
     #[test]
     fn an_undone_step_gives_its_token_back_unless_another_followed() {
         let t0 = t0();
-        let bucket = AtomicBucket::new(50, Duration::from_secs(1), 0, t0).unwrap();
+        let bucket = AtomicBucket::new(50, Duration::from_secs(1), 0, t0, None).unwrap();
         let step = bucket.commit(t0, false).unwrap();
         bucket.undo(step);
         assert_eq!(bucket.try_start(t0), Ok(()), "the token came back");
@@ -302,42 +334,59 @@ mod tests {
     }
 
     #[test]
-    fn the_real_clock_read_as_a_number_agrees_with_its_instants() {
+    fn a_runtime_with_a_fast_counter_is_read_on_it() {
         let timer = std::sync::Arc::new(crate::rt::SystemTimer::new());
         let rt = Runtime::new("system", std::sync::Arc::new(NoSpawn), timer);
-        // An epoch before the global clock's anchor, and one after it.
-        let anchor = CoarseClock::global().anchor();
-        for epoch in [anchor - ms(1500), rt.now()] {
-            let bucket = AtomicBucket::new(50, Duration::from_secs(1), 0, epoch).unwrap();
-            for _ in 0..1_000 {
-                let before = bucket.nanos(rt.now());
-                let fast = bucket.now(&rt);
-                let after = bucket.nanos(rt.now());
-                // Never ahead of the instants; behind them by at most the
-                // gap between the anchor's two reads (and a descheduled
-                // thread: generous).
-                assert!(fast <= after, "{fast} ahead of {after}");
-                assert!(fast + 50_000_000 >= before, "{fast} far behind {before}");
-            }
-        }
+        let made = rt.now();
+        let bucket =
+            AtomicBucket::new(50, Duration::from_secs(1), 0, made, rt.now_nanos()).unwrap();
+        // Readings count on the counter: the time between two of them is
+        // the time instants count, to within the reads' cost and the
+        // calibration's error.
+        let (first, at) = (bucket.now(&rt), rt.now());
+        while at.elapsed() < ms(3) {}
+        let (second, since) = (bucket.now(&rt), at.elapsed());
+        let (spent, since) = (second - first, u64::try_from(since.as_nanos()).unwrap());
+        assert!(spent <= since + 50_000, "{spent} ahead of {since}");
+        assert!(spent + since / 100 >= since, "{spent} behind {since}");
+        // Both paths read the same counter: a token taken without the lock
+        // is seen under it, and the wait told is the interval less the time
+        // that passed.
+        assert_eq!(bucket.try_start_at(bucket.now(&rt)), Ok(()));
+        let now = rt.now();
+        let wait = bucket.blocked_for(bucket.at(&rt, now), false).unwrap();
+        assert!(wait <= ms(20) && wait > ms(19), "{wait:?}");
+        let later = bucket
+            .commit_at(bucket.at(&rt, rt.now()), false)
+            .unwrap_err();
+        assert!(later <= wait && later > ms(19), "{later:?} after {wait:?}");
     }
 
     #[test]
     fn virtual_time_is_read_as_instants() {
         let mock = crate::testing::MockRuntime::new();
         let rt = mock.runtime();
-        let bucket = AtomicBucket::new(50, Duration::from_secs(1), 0, rt.now()).unwrap();
+        assert_eq!(rt.now_nanos(), None);
+        let bucket =
+            AtomicBucket::new(50, Duration::from_secs(1), 0, rt.now(), rt.now_nanos()).unwrap();
         assert_eq!(bucket.now(&rt), 0);
         mock.advance(ms(20)).unwrap();
         assert_eq!(bucket.now(&rt), 20_000_000, "exactly the virtual time");
         assert_eq!(bucket.try_start_at(bucket.now(&rt)), Ok(()));
+        mock.advance(ms(5)).unwrap();
+        assert_eq!(
+            bucket.blocked_for(bucket.at(&rt, rt.now()), false),
+            Some(ms(15))
+        );
+        assert_eq!(bucket.try_start_at(bucket.now(&rt)), Err(ms(15)));
     }
 
     #[test]
     fn never_admits_more_than_the_burst_across_threads() {
         let t0 = t0();
-        let bucket =
-            std::sync::Arc::new(AtomicBucket::new(1, Duration::from_secs(3600), 99, t0).unwrap());
+        let bucket = std::sync::Arc::new(
+            AtomicBucket::new(1, Duration::from_secs(3600), 99, t0, None).unwrap(),
+        );
         let admitted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let threads: Vec<_> = (0..4)
             .map(|_| {

@@ -138,10 +138,11 @@ impl GroupInner {
             return Some(Err(Refusal::new(Reason::InFlight, None)));
         }
         if let Some(bucket) = &self.bucket
-            && let Err(until) = bucket.try_start_at(bucket.now(&self.runtime))
+            && let Err(wait) = bucket.try_start_at(bucket.now(&self.runtime))
         {
             // The slot goes back (and to a waiter that queued meanwhile).
             self.release();
+            let until = self.runtime.now() + wait;
             return Some(Err(Refusal::new(Reason::Rate, Some(until))));
         }
         slots.count_start();
@@ -159,9 +160,9 @@ impl GroupInner {
             Some(_) => match self
                 .bucket
                 .as_ref()
-                .and_then(|bucket| bucket.blocked_until(now, promise))
+                .and_then(|bucket| bucket.blocked_for(bucket.at(&self.runtime, now), promise))
             {
-                Some(at) => Decision::WaitUntil(Refusal::new(Reason::Rate, Some(at))),
+                Some(wait) => Decision::WaitUntil(Refusal::new(Reason::Rate, Some(now + wait))),
                 None => Decision::Proceed,
             },
             None if promise => state.policy.decide(now),
@@ -189,15 +190,17 @@ impl GroupInner {
                     return Err(Refusal::new(Reason::InFlight, None));
                 }
                 let step = match &self.bucket {
-                    Some(bucket) => match bucket.commit(now, promise) {
-                        Ok(step) => Some(step),
-                        Err(at) => {
-                            // Under the lock: whoever waits is woken by the
-                            // caller committing, who is first in line.
-                            slots.give_back();
-                            return Err(Refusal::new(Reason::Rate, Some(at)));
+                    Some(bucket) => {
+                        match bucket.commit_at(bucket.at(&self.runtime, now), promise) {
+                            Ok(step) => Some(step),
+                            Err(wait) => {
+                                // Under the lock: whoever waits is woken by the
+                                // caller committing, who is first in line.
+                                slots.give_back();
+                                return Err(Refusal::new(Reason::Rate, Some(now + wait)));
+                            }
                         }
-                    },
+                    }
                     None => None,
                 };
                 slots.count_start();
@@ -418,7 +421,9 @@ impl ConcurrentGroup {
         let bucket = limits
             .rate_limit()
             .filter(|_| !policy.windowed())
-            .and_then(|(n, per, burst)| AtomicBucket::new(n, per, burst, made_at))
+            .and_then(|(n, per, burst)| {
+                AtomicBucket::new(n, per, burst, made_at, runtime.now_nanos())
+            })
             .map(CacheLine);
         let on_slots = !policy.windowed() && (limits.rate_limit().is_none() || bucket.is_some());
         let slots =

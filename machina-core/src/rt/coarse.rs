@@ -132,37 +132,6 @@ impl CoarseClock {
         }
     }
 
-    /// Nanoseconds from [`anchor`](Self::anchor) to a *precise* reading
-    /// now (0 for a reading not past the anchor): the scale of
-    /// [`Timer::now_nanos`](super::Timer::now_nanos), read without
-    /// `Instant` arithmetic. On Linux it counts from the precise reading
-    /// taken just after the anchor, so it is never ahead of
-    /// `now - anchor()` (at most the few nanoseconds between those two
-    /// reads behind it).
-    #[inline]
-    pub fn precise_elapsed_nanos(&self) -> u64 {
-        #[cfg(target_os = "linux")]
-        {
-            monotonic_nanos(rustix::time::ClockId::Monotonic).saturating_sub(self.base_nanos)
-        }
-        #[cfg(not(target_os = "linux"))]
-        {
-            u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
-        }
-    }
-
-    /// Where `instant` lies on the scale of
-    /// [`precise_elapsed_nanos`](Self::precise_elapsed_nanos): nanoseconds
-    /// from the anchor, negative for an instant before it (saturating at
-    /// `i64`'s range, 292 years either way).
-    pub fn offset_nanos(&self, instant: Instant) -> i64 {
-        let nanos = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
-        match instant.checked_duration_since(self.base) {
-            Some(after) => nanos(after),
-            None => -nanos(self.base.saturating_duration_since(instant)),
-        }
-    }
-
     /// The process's coarse clock, anchored on first use: the one
     /// [`Timer::coarse_nanos`](super::Timer::coarse_nanos) counts from.
     #[inline]

@@ -20,6 +20,7 @@
 //!   [`Runtime::rng`].
 
 mod coarse;
+mod fast;
 mod interval;
 #[cfg(feature = "io")]
 mod io_sockets;
@@ -37,6 +38,7 @@ mod timer;
 mod yield_now;
 
 pub use coarse::CoarseClock;
+pub use fast::FastClock;
 pub(crate) use interval::Grid;
 pub use interval::{Interval, IntervalError, MissedTick};
 #[cfg(feature = "io")]

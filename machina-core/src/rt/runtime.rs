@@ -313,21 +313,21 @@ impl Runtime {
         self.inner.timer.coarse_nanos()
     }
 
-    /// The precise clock in nanoseconds since
-    /// [`CoarseClock::global`](super::CoarseClock::global)'s anchor, or
-    /// `None` when this runtime's clock is not the real one (see
-    /// [`Timer::now_nanos`]). `None` on the mock runtime.
+    /// The precise clock as a number of nanoseconds from a fast counter,
+    /// or `None` when this runtime's clock is not the real one (see
+    /// [`Timer::now_nanos`]: only differences of readings mean anything).
+    /// `None` on the mock runtime.
     ///
     /// # Examples
     ///
     /// ```
-    /// use machina_core::rt::{CoarseClock, SystemTimer, Timer};
+    /// use machina_core::rt::{FastClock, SystemTimer, Timer};
     /// use machina_core::testing::MockRuntime;
     ///
-    /// // Virtual time has no place on the real clock's scale.
+    /// // Virtual time is read as instants only.
     /// assert_eq!(MockRuntime::new().runtime().now_nanos(), None);
-    /// // A timer on the real clock reads it.
-    /// let before = CoarseClock::global().precise_elapsed_nanos();
+    /// // A timer on the real clock reads the fast counter.
+    /// let before = FastClock::global().nanos();
     /// assert!(SystemTimer::new().now_nanos().is_some_and(|n| n >= before));
     /// ```
     #[inline]

@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::coarse::CoarseClock;
+use super::fast::FastClock;
 use super::timer::{Sleep, SleepFuture, Timer};
 
 /// A `futures-timer` delay as a [`SleepFuture`].
@@ -68,7 +69,7 @@ impl Timer for SystemTimer {
 
     #[inline]
     fn now_nanos(&self) -> Option<u64> {
-        Some(CoarseClock::global().precise_elapsed_nanos())
+        Some(FastClock::global().nanos())
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {
@@ -142,7 +143,7 @@ impl Timer for IoTimer {
 
     #[inline]
     fn now_nanos(&self) -> Option<u64> {
-        Some(CoarseClock::global().precise_elapsed_nanos())
+        Some(FastClock::global().nanos())
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {

@@ -129,15 +129,19 @@ pub trait Timer: Send + Sync + 'static {
         None
     }
 
-    /// The precise clock as a plain number: nanoseconds since
-    /// [`CoarseClock::global`]'s anchor (see
-    /// [`CoarseClock::precise_elapsed_nanos`]), or `None` when this
-    /// timer's clock is not the real one (the mock runtime's, a paused
-    /// tokio clock) and callers must read [`now`](Timer::now). The default
-    /// is `None`; adapters on the real clock return
-    /// `Some(CoarseClock::global().precise_elapsed_nanos())`. For hot paths
-    /// that count in nanoseconds anyway (a token bucket): the same clock as
-    /// `now()`, without the `Instant` arithmetic a conversion costs.
+    /// The precise clock as a plain number, for hot paths that count in
+    /// nanoseconds anyway (a token bucket): a [`FastClock`](super::FastClock) reading (the
+    /// CPU's time stamp counter where it is invariant; a few nanoseconds
+    /// where `now()` may cost tens), or `None` when this timer's clock is
+    /// not the real one (the mock runtime's, a tokio clock that may be
+    /// paused) and callers must read [`now`](Timer::now).
+    ///
+    /// A timer answers `Some` always or never. Only the difference of two
+    /// readings means anything: it is the time between them to within parts
+    /// per million, and becomes an instant only added to a fresh
+    /// [`now`](Timer::now) (see [`FastClock`](super::FastClock) for why). The default is
+    /// `None`; adapters on the real clock return
+    /// `Some(FastClock::global().nanos())`.
     fn now_nanos(&self) -> Option<u64> {
         None
     }
