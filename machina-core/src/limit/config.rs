@@ -19,6 +19,16 @@ use super::error::LimitError;
 ///   late (less than an interval) does not push the later ones back: the
 ///   starts stay on their grid, with no drift.
 ///
+/// The clock a rate reads: a bucket whose interval is a whole number of
+/// nanoseconds (100 per second, not 3) on a runtime with a fast counter
+/// ([`Runtime::now_nanos`](crate::rt::Runtime::now_nanos): smol,
+/// async-std, a multi-thread tokio runtime) reads the CPU's time stamp
+/// counter, anchored to the monotonic clock every millisecond (see
+/// [`FastClock`](crate::rt::FastClock)): a few nanoseconds per start
+/// instead of tens, and within a fraction of a microsecond of `Instant`'s
+/// time. Everywhere else (the mock runtime, a current-thread tokio
+/// runtime, a window of starts) decisions are read on `Instant`.
+///
 /// # Examples
 ///
 /// ```

@@ -9,14 +9,23 @@
 //! monotonic clock; elsewhere it reads the monotonic clock itself. The
 //! counter, its detection and calibration are the `quanta` crate's.
 //!
-//! What it is not: a reading on the scale of `Instant`. The counter is not
-//! slewed by NTP and its calibrated rate is off by parts per million, so a
-//! reading drifts from `Instant` without bound over a process's life. Only
-//! the *difference* of two readings means anything, and it becomes an
-//! `Instant` only as a duration added to a fresh `Instant` reading (so the
-//! error stays parts per million of that duration).
+//! A calibrated rate is off by parts per million, more when the
+//! calibration ran on a loaded machine, and the monotonic clock is slewed
+//! by NTP while the counter is not: extrapolated from one starting point,
+//! the two drift apart without bound (a hundred microseconds a second has
+//! been seen under load). So the counter only extrapolates from an anchor
+//! on the monotonic clock that is read again every millisecond of counter
+//! time: a reading is within the rate's error times a millisecond of
+//! `Instant`'s time (a fraction of a microsecond), and may step back by as
+//! much when the anchor moves. Only differences of readings are used, and
+//! they become instants as durations added to a fresh `Instant` reading.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// How often (ns of counter time) the anchor is read again.
+const REANCHOR_EVERY: u64 = 1_000_000;
 
 /// The process's fast precise counter (see the module docs).
 ///
@@ -36,8 +45,16 @@ use std::sync::OnceLock;
 #[derive(Debug)]
 pub struct FastClock {
     clock: quanta::Clock,
-    /// The raw reading when the clock was made: readings count from it.
+    /// The raw counter when the clock was made.
     base: u64,
+    /// The instant when the clock was made: readings count from it.
+    anchor_base: Instant,
+    /// What to add to the counter's nanoseconds since `base` to land on
+    /// `anchor_base.elapsed()` as of the last anchor (two's complement:
+    /// the counter may run ahead of the monotonic clock).
+    offset: AtomicU64,
+    /// Counter nanoseconds since `base` from which the anchor is read again.
+    next_anchor: AtomicU64,
 }
 
 impl FastClock {
@@ -48,18 +65,44 @@ impl FastClock {
         static CLOCK: OnceLock<FastClock> = OnceLock::new();
         CLOCK.get_or_init(|| {
             let clock = quanta::Clock::new();
-            let base = clock.raw();
-            FastClock { clock, base }
+            let (base, anchor_base) = (clock.raw(), Instant::now());
+            FastClock {
+                clock,
+                base,
+                anchor_base,
+                offset: AtomicU64::new(0),
+                next_anchor: AtomicU64::new(REANCHOR_EVERY),
+            }
         })
     }
 
-    /// Nanoseconds since the clock was made: non-decreasing on one thread,
-    /// and across threads as far as the counter is synchronised (an
-    /// invariant counter is; a reading behind another's counts as no time
-    /// passed).
+    /// Nanoseconds since the clock was made, as the monotonic clock counts
+    /// them to within a fraction of a microsecond (see the module docs).
     #[inline]
     pub fn nanos(&self) -> u64 {
-        self.clock.delta_as_nanos(self.base, self.clock.raw())
+        let counted = self.clock.delta_as_nanos(self.base, self.clock.raw());
+        if counted >= self.next_anchor.load(Ordering::Relaxed) {
+            return self.reanchor(counted);
+        }
+        counted.wrapping_add(self.offset.load(Ordering::Relaxed))
+    }
+
+    /// Reads the monotonic clock and moves the anchor to it: once a
+    /// millisecond of counter time (two threads doing it at once store
+    /// offsets a few nanoseconds apart).
+    #[cold]
+    #[inline(never)]
+    fn reanchor(&self, counted: u64) -> u64 {
+        let elapsed = self.anchor_base.elapsed();
+        let monotonic = elapsed
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(elapsed.subsec_nanos()));
+        self.offset
+            .store(monotonic.wrapping_sub(counted), Ordering::Relaxed);
+        self.next_anchor
+            .store(counted.saturating_add(REANCHOR_EVERY), Ordering::Relaxed);
+        monotonic
     }
 }
 
@@ -88,12 +131,34 @@ mod tests {
     }
 
     #[test]
-    fn never_goes_back_on_one_thread() {
+    fn keeps_to_the_monotonic_clock() {
+        let clock = FastClock::global();
+        let start = Instant::now();
+        let mut worst = Duration::ZERO;
+        while start.elapsed() < Duration::from_millis(20) {
+            let before = clock.anchor_base.elapsed();
+            let read = Duration::from_nanos(clock.nanos());
+            let after = clock.anchor_base.elapsed();
+            // Between the two instants, but for the anchor's error.
+            let off = if read < before {
+                before - read
+            } else {
+                read.saturating_sub(after)
+            };
+            worst = worst.max(off);
+        }
+        // A calibration off by 1 000 ppm would still be within 1 us; a
+        // descheduled thread between the reads only widens the interval.
+        assert!(worst < Duration::from_micros(5), "{worst:?} off");
+    }
+
+    #[test]
+    fn goes_back_at_most_by_the_anchors_error_on_one_thread() {
         let clock = FastClock::global();
         let mut last = clock.nanos();
         for _ in 0..100_000 {
             let now = clock.nanos();
-            assert!(now >= last, "{now} < {last}");
+            assert!(now + 2_000 >= last, "{now} < {last}");
             last = now;
         }
     }

@@ -137,9 +137,9 @@ pub trait Timer: Send + Sync + 'static {
     /// paused) and callers must read [`now`](Timer::now).
     ///
     /// A timer answers `Some` always or never. Only the difference of two
-    /// readings means anything: it is the time between them to within parts
-    /// per million, and becomes an instant only added to a fresh
-    /// [`now`](Timer::now) (see [`FastClock`](super::FastClock) for why). The default is
+    /// readings is used: it is the time between them to within a fraction
+    /// of a microsecond, and becomes an instant only added to a fresh
+    /// [`now`](Timer::now) (see [`FastClock`](super::FastClock)). The default is
     /// `None`; adapters on the real clock return
     /// `Some(FastClock::global().nanos())`.
     fn now_nanos(&self) -> Option<u64> {
