@@ -118,20 +118,23 @@ impl AtomicBucket {
     /// fast counter if it has one, else from its `now()`.
     #[inline]
     pub(crate) fn now(&self, runtime: &Runtime) -> u64 {
-        match (self.epoch_nanos, runtime.now_nanos()) {
-            (Some(epoch), Some(now)) => now.saturating_sub(epoch),
-            _ => self.nanos(runtime.now()),
-        }
+        self.on_counter(runtime)
+            .unwrap_or_else(|| self.nanos(runtime.now()))
     }
 
     /// The reading for a decision at `now`, an instant just read from
     /// `runtime`: the fast counter read afresh if the bucket counts on it,
     /// else `now` itself.
     pub(crate) fn at(&self, runtime: &Runtime, now: Instant) -> u64 {
-        match (self.epoch_nanos, runtime.now_nanos()) {
-            (Some(epoch), Some(at)) => at.saturating_sub(epoch),
-            _ => self.nanos(now),
-        }
+        self.on_counter(runtime).unwrap_or_else(|| self.nanos(now))
+    }
+
+    /// Now on `runtime`'s fast counter, in nanoseconds since the epoch, if
+    /// the bucket counts on it.
+    #[inline]
+    fn on_counter(&self, runtime: &Runtime) -> Option<u64> {
+        let epoch = self.epoch_nanos?;
+        Some(runtime.now_nanos()?.saturating_sub(epoch))
     }
 
     /// How long from `now` until `allowed_from` (ns since the epoch).

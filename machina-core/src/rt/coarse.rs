@@ -132,6 +132,20 @@ impl CoarseClock {
         }
     }
 
+    /// Nanoseconds from [`anchor`](Self::anchor) to a *precise* reading
+    /// now (0 for a reading not past the anchor): what
+    /// [`FastClock`](super::FastClock) anchors its counter to.
+    pub(crate) fn precise_elapsed_nanos(&self) -> u64 {
+        #[cfg(target_os = "linux")]
+        {
+            monotonic_nanos(rustix::time::ClockId::Monotonic).saturating_sub(self.base_nanos)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        }
+    }
+
     /// The process's coarse clock, anchored on first use: the one
     /// [`Timer::coarse_nanos`](super::Timer::coarse_nanos) counts from.
     #[inline]

@@ -2,7 +2,7 @@
 //! [`Timer::now_nanos`](super::Timer::now_nanos) on the real clock.
 //!
 //! A token bucket reads the clock on every start, and a `clock_gettime`
-//! (what `Instant::now` is) costs tens of nanoseconds on many machines,
+//! (what an `Instant` reading is) costs tens of nanoseconds on many machines,
 //! more than the bucket's own arithmetic. This clock reads the CPU's time
 //! stamp counter where it is invariant (constant rate, synchronised across
 //! cores), scaled to nanoseconds by a rate calibrated once against the
@@ -14,7 +14,8 @@
 //! by NTP while the counter is not: extrapolated from one starting point,
 //! the two drift apart without bound (a hundred microseconds a second has
 //! been seen under load). So the counter only extrapolates from an anchor
-//! on the monotonic clock that is read again every millisecond of counter
+//! on the monotonic clock (read through [`CoarseClock`], whose anchor the
+//! readings count from) that is read again every millisecond of counter
 //! time: a reading is within the rate's error times a millisecond of
 //! `Instant`'s time (a fraction of a microsecond), and may step back by as
 //! much when the anchor moves. Only differences of readings are used, and
@@ -22,7 +23,8 @@
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+
+use super::coarse::CoarseClock;
 
 /// How often (ns of counter time) the anchor is read again.
 const REANCHOR_EVERY: u64 = 1_000_000;
@@ -32,12 +34,12 @@ const REANCHOR_EVERY: u64 = 1_000_000;
 /// # Examples
 ///
 /// ```
-/// use machina_core::rt::FastClock;
-/// use std::time::{Duration, Instant};
+/// use machina_core::rt::{FastClock, SystemTimer, Timer};
+/// use std::time::Duration;
 ///
-/// let clock = FastClock::global();
-/// let (before, at) = (clock.nanos(), Instant::now());
-/// while at.elapsed() < Duration::from_millis(2) {}
+/// let (clock, timer) = (FastClock::global(), SystemTimer::new());
+/// let (before, at) = (clock.nanos(), timer.now());
+/// while timer.now() - at < Duration::from_millis(2) {}
 /// let spent = clock.nanos() - before;
 /// // The same two milliseconds, to within the calibration's error.
 /// assert!(spent >= 1_900_000 && spent < 50_000_000, "{spent}");
@@ -47,11 +49,9 @@ pub struct FastClock {
     clock: quanta::Clock,
     /// The raw counter when the clock was made.
     base: u64,
-    /// The instant when the clock was made: readings count from it.
-    anchor_base: Instant,
     /// What to add to the counter's nanoseconds since `base` to land on
-    /// `anchor_base.elapsed()` as of the last anchor (two's complement:
-    /// the counter may run ahead of the monotonic clock).
+    /// [`CoarseClock`]'s precise reading as of the last anchor (two's
+    /// complement: the counter may run ahead of the monotonic clock).
     offset: AtomicU64,
     /// Counter nanoseconds since `base` from which the anchor is read again.
     next_anchor: AtomicU64,
@@ -65,19 +65,20 @@ impl FastClock {
         static CLOCK: OnceLock<FastClock> = OnceLock::new();
         CLOCK.get_or_init(|| {
             let clock = quanta::Clock::new();
-            let (base, anchor_base) = (clock.raw(), Instant::now());
-            FastClock {
+            let fast = FastClock {
+                base: clock.raw(),
                 clock,
-                base,
-                anchor_base,
                 offset: AtomicU64::new(0),
-                next_anchor: AtomicU64::new(REANCHOR_EVERY),
-            }
+                next_anchor: AtomicU64::new(0),
+            };
+            fast.reanchor(0);
+            fast
         })
     }
 
-    /// Nanoseconds since the clock was made, as the monotonic clock counts
-    /// them to within a fraction of a microsecond (see the module docs).
+    /// Nanoseconds since [`CoarseClock::global`]'s anchor, as the monotonic
+    /// clock counts them to within a fraction of a microsecond (see the
+    /// module docs).
     #[inline]
     pub fn nanos(&self) -> u64 {
         let counted = self.clock.delta_as_nanos(self.base, self.clock.raw());
@@ -93,11 +94,7 @@ impl FastClock {
     #[cold]
     #[inline(never)]
     fn reanchor(&self, counted: u64) -> u64 {
-        let elapsed = self.anchor_base.elapsed();
-        let monotonic = elapsed
-            .as_secs()
-            .saturating_mul(1_000_000_000)
-            .saturating_add(u64::from(elapsed.subsec_nanos()));
+        let monotonic = CoarseClock::global().precise_elapsed_nanos();
         self.offset
             .store(monotonic.wrapping_sub(counted), Ordering::Relaxed);
         self.next_anchor
@@ -109,16 +106,17 @@ impl FastClock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, Instant};
+    use crate::rt::{SystemTimer, Timer};
+    use std::time::Duration;
 
     #[test]
     fn counts_the_time_instants_count() {
-        let clock = FastClock::global();
+        let (clock, timer) = (FastClock::global(), SystemTimer::new());
         for wait in [Duration::from_micros(200), Duration::from_millis(5)] {
-            let (before, at) = (clock.nanos(), Instant::now());
-            while at.elapsed() < wait {}
+            let (before, at) = (clock.nanos(), timer.now());
+            while timer.now() - at < wait {}
             let spent = Duration::from_nanos(clock.nanos() - before);
-            let measured = at.elapsed();
+            let measured = timer.now() - at;
             // Read between the two instants' readings: never more than the
             // outer interval, less only by calibration error (ppm) and the
             // reads' own cost.
@@ -132,13 +130,13 @@ mod tests {
 
     #[test]
     fn keeps_to_the_monotonic_clock() {
-        let clock = FastClock::global();
-        let start = Instant::now();
+        let (clock, monotonic) = (FastClock::global(), CoarseClock::global());
+        let start = monotonic.precise_elapsed_nanos();
         let mut worst = Duration::ZERO;
-        while start.elapsed() < Duration::from_millis(20) {
-            let before = clock.anchor_base.elapsed();
+        while monotonic.precise_elapsed_nanos() - start < 20_000_000 {
+            let before = Duration::from_nanos(monotonic.precise_elapsed_nanos());
             let read = Duration::from_nanos(clock.nanos());
-            let after = clock.anchor_base.elapsed();
+            let after = Duration::from_nanos(monotonic.precise_elapsed_nanos());
             // Between the two instants, but for the anchor's error.
             let off = if read < before {
                 before - read
