@@ -347,6 +347,9 @@ impl Timer for TokioTimer {
     }
 
     fn coarse_nanos(&self) -> Option<u64> {
+        if !self.clock_can_pause {
+            return Some(CoarseClock::global().elapsed_nanos());
+        }
         let coarse = &*self.coarse;
         if coarse.paused.load(Ordering::Relaxed) {
             return None;
@@ -356,6 +359,10 @@ impl Timer for TokioTimer {
             return self.check_paused(at);
         }
         Some(at)
+    }
+
+    fn coarse_clock(&self) -> Option<&'static CoarseClock> {
+        (!self.clock_can_pause).then(CoarseClock::global)
     }
 
     fn now_nanos(&self) -> Option<u64> {
@@ -468,11 +475,22 @@ mod tests {
         // clock would be wrong at once.
         let rt = runtime().unwrap();
         assert_eq!(rt.now_nanos(), None);
+        // Nor is its coarse time the process's coarse clock for good.
+        assert!(rt.coarse_clock().is_none());
+        assert!(rt.coarse_nanos().is_some(), "while tokio's clock runs");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_multi_thread_runtime_reads_the_real_clock_as_a_number() {
         let rt = runtime().unwrap();
+        // Its coarse time is the process's coarse clock, read directly.
+        let clock = rt
+            .coarse_clock()
+            .expect("a multi-thread clock never pauses");
+        assert!(std::ptr::eq(clock, CoarseClock::global()));
+        let before = clock.elapsed_nanos();
+        let coarse = rt.coarse_nanos().expect("the real clock");
+        assert!((before..=clock.elapsed_nanos()).contains(&coarse));
         let first = rt.now_nanos().expect("a multi-thread clock never pauses");
         let at = Instant::now();
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -57,6 +57,36 @@ cross_runtime! {
         assert_eq!(breaker.stats().trips, 1);
     }
 
+    /// Successes count in the window on every runtime's clock (on a real
+    /// one, by the coarse clock, without the lock): three successes keep
+    /// failures under half of the calls until a fourth failure of eight.
+    async fn breaker_weighs_failures_against_the_successes_counted(rt: Runtime, _env: Env) {
+        let breaker = CircuitBreaker::builder("dep")
+            .min_calls(4)
+            .error_ratio(0.5)
+            // Buckets of 100 ms: fine enough for the coarse clock.
+            .response_time(Duration::from_secs(1))
+            .build(&rt)
+            .unwrap();
+        let fail = || async { Err::<(), _>(std::io::Error::other("down")) };
+        for _ in 0..3 {
+            breaker.enter().expect("passing").success();
+        }
+        for _ in 0..2 {
+            breaker.call(fail()).await.unwrap_err();
+        }
+        // 2 failures in 5 calls, then 3 in 7: under half (without the
+        // successes, 2 of 2 would have tripped it).
+        breaker.enter().expect("2 of 5 failed").success();
+        breaker.call(fail()).await.unwrap_err();
+        breaker.enter().expect("3 of 7 failed").failure(&std::io::Error::other("down"));
+        // 4 of 8: the next call trips it.
+        let open = breaker.enter().unwrap_err();
+        assert_eq!(open.state, CircuitState::Broken);
+        let stats = breaker.stats();
+        assert_eq!((stats.passing, stats.broken_rejected, stats.trips), (8, 1, 1));
+    }
+
     /// Concurrent calls within the leeway share one batch; a failure
     /// reaches every caller.
     async fn aggregator_batches_concurrent_calls(rt: Runtime, env: Env) {

@@ -7,14 +7,14 @@ use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::state::{Admission, BreakerMachine, BreakerSettings, BreakerStats, CircuitState};
 use super::tally::SuccessTally;
 use crate::call::{AsDynError, CallError, CallStack};
 use crate::decision::{Decision, Reason, Refusal};
 use crate::error::ErrorMatcher;
-use crate::rt::Runtime;
+use crate::rt::{CoarseClock, Runtime};
 
 type LastFailure = Arc<str>;
 
@@ -166,14 +166,7 @@ impl BreakerBuilder {
         let (epoch, bucket_nanos) = machine.window_geometry();
         let tally = SuccessTally::new(epoch, bucket_nanos);
         tally.roll(now, 0);
-        // Where the coarse clock's count starts, in the window's terms.
-        let coarse = (u128::from(bucket_nanos)
-            >= runtime.coarse_resolution().as_nanos() * COARSE_BELOW_BUCKET)
-            .then(|| {
-                let anchor = crate::rt::CoarseClock::global().anchor();
-                u64::try_from(epoch.checked_duration_since(anchor)?.as_nanos()).ok()
-            })
-            .flatten();
+        let success_clock = SuccessClock::choose(runtime, epoch, bucket_nanos);
         Ok(CircuitBreaker {
             inner: Arc::new(Inner {
                 name: self.name.into(),
@@ -184,7 +177,7 @@ impl BreakerBuilder {
                     last_failure: None,
                 }),
                 tally,
-                coarse,
+                success_clock,
                 pass_until: AtomicU64::new(PASS_ALWAYS),
                 fast_passing: AtomicU64::new(0),
                 period: AtomicU64::new(0),
@@ -229,10 +222,46 @@ struct Inner {
     /// Successes of calls admitted while passing, counted without the
     /// lock and folded into the machine's window under it.
     tally: SuccessTally,
-    /// Whether successes read the runtime's coarse clock (its resolution
-    /// is at most a tenth of a bucket): then the window's epoch in the
-    /// coarse clock's count (ns since its anchor).
-    coarse: Option<u64>,
+    /// The clock a success is counted by.
+    success_clock: SuccessClock,
+}
+
+/// The clock [`CircuitBreaker::tally_takes`] reads for a success: the
+/// runtime's coarse clock where its resolution is at most a tenth of a
+/// window bucket (a success counted a tick early is harmless), else the
+/// precise one. The coarse forms hold the window's epoch in the coarse
+/// clock's count (ns since its anchor).
+#[derive(Debug, Clone, Copy)]
+enum SuccessClock {
+    /// The process's coarse clock, read directly: the runtime's coarse
+    /// time is it for good ([`Runtime::coarse_clock`]).
+    Process {
+        clock: &'static CoarseClock,
+        epoch: u64,
+    },
+    /// The runtime's coarse time, asked of its timer each time (it may
+    /// leave the real clock: a tokio clock that can be paused), the
+    /// precise one while it has none.
+    Timer { epoch: u64 },
+    /// The runtime's precise clock.
+    Precise,
+}
+
+impl SuccessClock {
+    fn choose(runtime: &Runtime, epoch: Instant, bucket_nanos: u64) -> Self {
+        let fine = u128::from(bucket_nanos)
+            >= runtime.coarse_resolution().as_nanos() * COARSE_BELOW_BUCKET;
+        // Where the coarse clock's count starts, in the window's terms.
+        let since_anchor = || {
+            let anchor = CoarseClock::global().anchor();
+            u64::try_from(epoch.checked_duration_since(anchor)?.as_nanos()).ok()
+        };
+        match (fine.then(since_anchor).flatten(), runtime.coarse_clock()) {
+            (Some(epoch), Some(clock)) => SuccessClock::Process { clock, epoch },
+            (Some(epoch), None) => SuccessClock::Timer { epoch },
+            (None, _) => SuccessClock::Precise,
+        }
+    }
 }
 
 /// A circuit breaker (aiomisc `CircuitBreaker`): see
@@ -485,7 +514,7 @@ impl CircuitBreaker {
     /// would simply pass.
     /// Also points the success tally at the bucket of `now` while the
     /// machine is passing, and closes it otherwise.
-    fn publish(&self, shared: &mut Shared, now: std::time::Instant) {
+    fn publish(&self, shared: &mut Shared, now: Instant) {
         let tally = &self.inner.tally;
         let clean_from = shared.machine.window_clean_from();
         let pass_until = if !shared.machine.would_pass(now) {
@@ -539,11 +568,16 @@ impl CircuitBreaker {
             return false;
         }
         let runtime = &self.inner.runtime;
-        match (self.inner.coarse, runtime.coarse_nanos()) {
-            (Some(epoch), Some(nanos)) => {
-                self.inner.tally.try_count_at(nanos.saturating_sub(epoch))
+        let tally = &self.inner.tally;
+        match self.inner.success_clock {
+            SuccessClock::Process { clock, epoch } => {
+                tally.try_count_at(clock.elapsed_nanos().saturating_sub(epoch))
             }
-            _ => self.inner.tally.try_count(runtime.now()),
+            SuccessClock::Timer { epoch } => match runtime.coarse_nanos() {
+                Some(nanos) => tally.try_count_at(nanos.saturating_sub(epoch)),
+                None => tally.try_count(runtime.now()),
+            },
+            SuccessClock::Precise => tally.try_count(runtime.now()),
         }
     }
 

@@ -313,6 +313,26 @@ impl Runtime {
         self.inner.timer.coarse_nanos()
     }
 
+    /// The process's coarse clock where this runtime's coarse time is it
+    /// for good (see [`Timer::coarse_clock`]); `None` on the mock runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_core::rt::{CoarseClock, SystemTimer, Timer};
+    /// use machina_core::testing::MockRuntime;
+    ///
+    /// // Virtual time has no coarse clock of the process behind it.
+    /// assert!(MockRuntime::new().runtime().coarse_clock().is_none());
+    /// // The real clock does, and reading it is reading the timer.
+    /// let clock = SystemTimer::new().coarse_clock().expect("a real clock");
+    /// assert!(std::ptr::eq(clock, CoarseClock::global()));
+    /// ```
+    #[inline]
+    pub fn coarse_clock(&self) -> Option<&'static super::CoarseClock> {
+        self.inner.timer.coarse_clock()
+    }
+
     /// The precise clock as a number of nanoseconds from a fast counter,
     /// or `None` when this runtime's clock is not the real one (see
     /// [`Timer::now_nanos`]: only differences of readings mean anything).

@@ -67,6 +67,10 @@ impl Timer for SystemTimer {
         Some(CoarseClock::global().elapsed_nanos())
     }
 
+    fn coarse_clock(&self) -> Option<&'static CoarseClock> {
+        Some(CoarseClock::global())
+    }
+
     #[inline]
     fn now_nanos(&self) -> Option<u64> {
         Some(FastClock::global().nanos())
@@ -139,6 +143,10 @@ impl Timer for IoTimer {
 
     fn coarse_nanos(&self) -> Option<u64> {
         Some(CoarseClock::global().elapsed_nanos())
+    }
+
+    fn coarse_clock(&self) -> Option<&'static CoarseClock> {
+        Some(CoarseClock::global())
     }
 
     #[inline]

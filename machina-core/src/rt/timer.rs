@@ -129,6 +129,20 @@ pub trait Timer: Send + Sync + 'static {
         None
     }
 
+    /// The process's coarse clock, where this timer's coarse time is that
+    /// clock for good (its clock can never be paused or made virtual):
+    /// then [`coarse_nanos`](Timer::coarse_nanos) is always
+    /// `Some(clock.elapsed_nanos())`, and a hot path may keep the
+    /// reference and read the clock without a call through the timer.
+    ///
+    /// A timer answers `Some` always or never. The default is `None` (the
+    /// mock runtime's answer, and a tokio runtime's whose clock may be
+    /// paused); the adapters on the real clock return
+    /// `Some(CoarseClock::global())`.
+    fn coarse_clock(&self) -> Option<&'static CoarseClock> {
+        None
+    }
+
     /// The precise clock as a plain number, for hot paths that count in
     /// nanoseconds anyway (a token bucket): a [`FastClock`](super::FastClock) reading (the
     /// CPU's time stamp counter where it is invariant; a few nanoseconds
