@@ -179,7 +179,7 @@ impl BreakerBuilder {
                 tally,
                 success_clock,
                 pass_until: AtomicU64::new(PASS_ALWAYS),
-                fast_passing: AtomicU64::new(0),
+                abandoned_passing: AtomicU64::new(0),
                 period: AtomicU64::new(0),
             }),
         })
@@ -214,9 +214,9 @@ struct Inner {
     /// the window may bring it to the trip condition); 0 when a call must
     /// go the slow way. Recomputed whenever the machine is consulted.
     pass_until: AtomicU64,
-    /// Calls admitted on the fast path, not yet added to the machine's
-    /// counters.
-    fast_passing: AtomicU64,
+    /// Calls let through while passing and abandoned without an outcome,
+    /// not yet added to the machine's counters.
+    abandoned_passing: AtomicU64,
     /// The machine's period, for calls admitted on the fast path.
     period: AtomicU64,
     /// Successes of calls admitted while passing, counted without the
@@ -398,10 +398,14 @@ impl CircuitBreaker {
     }
 
     /// The counters.
+    ///
+    /// `passing` counts a call when it ends (see [`BreakerStats::passing`]),
+    /// so that letting a call through costs no write to shared memory.
     pub fn stats(&self) -> BreakerStats {
-        let fast = self.inner.fast_passing.swap(0, Ordering::Relaxed);
+        let abandoned = self.inner.abandoned_passing.swap(0, Ordering::Relaxed);
         let mut shared = self.shared();
-        shared.machine.add_passing(fast);
+        self.fold(&mut shared);
+        shared.machine.add_passing(abandoned);
         shared.machine.stats()
     }
 
@@ -442,6 +446,7 @@ impl CircuitBreaker {
     /// );
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
+    #[inline]
     pub fn enter(&self) -> Result<BreakerGuard<'_>, CircuitOpen> {
         let admitted = self.admit()?;
         Ok(BreakerGuard {
@@ -452,7 +457,8 @@ impl CircuitBreaker {
     }
 
     /// The decision for one call. While the breaker is plainly passing it
-    /// costs one atomic load and one counter increment, inline; otherwise
+    /// costs two atomic loads, inline (the call is counted when it ends);
+    /// otherwise
     /// [`admit_slow`](Self::admit_slow) reads the clock and, if need be,
     /// asks the machine under the lock.
     #[inline]
@@ -462,7 +468,6 @@ impl CircuitBreaker {
         let period = self.inner.period.load(Ordering::Acquire);
         let pass_until = self.inner.pass_until.load(Ordering::Acquire);
         if pass_until == PASS_ALWAYS {
-            self.inner.fast_passing.fetch_add(1, Ordering::Relaxed);
             return Ok(Admission::new(CircuitState::Passing, period));
         }
         self.admit_slow(period, pass_until)
@@ -474,7 +479,6 @@ impl CircuitBreaker {
     fn admit_slow(&self, period: u64, pass_until: u64) -> Result<Admission, CircuitOpen> {
         let now = self.inner.runtime.now();
         if pass_until > self.inner.tally.elapsed(now) {
-            self.inner.fast_passing.fetch_add(1, Ordering::Relaxed);
             return Ok(Admission::new(CircuitState::Passing, period));
         }
         let rng = self.inner.runtime.rng();
@@ -531,15 +535,29 @@ impl CircuitBreaker {
         if shared.machine.current() == CircuitState::Passing {
             tally.roll(now, clean_from);
         } else {
-            tally.close();
+            // Successes counted since the fold: let through while
+            // passing, but of a window now cleared.
+            let late = tally.close();
+            shared.machine.add_passing(late);
         }
     }
 
-    /// Adds the successes the tally counted to the machine's window: done
-    /// first in every section that consults the machine.
+    /// Adds the successes the tally counted to the machine's window and
+    /// its count of calls let through while passing: done first in every
+    /// section that consults the machine.
     fn fold(&self, shared: &mut Shared) {
         let (stamp, successes) = self.inner.tally.take();
         shared.machine.add_successes(stamp, successes);
+        shared.machine.add_passing(successes);
+    }
+
+    /// A call admitted as `admitted` was abandoned without an outcome: not
+    /// in the window, but among the calls let through while passing.
+    #[cold]
+    pub(crate) fn abandon(&self, admitted: Admission) {
+        if admitted.state() == CircuitState::Passing {
+            self.inner.abandoned_passing.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts how an admitted call ended. A success of a call admitted in
@@ -639,7 +657,8 @@ impl fmt::Debug for CircuitBreaker {
 
 /// An admitted call: report how it ended with
 /// [`success`](Self::success) or [`failure`](Self::failure). A guard
-/// dropped without either (a cancelled call) is not counted.
+/// dropped without either (a cancelled call) is not counted in the window,
+/// only among the calls let through ([`BreakerStats::passing`]).
 #[must_use = "report the call's outcome with .success() or .failure(&err)"]
 pub struct BreakerGuard<'a> {
     breaker: &'a CircuitBreaker,
@@ -649,6 +668,7 @@ pub struct BreakerGuard<'a> {
 
 impl BreakerGuard<'_> {
     /// The call succeeded.
+    #[inline]
     pub fn success(mut self) {
         self.reported = true;
         self.breaker.report(self.admitted, None);
@@ -663,6 +683,15 @@ impl BreakerGuard<'_> {
     /// The state the call was admitted in.
     pub fn admitted_in(&self) -> CircuitState {
         self.admitted.state()
+    }
+}
+
+impl Drop for BreakerGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.reported {
+            self.breaker.abandon(self.admitted);
+        }
     }
 }
 

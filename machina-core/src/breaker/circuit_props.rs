@@ -81,7 +81,10 @@ fn run(settings: BreakerSettings, seed: u64, events: &[Event]) -> Result<(), Tes
                         guard.failure(&failure);
                         machine.record(now, admission, true);
                     }
-                    Outcome::Dropped => drop(guard),
+                    Outcome::Dropped => {
+                        drop(guard);
+                        machine.abandon(admission);
+                    }
                 }
             }
             Event::Look => {

@@ -66,7 +66,9 @@ pub struct BreakerSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct BreakerStats {
-    /// Calls let through while passing.
+    /// Calls let through while passing, counted as they end (their
+    /// outcome reported, or the call abandoned): a call still in flight is
+    /// not counted yet.
     pub passing: u64,
     /// Calls rejected while broken (including the one that tripped it).
     pub broken_rejected: u64,
@@ -106,6 +108,9 @@ pub struct BreakerStats {
 ///   `passing_time` from the instant the recovery ended.
 /// - An outcome counts only in the period its call was admitted in (see
 ///   [`Admission`]).
+/// - A call let through while passing is counted in
+///   [`BreakerStats::passing`] when it ends: hand its outcome to
+///   [`record`](Self::record), or [`abandon`](Self::abandon) it.
 #[derive(Debug, Clone)]
 pub struct BreakerMachine {
     settings: BreakerSettings,
@@ -202,7 +207,6 @@ impl BreakerMachine {
                         Some(instant_after(now, s.broken_time)),
                     ));
                 }
-                self.stats.passing += 1;
                 Decision::Proceed
             }
             CircuitState::Broken => {
@@ -256,6 +260,7 @@ impl BreakerMachine {
     /// the machine is passing with no failure in its window (then a success
     /// cannot change what [`would_pass`](Self::would_pass) says).
     pub fn record(&mut self, now: Instant, admitted: Admission, failed: bool) -> bool {
+        self.count_ended(admitted, 1);
         let state = self.state(now);
         if admitted.period != self.period {
             return false;
@@ -276,6 +281,20 @@ impl BreakerMachine {
             _ => {}
         }
         false
+    }
+
+    /// The call `admitted` was abandoned (cancelled) without an outcome:
+    /// it is counted among the calls let through, not in the window.
+    pub fn abandon(&mut self, admitted: Admission) {
+        self.count_ended(admitted, 1);
+    }
+
+    /// Counts `calls` admitted as `admitted` that ended, in the counters
+    /// of the calls let through while passing.
+    fn count_ended(&mut self, admitted: Admission, calls: u64) {
+        if admitted.state == CircuitState::Passing {
+            self.stats.passing += calls;
+        }
     }
 
     /// Whether, as of `now`, a call entering would simply pass: passing,
@@ -316,7 +335,9 @@ impl BreakerMachine {
         }
     }
 
-    /// Counts `calls` admitted on the fast path as passing.
+    /// Counts `calls` let through while passing that ended outside the
+    /// machine (successes the shared breaker's tally counted, abandoned
+    /// calls).
     pub(crate) fn add_passing(&mut self, calls: u64) {
         self.stats.passing += calls;
     }

@@ -113,10 +113,12 @@ impl SuccessTally {
     }
 
     /// Stops counting until the next [`roll`](Self::roll) (after the
-    /// window was cleared). Call under the breaker's lock.
-    pub(crate) fn close(&self) {
+    /// window was cleared), and takes the successes counted since the last
+    /// [`take`](Self::take): they no longer belong to a window. Call under
+    /// the breaker's lock.
+    pub(crate) fn close(&self) -> u64 {
         self.end.store(0, Ordering::Release);
-        self.count.store(0, Ordering::Relaxed);
+        self.count.swap(0, Ordering::AcqRel)
     }
 }
 
@@ -139,7 +141,8 @@ mod tests {
         assert_eq!(tally.take(), (1, 0), "taken once");
         tally.roll(ms(250), 0);
         assert!(tally.try_count(ms(250)));
-        tally.close();
+        assert!(tally.try_count(ms(251)));
+        assert_eq!(tally.close(), 2, "what was counted since the take");
         assert!(!tally.try_count(ms(250)));
         assert_eq!(tally.take(), (2, 0));
     }

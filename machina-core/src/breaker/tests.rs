@@ -262,6 +262,33 @@ fn an_abandoned_guard_is_not_counted() {
     }
     // 4 failures of 4 reported calls (the abandoned ones do not dilute it).
     assert!(b.enter().is_err());
+    // Yet they were let through: counted as they ended.
+    assert_eq!(b.stats().passing, 14);
+}
+
+#[test]
+fn a_call_cancelled_mid_flight_is_counted_as_let_through_once_dropped() {
+    use futures::FutureExt;
+    let mock = MockRuntime::new();
+    let b = breaker(&mock);
+    let guard = b.enter().unwrap();
+    assert_eq!(b.stats().passing, 0, "a call in flight is not counted yet");
+    guard.success();
+    assert_eq!(b.stats().passing, 1);
+    let mut cancelled = Box::pin(b.call(std::future::pending::<Result<(), std::io::Error>>()));
+    assert!(
+        (&mut cancelled).now_or_never().is_none(),
+        "admitted and running"
+    );
+    assert_eq!(b.stats().passing, 1);
+    drop(cancelled);
+    assert_eq!(b.stats().passing, 2);
+    // Not in the window: one success and two failures are 3 calls, under
+    // min_calls (counted as a success, it would make 4, half failed).
+    for _ in 0..2 {
+        fail(&b);
+    }
+    assert!(b.enter().is_ok(), "3 calls in the window");
 }
 
 #[test]

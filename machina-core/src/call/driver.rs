@@ -174,10 +174,12 @@ where
                 Err(refused) => refused,
                 Ok(permits) => {
                     let outcome: Result<T, Failure<E>> = 'attempt: {
+                        // A guard: an attempt dropped mid-call (the stack
+                        // cancelled) is abandoned, not lost from the counts.
                         let admitted = match layers.breaker {
                             None => None,
-                            Some(breaker) => match breaker.admit() {
-                                Ok(admission) => Some((breaker, admission)),
+                            Some(breaker) => match breaker.enter() {
+                                Ok(guard) => Some(guard),
                                 Err(open) => {
                                     break 'attempt Err(Failure::Refused {
                                         layer: Layer::Breaker(open.name.clone()),
@@ -210,11 +212,11 @@ where
                             None if cut_at == deadline_at => {
                                 // Cut by the deadline: still a call that hung,
                                 // for the breaker.
-                                if let Some((breaker, admission)) = admitted {
+                                if let Some(guard) = admitted {
                                     let cut = AttemptTimedOut {
                                         limit: layers.deadline.unwrap_or_default(),
                                     };
-                                    breaker.report(admission, Some(&cut));
+                                    guard.failure(&cut);
                                 }
                                 return Err(deadline_passed(attempts, last));
                             }
@@ -222,12 +224,10 @@ where
                                 limit: layers.attempt_timeout.unwrap_or_default(),
                             })),
                         };
-                        if let Some((breaker, admission)) = admitted {
+                        if let Some(guard) = admitted {
                             match &result {
-                                Ok(_) => breaker.report(admission, None),
-                                Err(failure) => {
-                                    breaker.report(admission, Some(failure.as_error(view)));
-                                }
+                                Ok(_) => guard.success(),
+                                Err(failure) => guard.failure(failure.as_error(view)),
                             }
                         }
                         result
