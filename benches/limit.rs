@@ -24,7 +24,7 @@ use machina_core::testing::MockRuntime;
 /// A multi-thread tokio runtime (one worker: the benches call from their
 /// own thread) and a Machina runtime on it: what `#[tokio::main]` gives a
 /// program. Its clock can never be paused, so the groups read the real
-/// clock directly (`Timer::now_nanos`); on a current-thread runtime they
+/// clock directly (`Timer::fast_clock`); on a current-thread runtime they
 /// read tokio's (test-util) clock as an `Instant`.
 fn tokio_runtime() -> (tokio::runtime::Runtime, machina_core::rt::Runtime) {
     let tokio_rt = tokio::runtime::Builder::new_multi_thread()

@@ -244,11 +244,12 @@ impl Spawn for TokioSpawner {
 /// every millisecond of coarse time), during which coarse readings still
 /// follow the real clock.
 ///
-/// [`now_nanos`](Timer::now_nanos) (the precise clock as a number, for a
-/// token bucket) must follow tokio's clock at once, so it reads the fast
-/// counter ([`FastClock`]) only where tokio's clock can never be paused: on a multi-thread runtime (tokio
-/// pauses only current-thread ones). On a current-thread runtime it is
-/// `None` and callers read [`now`](Timer::now).
+/// [`fast_clock`](Timer::fast_clock) (the precise clock as a number, for a
+/// token bucket) must follow tokio's clock at once, so it is the fast
+/// counter ([`FastClock`]) only where tokio's clock can never be paused: on
+/// a multi-thread runtime (tokio pauses only current-thread ones). On a
+/// current-thread runtime it is `None` and callers read
+/// [`now`](Timer::now); so is [`coarse_clock`](Timer::coarse_clock).
 #[derive(Debug, Clone)]
 pub struct TokioTimer {
     handle: Handle,
@@ -257,7 +258,8 @@ pub struct TokioTimer {
     base: Arc<(SystemTime, tokio::time::Instant, Instant)>,
     coarse: Arc<Coarse>,
     /// Whether tokio's clock may be paused on this runtime (a
-    /// current-thread one): then [`now_nanos`](Timer::now_nanos) is `None`.
+    /// current-thread one): then [`fast_clock`](Timer::fast_clock) and
+    /// [`coarse_clock`](Timer::coarse_clock) are `None`.
     clock_can_pause: bool,
 }
 
@@ -365,11 +367,8 @@ impl Timer for TokioTimer {
         (!self.clock_can_pause).then(CoarseClock::global)
     }
 
-    fn now_nanos(&self) -> Option<u64> {
-        if self.clock_can_pause {
-            return None;
-        }
-        Some(FastClock::global().nanos())
+    fn fast_clock(&self) -> Option<&'static FastClock> {
+        (!self.clock_can_pause).then(FastClock::global)
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {
@@ -474,6 +473,7 @@ mod tests {
         // Its clock may be paused at any moment: a number from the real
         // clock would be wrong at once.
         let rt = runtime().unwrap();
+        assert!(rt.fast_clock().is_none());
         assert_eq!(rt.now_nanos(), None);
         // Nor is its coarse time the process's coarse clock for good.
         assert!(rt.coarse_clock().is_none());
@@ -491,6 +491,8 @@ mod tests {
         let before = clock.elapsed_nanos();
         let coarse = rt.coarse_nanos().expect("the real clock");
         assert!((before..=clock.elapsed_nanos()).contains(&coarse));
+        let fast = rt.fast_clock().expect("a multi-thread clock never pauses");
+        assert!(std::ptr::eq(fast, FastClock::global()));
         let first = rt.now_nanos().expect("a multi-thread clock never pauses");
         let at = Instant::now();
         tokio::time::sleep(Duration::from_millis(20)).await;

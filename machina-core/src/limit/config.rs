@@ -21,7 +21,7 @@ use super::error::LimitError;
 ///
 /// The clock a rate reads: a bucket whose interval is a whole number of
 /// nanoseconds (100 per second, not 3) on a runtime with a fast counter
-/// ([`Runtime::now_nanos`](crate::rt::Runtime::now_nanos): smol,
+/// ([`Runtime::fast_clock`](crate::rt::Runtime::fast_clock): smol,
 /// async-std, a multi-thread tokio runtime) reads the CPU's time stamp
 /// counter, anchored to the monotonic clock every millisecond (see
 /// [`FastClock`](crate::rt::FastClock)): a few nanoseconds per start

@@ -13,7 +13,7 @@
 //! policy under its lock.
 //!
 //! Time: on a runtime with a fast counter
-//! ([`Runtime::now_nanos`]) every decision reads that counter, in
+//! ([`Runtime::fast_clock`]) every decision reads that counter, in
 //! nanoseconds since its reading when the group was made; elsewhere (the
 //! mock runtime's virtual clock) nanoseconds since the instant the group was
 //! made. One scale per bucket, so the lock-free and the locked paths never
@@ -33,7 +33,7 @@
 use std::time::{Duration, Instant};
 
 use super::sync::{AtomicU64, Ordering};
-use crate::rt::Runtime;
+use crate::rt::{FastClock, Runtime};
 
 /// No promise outstanding.
 const NO_PROMISE: u64 = u64::MAX;
@@ -49,9 +49,10 @@ pub(crate) struct AtomicBucket {
     /// The instant nanoseconds count from (the group's creation), on a
     /// runtime without a fast counter.
     epoch: Instant,
-    /// The runtime's fast counter ([`Runtime::now_nanos`]) at the epoch,
-    /// when it has one: nanoseconds count from it then.
-    epoch_nanos: Option<u64>,
+    /// The runtime's fast counter ([`Runtime::fast_clock`]) and its
+    /// reading at the epoch, when it has one: nanoseconds count from it
+    /// then, read directly (no call through the runtime's timer).
+    counter: Option<(&'static FastClock, u64)>,
     /// The emission interval, ns.
     interval: u64,
     /// The burst tolerance, `burst × interval` ns.
@@ -73,8 +74,8 @@ pub(crate) struct Step {
 
 impl AtomicBucket {
     /// The bucket for `n` starts per `per` with `burst` extra, counted from
-    /// `epoch` (and `epoch_nanos`, the runtime's fast counter then, if it
-    /// has one); `None` when the interval is not a whole number of
+    /// `epoch` (and on `counter`, the runtime's fast counter, if it has
+    /// one, from its reading now); `None` when the interval is not a whole number of
     /// nanoseconds, or the tolerance too long (then the policy's exact
     /// arithmetic under the lock is needed).
     pub(crate) fn new(
@@ -82,7 +83,7 @@ impl AtomicBucket {
         per: Duration,
         burst: u32,
         epoch: Instant,
-        epoch_nanos: Option<u64>,
+        counter: Option<&'static FastClock>,
     ) -> Option<Self> {
         let per = u64::try_from(per.as_nanos()).ok()?;
         let n = u64::from(n);
@@ -96,7 +97,7 @@ impl AtomicBucket {
         }
         Some(AtomicBucket {
             epoch,
-            epoch_nanos,
+            counter: counter.map(|clock| (clock, clock.nanos())),
             interval,
             tolerance,
             tat: AtomicU64::new(0),
@@ -118,23 +119,23 @@ impl AtomicBucket {
     /// fast counter if it has one, else from its `now()`.
     #[inline]
     pub(crate) fn now(&self, runtime: &Runtime) -> u64 {
-        self.on_counter(runtime)
+        self.on_counter()
             .unwrap_or_else(|| self.nanos(runtime.now()))
     }
 
-    /// The reading for a decision at `now`, an instant just read from
-    /// `runtime`: the fast counter read afresh if the bucket counts on it,
+    /// The reading for a decision at `now`, an instant just read from the
+    /// runtime: the fast counter read afresh if the bucket counts on it,
     /// else `now` itself.
-    pub(crate) fn at(&self, runtime: &Runtime, now: Instant) -> u64 {
-        self.on_counter(runtime).unwrap_or_else(|| self.nanos(now))
+    pub(crate) fn at(&self, now: Instant) -> u64 {
+        self.on_counter().unwrap_or_else(|| self.nanos(now))
     }
 
     /// Now on `runtime`'s fast counter, in nanoseconds since the epoch, if
     /// the bucket counts on it.
     #[inline]
-    fn on_counter(&self, runtime: &Runtime) -> Option<u64> {
-        let epoch = self.epoch_nanos?;
-        Some(runtime.now_nanos()?.saturating_sub(epoch))
+    fn on_counter(&self) -> Option<u64> {
+        let (clock, epoch) = self.counter?;
+        Some(clock.nanos().saturating_sub(epoch))
     }
 
     /// How long from `now` until `allowed_from` (ns since the epoch).
@@ -226,7 +227,7 @@ impl AtomicBucket {
 }
 
 /// The bucket read with instants (its epoch's scale), for tests.
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 impl AtomicBucket {
     pub(crate) fn try_start(&self, now: Instant) -> Result<(), Instant> {
         self.try_start_at(self.nanos(now))
@@ -342,7 +343,7 @@ mod tests {
         let rt = Runtime::new("system", std::sync::Arc::new(NoSpawn), timer);
         let made = rt.now();
         let bucket =
-            AtomicBucket::new(50, Duration::from_secs(1), 0, made, rt.now_nanos()).unwrap();
+            AtomicBucket::new(50, Duration::from_secs(1), 0, made, rt.fast_clock()).unwrap();
         // Readings count on the counter: the time between two of them is
         // the time instants count, to within the reads' cost and the
         // calibration's error.
@@ -357,11 +358,9 @@ mod tests {
         // that passed.
         assert_eq!(bucket.try_start_at(bucket.now(&rt)), Ok(()));
         let now = rt.now();
-        let wait = bucket.blocked_for(bucket.at(&rt, now), false).unwrap();
+        let wait = bucket.blocked_for(bucket.at(now), false).unwrap();
         assert!(wait <= ms(20) && wait > ms(19), "{wait:?}");
-        let later = bucket
-            .commit_at(bucket.at(&rt, rt.now()), false)
-            .unwrap_err();
+        let later = bucket.commit_at(bucket.at(rt.now()), false).unwrap_err();
         assert!(later <= wait && later > ms(19), "{later:?} after {wait:?}");
     }
 
@@ -369,18 +368,15 @@ mod tests {
     fn virtual_time_is_read_as_instants() {
         let mock = crate::testing::MockRuntime::new();
         let rt = mock.runtime();
-        assert_eq!(rt.now_nanos(), None);
+        assert!(rt.fast_clock().is_none());
         let bucket =
-            AtomicBucket::new(50, Duration::from_secs(1), 0, rt.now(), rt.now_nanos()).unwrap();
+            AtomicBucket::new(50, Duration::from_secs(1), 0, rt.now(), rt.fast_clock()).unwrap();
         assert_eq!(bucket.now(&rt), 0);
         mock.advance(ms(20)).unwrap();
         assert_eq!(bucket.now(&rt), 20_000_000, "exactly the virtual time");
         assert_eq!(bucket.try_start_at(bucket.now(&rt)), Ok(()));
         mock.advance(ms(5)).unwrap();
-        assert_eq!(
-            bucket.blocked_for(bucket.at(&rt, rt.now()), false),
-            Some(ms(15))
-        );
+        assert_eq!(bucket.blocked_for(bucket.at(rt.now()), false), Some(ms(15)));
         assert_eq!(bucket.try_start_at(bucket.now(&rt)), Err(ms(15)));
     }
 

@@ -160,7 +160,7 @@ impl GroupInner {
             Some(_) => match self
                 .bucket
                 .as_ref()
-                .and_then(|bucket| bucket.blocked_for(bucket.at(&self.runtime, now), promise))
+                .and_then(|bucket| bucket.blocked_for(bucket.at(now), promise))
             {
                 Some(wait) => Decision::WaitUntil(Refusal::new(Reason::Rate, Some(now + wait))),
                 None => Decision::Proceed,
@@ -191,7 +191,7 @@ impl GroupInner {
                 }
                 let step = match &self.bucket {
                     Some(bucket) => {
-                        match bucket.commit_at(bucket.at(&self.runtime, now), promise) {
+                        match bucket.commit_at(bucket.at(now), promise) {
                             Ok(step) => Some(step),
                             Err(wait) => {
                                 // Under the lock: whoever waits is woken by the
@@ -251,12 +251,21 @@ impl GroupInner {
     /// grant and starts at its next poll without deciding again. So every
     /// release wakes a different waiter, and freed slots do not wait for
     /// the head to be polled before the next waiter is woken.
+    #[inline]
     pub(crate) fn release(&self) {
+        match &self.slots {
+            // Nobody waits: the slot given back is all (inline).
+            Some(slots) if !slots.give_back() => {}
+            _ => self.release_to_waiters(),
+        }
+    }
+
+    /// [`release`](Self::release) once the slot is given back (if the
+    /// group is on slots) and someone may wait: under the lock.
+    #[inline(never)]
+    fn release_to_waiters(&self) {
         let next = match &self.slots {
             Some(slots) => {
-                if !slots.give_back() {
-                    return;
-                }
                 let mut state = lock(&self.state);
                 // Taken back for the head (it fails only if another caller
                 // took the slot since: then the head looks for itself). A
@@ -323,6 +332,7 @@ impl GroupGuard<'_> {
 }
 
 impl Drop for GroupGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.group.release();
     }
@@ -422,7 +432,7 @@ impl ConcurrentGroup {
             .rate_limit()
             .filter(|_| !policy.windowed())
             .and_then(|(n, per, burst)| {
-                AtomicBucket::new(n, per, burst, made_at, runtime.now_nanos())
+                AtomicBucket::new(n, per, burst, made_at, runtime.fast_clock())
             })
             .map(CacheLine);
         let on_slots = !policy.windowed() && (limits.rate_limit().is_none() || bucket.is_some());
@@ -518,6 +528,7 @@ impl ConcurrentGroup {
     /// assert_eq!(db.in_flight(), 0);
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
+    #[inline]
     pub fn try_acquire_guard(&self) -> Result<GroupGuard<'_>, Refusal> {
         self.try_start().map(|()| GroupGuard { group: &self.inner })
     }

@@ -1,5 +1,5 @@
 //! [`FastClock`]: the process's fast precise counter, behind
-//! [`Timer::now_nanos`](super::Timer::now_nanos) on the real clock.
+//! [`Timer::fast_clock`](super::Timer::fast_clock) on the real clock.
 //!
 //! A token bucket reads the clock on every start, and a `clock_gettime`
 //! (what an `Instant` reading is) costs tens of nanoseconds on many machines,

@@ -333,10 +333,10 @@ impl Runtime {
         self.inner.timer.coarse_clock()
     }
 
-    /// The precise clock as a number of nanoseconds from a fast counter,
-    /// or `None` when this runtime's clock is not the real one (see
-    /// [`Timer::now_nanos`]: only differences of readings mean anything).
-    /// `None` on the mock runtime.
+    /// The fast counter this runtime's precise clock may be read on as a
+    /// number (see [`Timer::fast_clock`]: only differences of readings
+    /// mean anything), or `None` when its clock is not the real one for
+    /// good. `None` on the mock runtime.
     ///
     /// # Examples
     ///
@@ -345,14 +345,23 @@ impl Runtime {
     /// use machina_core::testing::MockRuntime;
     ///
     /// // Virtual time is read as instants only.
-    /// assert_eq!(MockRuntime::new().runtime().now_nanos(), None);
-    /// // A timer on the real clock reads the fast counter.
-    /// let before = FastClock::global().nanos();
-    /// assert!(SystemTimer::new().now_nanos().is_some_and(|n| n >= before));
+    /// assert!(MockRuntime::new().runtime().fast_clock().is_none());
+    /// // A timer on the real clock reads the process's fast counter.
+    /// let clock = SystemTimer::new().fast_clock().expect("a real clock");
+    /// assert!(std::ptr::eq(clock, FastClock::global()));
+    /// let before = clock.nanos();
+    /// assert!(FastClock::global().nanos() >= before);
     /// ```
     #[inline]
+    pub fn fast_clock(&self) -> Option<&'static super::FastClock> {
+        self.inner.timer.fast_clock()
+    }
+
+    /// [`fast_clock`](Self::fast_clock) read now: nanoseconds on the fast
+    /// counter, or `None` when the runtime has none.
+    #[inline]
     pub fn now_nanos(&self) -> Option<u64> {
-        self.inner.timer.now_nanos()
+        self.fast_clock().map(super::FastClock::nanos)
     }
 
     /// How far [`coarse_now`](Self::coarse_now) may lag behind

@@ -71,9 +71,8 @@ impl Timer for SystemTimer {
         Some(CoarseClock::global())
     }
 
-    #[inline]
-    fn now_nanos(&self) -> Option<u64> {
-        Some(FastClock::global().nanos())
+    fn fast_clock(&self) -> Option<&'static FastClock> {
+        Some(FastClock::global())
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {
@@ -149,9 +148,8 @@ impl Timer for IoTimer {
         Some(CoarseClock::global())
     }
 
-    #[inline]
-    fn now_nanos(&self) -> Option<u64> {
-        Some(FastClock::global().nanos())
+    fn fast_clock(&self) -> Option<&'static FastClock> {
+        Some(FastClock::global())
     }
 
     fn sleep_until(&self, deadline: Instant) -> Sleep {

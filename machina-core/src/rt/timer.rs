@@ -6,6 +6,7 @@
 //! are built on top of it elsewhere.
 
 use super::coarse::CoarseClock;
+use super::fast::FastClock;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -143,20 +144,22 @@ pub trait Timer: Send + Sync + 'static {
         None
     }
 
-    /// The precise clock as a plain number, for hot paths that count in
-    /// nanoseconds anyway (a token bucket): a [`FastClock`](super::FastClock) reading (the
-    /// CPU's time stamp counter where it is invariant; a few nanoseconds
-    /// where `now()` may cost tens), or `None` when this timer's clock is
-    /// not the real one (the mock runtime's, a tokio clock that may be
-    /// paused) and callers must read [`now`](Timer::now).
+    /// The fast counter the precise clock may be read on as a plain
+    /// number, for hot paths that count in nanoseconds anyway (a token
+    /// bucket): the process's [`FastClock`] (the CPU's time stamp counter
+    /// where it is invariant; a few nanoseconds where `now()` may cost
+    /// tens), or `None` when this timer's clock is not the real one for
+    /// good (the mock runtime's, a tokio clock that may be paused) and
+    /// callers must read [`now`](Timer::now).
     ///
-    /// A timer answers `Some` always or never. Only the difference of two
-    /// readings is used: it is the time between them to within a fraction
-    /// of a microsecond, and becomes an instant only added to a fresh
-    /// [`now`](Timer::now) (see [`FastClock`](super::FastClock)). The default is
-    /// `None`; adapters on the real clock return
-    /// `Some(FastClock::global().nanos())`.
-    fn now_nanos(&self) -> Option<u64> {
+    /// A timer answers `Some` always or never; a hot path keeps the
+    /// reference and reads the counter without a call through the timer.
+    /// Only the difference of two readings is used: it is the time between
+    /// them to within a fraction of a microsecond, and becomes an instant
+    /// only added to a fresh [`now`](Timer::now) (see [`FastClock`]). The
+    /// default is `None`; adapters on the real clock return
+    /// `Some(FastClock::global())`.
+    fn fast_clock(&self) -> Option<&'static FastClock> {
         None
     }
 
