@@ -501,6 +501,7 @@ impl ConcurrentGroup {
     /// assert_eq!((spent.reason, spent.until), (Reason::Window, Some(rt.now() + second)));
     /// # Ok::<(), machina_core::BoxError>(())
     /// ```
+    #[inline]
     pub fn try_acquire(&self) -> Result<Permit, Refusal> {
         self.try_start().map(|()| Permit::one(self.inner.clone()))
     }

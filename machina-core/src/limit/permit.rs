@@ -68,15 +68,26 @@ fn release(group: &GroupInner) {
 }
 
 impl Drop for Permit {
+    #[inline]
     fn drop(&mut self) {
         match &mut self.held {
             Held::None => {}
             Held::One(g) => release(g),
-            Held::Many(gs) => gs.iter().for_each(|g| release(g)),
-            Held::Lease(lease) => {
-                if let Some(lease) = lease.take() {
-                    lease.release();
-                }
+            held => release_other(held),
+        }
+    }
+}
+
+/// [`Permit`]'s drop for the forms held less often: several groups, or a
+/// lease (out of line, to keep the one-group drop small enough to inline).
+#[inline(never)]
+fn release_other(held: &mut Held) {
+    match held {
+        Held::None | Held::One(_) => {}
+        Held::Many(gs) => gs.iter().for_each(|g| release(g)),
+        Held::Lease(lease) => {
+            if let Some(lease) = lease.take() {
+                lease.release();
             }
         }
     }
