@@ -105,8 +105,9 @@ impl Stats {
         });
     }
 
-    /// Adds a circuit breaker: passing, broken rejected, recovering
-    /// admitted and rejected, trips.
+    /// Adds a circuit breaker: passing (calls let through while passing,
+    /// counted as they end: calls in flight are not in it yet), broken
+    /// rejected, recovering admitted and rejected, trips.
     pub fn add_breaker(&self, breaker: &CircuitBreaker) {
         let b = breaker.clone();
         self.add("breaker", breaker.name(), move || {

@@ -64,8 +64,10 @@ cross_runtime! {
         let breaker = CircuitBreaker::builder("dep")
             .min_calls(4)
             .error_ratio(0.5)
-            // Buckets of 100 ms: fine enough for the coarse clock.
-            .response_time(Duration::from_secs(1))
+            // Buckets of a second: fine enough for the coarse clock, and
+            // long enough that a starved test thread does not see its
+            // successes leave the window.
+            .response_time(Duration::from_secs(10))
             .build(&rt)
             .unwrap();
         let fail = || async { Err::<(), _>(std::io::Error::other("down")) };

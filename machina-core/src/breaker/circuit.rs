@@ -229,20 +229,22 @@ struct Inner {
 /// The clock [`CircuitBreaker::tally_takes`] reads for a success: the
 /// runtime's coarse clock where its resolution is at most a tenth of a
 /// window bucket (a success counted a tick early is harmless), else the
-/// precise one. The coarse forms hold the window's epoch in the coarse
-/// clock's count (ns since its anchor).
+/// precise one. The coarse forms hold `shift`, what turns the coarse
+/// clock's count (ns since its anchor) into ns since the window's epoch:
+/// signed, since the window may have started before the process's coarse
+/// clock was first used and anchored.
 #[derive(Debug, Clone, Copy)]
 enum SuccessClock {
     /// The process's coarse clock, read directly: the runtime's coarse
     /// time is it for good ([`Runtime::coarse_clock`]).
     Process {
         clock: &'static CoarseClock,
-        epoch: u64,
+        shift: i64,
     },
     /// The runtime's coarse time, asked of its timer each time (it may
     /// leave the real clock: a tokio clock that can be paused), the
     /// precise one while it has none.
-    Timer { epoch: u64 },
+    Timer { shift: i64 },
     /// The runtime's precise clock.
     Precise,
 }
@@ -251,16 +253,23 @@ impl SuccessClock {
     fn choose(runtime: &Runtime, epoch: Instant, bucket_nanos: u64) -> Self {
         let fine = u128::from(bucket_nanos)
             >= runtime.coarse_resolution().as_nanos() * COARSE_BELOW_BUCKET;
-        // Where the coarse clock's count starts, in the window's terms.
-        let since_anchor = || {
-            let anchor = CoarseClock::global().anchor();
-            u64::try_from(epoch.checked_duration_since(anchor)?.as_nanos()).ok()
+        // Where a coarse clock's count starts, in the window's terms.
+        let shift = |clock: &CoarseClock| {
+            let anchor = clock.anchor();
+            match epoch.checked_duration_since(anchor) {
+                Some(after) => i64::try_from(after.as_nanos()).ok().map(|n| -n),
+                None => i64::try_from((anchor - epoch).as_nanos()).ok(),
+            }
         };
-        match (fine.then(since_anchor).flatten(), runtime.coarse_clock()) {
-            (Some(epoch), Some(clock)) => SuccessClock::Process { clock, epoch },
-            (Some(epoch), None) => SuccessClock::Timer { epoch },
-            (None, _) => SuccessClock::Precise,
+        if !fine {
+            return SuccessClock::Precise;
         }
+        match runtime.coarse_clock() {
+            Some(clock) => shift(clock).map(|shift| SuccessClock::Process { clock, shift }),
+            // `coarse_nanos` counts from the global clock's anchor.
+            None => shift(CoarseClock::global()).map(|shift| SuccessClock::Timer { shift }),
+        }
+        .unwrap_or(SuccessClock::Precise)
     }
 }
 
@@ -588,11 +597,11 @@ impl CircuitBreaker {
         let runtime = &self.inner.runtime;
         let tally = &self.inner.tally;
         match self.inner.success_clock {
-            SuccessClock::Process { clock, epoch } => {
-                tally.try_count_at(clock.elapsed_nanos().saturating_sub(epoch))
+            SuccessClock::Process { clock, shift } => {
+                tally.try_count_at(clock.elapsed_nanos().saturating_add_signed(shift))
             }
-            SuccessClock::Timer { epoch } => match runtime.coarse_nanos() {
-                Some(nanos) => tally.try_count_at(nanos.saturating_sub(epoch)),
+            SuccessClock::Timer { shift } => match runtime.coarse_nanos() {
+                Some(nanos) => tally.try_count_at(nanos.saturating_add_signed(shift)),
                 None => tally.try_count(runtime.now()),
             },
             SuccessClock::Precise => tally.try_count(runtime.now()),
@@ -670,14 +679,16 @@ impl BreakerGuard<'_> {
     /// The call succeeded.
     #[inline]
     pub fn success(mut self) {
-        self.reported = true;
         self.breaker.report(self.admitted, None);
+        self.reported = true;
     }
 
     /// The call failed with `error` (counted if the breaker counts it).
     pub fn failure(mut self, error: &(dyn Error + 'static)) {
-        self.reported = true;
+        // Marked reported once counted: if the breaker's predicate or the
+        // error's `Display` panics first, the drop abandons the call.
         self.breaker.report(self.admitted, Some(error));
+        self.reported = true;
     }
 
     /// The state the call was admitted in.
@@ -702,5 +713,100 @@ impl fmt::Debug for BreakerGuard<'_> {
             .field("admitted", &self.admitted)
             .field("reported", &self.reported)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::MockRuntime;
+
+    fn built(runtime: &Runtime, window: Duration) -> CircuitBreaker {
+        CircuitBreaker::builder("clock")
+            .response_time(window)
+            .build(runtime)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_success_reads_the_process_coarse_clock_where_the_clock_never_pauses() {
+        let rt = crate::test_kit::system_clock_runtime();
+        let breaker = built(&rt, Duration::from_secs(10));
+        let SuccessClock::Process { clock, shift } = breaker.inner.success_clock else {
+            panic!("{:?}", breaker.inner.success_clock);
+        };
+        assert!(std::ptr::eq(clock, CoarseClock::global()));
+        // Now, in the window's terms: about its start (the coarse clock
+        // may lag the precise instant the window starts at), whether or
+        // not the clock was anchored before the breaker was made.
+        let now = clock.elapsed_nanos().saturating_add_signed(shift);
+        assert!(now < 1_000_000_000, "{now} ns into the window");
+        let since = i128::from(clock.elapsed_nanos()) + i128::from(shift);
+        assert!(since > -1_000_000_000, "{since} ns before the window");
+    }
+
+    #[test]
+    fn a_window_finer_than_ten_coarse_ticks_reads_the_precise_clock() {
+        let rt = crate::test_kit::system_clock_runtime();
+        let fine = rt.coarse_resolution() * 10;
+        // Buckets are a tenth of the window: one coarse tick each.
+        let breaker = built(&rt, fine);
+        assert!(matches!(breaker.inner.success_clock, SuccessClock::Precise));
+    }
+
+    #[test]
+    fn virtual_time_is_never_read_on_the_process_clock() {
+        let rt = MockRuntime::new().runtime();
+        let breaker = built(&rt, Duration::from_secs(10));
+        assert!(!matches!(
+            breaker.inner.success_clock,
+            SuccessClock::Process { .. }
+        ));
+    }
+
+    #[test]
+    fn passing_counts_every_call_let_through_across_threads() {
+        // Four threads enter, succeed, fail and abandon calls on one
+        // breaker while it trips (and, on virtual time that never moves,
+        // stays broken): once every call has ended, each entry is counted
+        // exactly once.
+        let mock = MockRuntime::new();
+        let breaker = CircuitBreaker::builder("threads")
+            .min_calls(50)
+            .error_ratio(0.15)
+            .build(&mock.runtime())
+            .unwrap();
+        let failure = std::io::Error::other("down");
+        const THREADS: u64 = 4;
+        const CALLS: u64 = 5_000;
+        std::thread::scope(|scope| {
+            for thread in 0..THREADS {
+                let (breaker, failure) = (&breaker, &failure);
+                scope.spawn(move || {
+                    for n in 0..CALLS {
+                        let Ok(guard) = breaker.enter() else { continue };
+                        match (n + thread) % 10 {
+                            0..=4 => guard.success(),
+                            5 => drop(guard),
+                            // Failures only after a while, so that
+                            // successes are tallied first: the ratio
+                            // reaches 15 % late in the second half.
+                            _ if n > CALLS / 2 => guard.failure(failure),
+                            _ => guard.success(),
+                        }
+                    }
+                });
+            }
+        });
+        let stats = breaker.stats();
+        assert_eq!(stats.trips, 1, "{stats:?}");
+        assert_eq!(
+            stats.passing
+                + stats.broken_rejected
+                + stats.recovering_admitted
+                + stats.recovering_rejected,
+            THREADS * CALLS,
+            "{stats:?}"
+        );
     }
 }

@@ -186,7 +186,9 @@ impl BreakerMachine {
     ///
     /// [`Decision::Proceed`] admits the call in the state
     /// [`current`](Self::current) returns; report its outcome with that
-    /// state to [`record`](Self::record). A refusal is
+    /// state to [`record`](Self::record), or [`abandon`](Self::abandon) a
+    /// call that ends without one (either counts a call let through while
+    /// passing in [`BreakerStats::passing`]). A refusal is
     /// [`Decision::WaitUntil`] with [`Reason::Broken`] (until recovery
     /// starts) or [`Reason::Recovering`] (no instant: the next call may be
     /// picked).

@@ -250,7 +250,7 @@ fn only_counted_errors_trip_it_and_by_default_every_error_counts() {
 }
 
 #[test]
-fn an_abandoned_guard_is_not_counted() {
+fn an_abandoned_guard_is_not_counted_in_the_window() {
     let mock = MockRuntime::new();
     let b = breaker(&mock);
     for _ in 0..10 {

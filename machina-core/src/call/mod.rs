@@ -40,7 +40,8 @@
 //!   between them. A retry whose wait would end at or past the deadline is
 //!   not waited for.
 //! - Dropping the call's future at any point gives back every slot it
-//!   held; an attempt cut short is not counted by the breaker.
+//!   held; an attempt cut short is not counted in the breaker's window,
+//!   only among the calls it let through (`BreakerStats::passing`).
 
 mod driver;
 mod error;

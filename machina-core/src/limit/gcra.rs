@@ -130,8 +130,8 @@ impl AtomicBucket {
         self.on_counter().unwrap_or_else(|| self.nanos(now))
     }
 
-    /// Now on `runtime`'s fast counter, in nanoseconds since the epoch, if
-    /// the bucket counts on it.
+    /// Now on the fast counter, in nanoseconds since the epoch, if the
+    /// bucket counts on it.
     #[inline]
     fn on_counter(&self) -> Option<u64> {
         let (clock, epoch) = self.counter?;
@@ -324,23 +324,9 @@ mod tests {
         );
     }
 
-    /// A spawner for a runtime whose clock alone is under test.
-    #[derive(Debug)]
-    struct NoSpawn;
-
-    impl crate::rt::Spawn for NoSpawn {
-        fn spawn_detached(&self, _: crate::rt::BoxFuture) -> Result<(), crate::rt::SpawnError> {
-            unreachable!("nothing is spawned")
-        }
-        fn spawn_blocking(&self, _: crate::rt::BlockingFn) -> Result<(), crate::rt::SpawnError> {
-            unreachable!("nothing is spawned")
-        }
-    }
-
     #[test]
     fn a_runtime_with_a_fast_counter_is_read_on_it() {
-        let timer = std::sync::Arc::new(crate::rt::SystemTimer::new());
-        let rt = Runtime::new("system", std::sync::Arc::new(NoSpawn), timer);
+        let rt = crate::test_kit::system_clock_runtime();
         let made = rt.now();
         let bucket =
             AtomicBucket::new(50, Duration::from_secs(1), 0, made, rt.fast_clock()).unwrap();
