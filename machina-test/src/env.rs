@@ -31,6 +31,12 @@ pub struct Env {
 /// assertion calls it absurd.
 const REAL_CLOCK_SLACK: Duration = Duration::from_secs(5);
 
+/// How far before the expected instant a decision read on a real
+/// runtime's fast counter (`machina_core::rt::FastClock`) may fall: a
+/// fraction of a microsecond of anchoring error on each of two readings,
+/// with room to spare.
+pub const FAST_CLOCK_SLACK: Duration = Duration::from_micros(2);
+
 impl Env {
     /// An `Env` for `kind` (the runners make one for each body).
     pub fn new(kind: Kind) -> Self {
@@ -88,6 +94,33 @@ impl Env {
                 actual >= expected && actual <= expected + slack,
                 "{actual:?} should be within [{expected:?}, {expected:?} + {slack:?}]"
             );
+        }
+    }
+
+    /// [`assert_elapsed`](Self::assert_elapsed) for a wait that a group's
+    /// window or rate decided on the runtime's fast counter: on a real
+    /// runtime `actual` may fall short of `expected` by
+    /// [`FAST_CLOCK_SLACK`]; on the mock runtime it is exact.
+    ///
+    /// # Panics
+    /// When the assertion fails, like `assert!`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use machina_test::{Env, Kind};
+    /// use std::time::Duration;
+    ///
+    /// let (ms, us) = (Duration::from_millis, Duration::from_micros);
+    /// Env::new(Kind::Smol).assert_elapsed_on_counter(ms(10) - us(1), ms(10));
+    /// Env::new(Kind::Mock).assert_elapsed_on_counter(ms(10), ms(10));
+    /// ```
+    #[track_caller]
+    pub fn assert_elapsed_on_counter(&self, actual: Duration, expected: Duration) {
+        if self.is_virtual() {
+            assert_eq!(actual, expected, "exact virtual time");
+        } else {
+            self.assert_elapsed(actual + FAST_CLOCK_SLACK, expected);
         }
     }
 }

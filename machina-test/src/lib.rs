@@ -56,7 +56,7 @@ mod port;
 mod runners;
 mod stack;
 
-pub use env::{Env, Kind};
+pub use env::{Env, FAST_CLOCK_SLACK, Kind};
 pub use machina_core::Runtime;
 pub use port::free_port;
 pub use runners::{run_async_std, run_mock, run_smol, run_tokio_ct, run_tokio_mt};

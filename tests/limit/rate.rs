@@ -34,7 +34,7 @@ crate::cross_runtime! {
             let slack = if env.is_virtual() {
                 Duration::ZERO
             } else {
-                Duration::from_micros(2)
+                machina_test::FAST_CLOCK_SLACK
             };
             assert!(at + slack >= due, "start {k} at {at:?}, before its slot at {due:?}");
             late.push(at.saturating_sub(due));

@@ -166,7 +166,7 @@ impl Acquire {
         let Some(first) = self.groups.as_slice().first() else {
             return Ok(Permit::none());
         };
-        let now = first.runtime.now();
+        let now = first.clock_now();
         let groups = self.groups.as_slice();
         let mut guards = self.lock_all();
         for (group, state) in groups.iter().zip(guards.iter_mut()) {
@@ -191,12 +191,22 @@ impl Acquire {
     }
 
     /// One look at the group(s): takes the permit if this caller may
-    /// start, else queues it (or refreshes its waker).
-    fn attempt(&mut self, waker: &Waker) -> Outcome {
+    /// start, else queues it (or refreshes its waker). `slept_until`: the
+    /// instant its timer has just fired for, which the look takes as now
+    /// if the clock reads earlier (the groups' clock may be a fast counter
+    /// a fraction of a microsecond behind the timer's: see
+    /// `GroupInner::clock_now`).
+    fn attempt(&mut self, waker: &Waker, slept_until: Option<Instant>) -> Outcome {
         match &self.groups {
-            Small::One(group) => attempt_one(group, &mut self.ticket, &mut self.queued_at, waker),
+            Small::One(group) => attempt_one(
+                group,
+                &mut self.ticket,
+                &mut self.queued_at,
+                waker,
+                slept_until,
+            ),
             _ => {
-                let now = self.groups.as_slice()[0].runtime.now();
+                let now = at_least(self.groups.as_slice()[0].clock_now(), slept_until);
                 self.attempt_all(now, waker)
             }
         }
@@ -354,6 +364,7 @@ fn attempt_one(
     ticket_slot: &mut Option<u64>,
     queued_at: &mut Option<Instant>,
     waker: &Waker,
+    slept_until: Option<Instant>,
 ) -> Outcome {
     let ticket = *ticket_slot;
     if ticket.is_none() && matches!(group.start_without_lock(), Some(Ok(()))) {
@@ -391,7 +402,7 @@ fn attempt_one(
     let opens_at = if ahead {
         None
     } else {
-        let now = group.decision_now();
+        let now = at_least(group.decision_now(), slept_until);
         let decision = match group.decide(&mut state, now, true) {
             Decision::Proceed => match group.commit(&mut state, now, true) {
                 Ok(_) => {
@@ -492,6 +503,12 @@ fn commit_all(
     Ok(())
 }
 
+/// `now`, or the instant a waiter's timer fired for if that is later.
+#[inline]
+fn at_least(now: Instant, slept_until: Option<Instant>) -> Instant {
+    slept_until.map_or(now, |until| now.max(until))
+}
+
 /// Whether only a freed slot can change `decision` (so waking a waiter
 /// for it now would be a wasted poll).
 fn slots_full(decision: Decision) -> bool {
@@ -514,8 +531,9 @@ impl Future for Acquire {
             this.done = true;
             return Poll::Ready(Permit::none());
         }
+        let mut slept_until = None;
         loop {
-            match this.attempt(cx.waker()) {
+            match this.attempt(cx.waker(), slept_until.take()) {
                 Outcome::Ready => {
                     this.sleep = None;
                     return Poll::Ready(this.permit());
@@ -535,7 +553,9 @@ impl Future for Acquire {
                     if Pin::new(&mut *sleep).poll(cx).is_pending() {
                         return Poll::Pending;
                     }
-                    // The window has opened: look again.
+                    // The window has opened: look again, at no earlier
+                    // than the instant slept for.
+                    slept_until = Some(at);
                     this.sleep = None;
                 }
             }
@@ -593,5 +613,57 @@ impl fmt::Debug for Acquire {
             .field("queued", &self.ticket.is_some())
             .field("passed_over", &self.passed_over)
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::task::Waker;
+
+    use super::*;
+    use crate::limit::{ConcurrentGroup, Limits};
+    use crate::test_kit::ms;
+    use crate::testing::MockRuntime;
+
+    /// A group's clock may be a fast counter a fraction of a microsecond
+    /// behind the timer's: a waiter whose timer fired for the window's
+    /// opening must start then, not be sent back to sleep for the same
+    /// instant. Here the clock is held back (the mock's is not advanced),
+    /// so only the instant slept for can let it start — in one group, and
+    /// in two at once.
+    #[test]
+    fn a_waiter_woken_by_its_timer_decides_no_earlier_than_it_slept_for() {
+        for with_other in [false, true] {
+            let rt = MockRuntime::new().runtime();
+            let window = Limits::new().max_starts(1, ms(100));
+            let one = ConcurrentGroup::new(&rt, "one", window).unwrap();
+            let other = ConcurrentGroup::new(&rt, "other", Limits::new().max_in_flight(3)).unwrap();
+            let mut groups = vec![one.inner.clone()];
+            if with_other {
+                groups.push(other.inner.clone());
+            }
+            let opens = rt.now() + ms(100);
+            let waker = Waker::noop();
+            drop(one.try_acquire().unwrap());
+            let mut waiter = Acquire::new(groups);
+            // On the clock, the window is shut: it sleeps for the opening.
+            for _ in 0..2 {
+                let outcome = waiter.attempt(waker, None);
+                assert!(matches!(outcome, Outcome::Wait(Some(at)) if at == opens));
+            }
+            assert_eq!(one.waiting(), 1);
+            // Its timer fired for the opening; the clock still reads before.
+            assert!(matches!(waiter.attempt(waker, Some(opens)), Outcome::Ready));
+            let permit = waiter.permit();
+            assert_eq!((one.in_flight(), one.waiting()), (1, 0));
+            assert_eq!(other.in_flight(), u32::from(with_other));
+            assert_eq!(
+                one.starts_in_window(),
+                1,
+                "the first start left the window at the opening"
+            );
+            drop(permit);
+            assert_eq!((one.in_flight(), other.in_flight()), (0, 0));
+        }
     }
 }

@@ -19,15 +19,20 @@ use super::error::LimitError;
 ///   late (less than an interval) does not push the later ones back: the
 ///   starts stay on their grid, with no drift.
 ///
-/// The clock a rate reads: a bucket whose interval is a whole number of
-/// nanoseconds (100 per second, not 3) on a runtime with a fast counter
+/// The clock a window or a rate reads: on a runtime with a fast counter
 /// ([`Runtime::fast_clock`](crate::rt::Runtime::fast_clock): smol,
-/// async-std, a multi-thread tokio runtime) reads the CPU's time stamp
-/// counter, anchored to the monotonic clock every millisecond (see
+/// async-std, a multi-thread tokio runtime) decisions read the CPU's time
+/// stamp counter, anchored to the monotonic clock every millisecond (see
 /// [`FastClock`](crate::rt::FastClock)): a few nanoseconds per start
 /// instead of tens, and within a fraction of a microsecond of `Instant`'s
-/// time. Everywhere else (the mock runtime, a current-thread tokio
-/// runtime, a window of starts) decisions are read on `Instant`.
+/// time (so a window may open, and a refusal's `until` fall, that much
+/// before `Instant` says; a waiter woken by its timer is never sent back
+/// to sleep by it). A bucket whose interval is a whole number of
+/// nanoseconds (100 per second, not 3) counts on the counter's nanoseconds
+/// directly; a window, or another rate, on instants made from them
+/// ([`FastClock::now`](crate::rt::FastClock::now)). On the mock runtime
+/// and a current-thread tokio runtime (whose clocks may be paused)
+/// decisions are read on the runtime's `now()`, exactly.
 ///
 /// # Examples
 ///

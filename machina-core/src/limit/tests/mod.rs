@@ -7,6 +7,7 @@
 
 mod api;
 mod cancel;
+mod clock;
 mod fairness;
 mod handoff;
 mod multi;
